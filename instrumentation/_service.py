@@ -1,0 +1,186 @@
+"""``instrument_service``: the standard vitals and snapshot metrics of a service in one call."""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from telemetry_otel import (
+    HEALTH_STATUSES,
+    Component,
+    HealthStatus,
+    SnapshotFunction,
+    Telemetry,
+    __version__,
+    current_telemetry,
+)
+from telemetry_otel.instrumentation._snapshots import SnapshotMetric, SnapshotMetrics
+from telemetry_otel.instrumentation._vitals import RequestVitals, VitalsProducer
+
+__all__ = ["SCOPE_NAME", "InstrumentedService", "instrument_service"]
+
+_Callback = Callable[[CallbackOptions], Iterable[Observation]]
+
+#: Instrumentation scope of every metric this package records for services.
+SCOPE_NAME = "telemetry_otel.instrumentation"
+
+UPTIME_METRIC = ("service.uptime", "s", "Time since the service was instrumented.")
+HEALTH_METRIC = (
+    "service.health",
+    "{status}",
+    "Health the service reports: 1 for its current health.status, 0 for the others.",
+)
+
+
+class InstrumentedService:
+    """A service (or bus provider) with its standard vitals.
+
+    Record each request with :meth:`record_request` (or the :meth:`request` context manager),
+    report health with :meth:`report_health`; uptime is published automatically and the
+    snapshot function, when given, is read once per collection cycle.
+    """
+
+    __slots__ = ("_state", "_vitals", "component", "record_request")
+
+    def __init__(self, component: Component, vitals: RequestVitals | None, state: _State | None) -> None:
+        self.component = component
+        self._vitals = vitals
+        self._state = state
+        #: ``record_request(seconds, error=False)``: count one request and its latency (no-op when
+        #: the SDK is disabled). Bound once, so a call costs one method dispatch.
+        self.record_request = vitals.record if vitals is not None else _ignore
+
+    @property
+    def name(self) -> str:
+        """The service's name, the value of its ``service.name`` attribute."""
+        return self.component.name
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """Time the enclosed block as one request; an exception counts as an error and propagates."""
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self.record_request(time.perf_counter() - started, True)
+            raise
+        self.record_request(time.perf_counter() - started, False)
+
+    def report_health(self, status: HealthStatus, reason: str | None = None) -> None:
+        """Set the health this service reports (``pass``, ``warn`` or ``fail``) with its reason."""
+        self.component.report_health(status, reason)
+
+    def close(self) -> None:
+        """Unregister the service: its metrics stop at the next collection."""
+        state = self._state
+        if state is None:
+            return
+        self._state = None
+        if self._vitals is not None:
+            state.vitals.unbind(self._vitals)
+        state.snapshots.withdraw(self.component)
+        state.telemetry.components.remove(self.component.name)
+
+
+def _ignore(seconds: float, error: bool = False) -> None:
+    """The no-op recorder used when the SDK is disabled."""
+
+
+@dataclass
+class _State:
+    """What instrumentation keeps per telemetry runtime: the vitals producer and observables."""
+
+    telemetry: Telemetry
+    vitals: VitalsProducer
+    snapshots: SnapshotMetrics
+
+
+_states: weakref.WeakKeyDictionary[Telemetry, _State] = weakref.WeakKeyDictionary()
+_states_lock = threading.Lock()
+
+
+def _state_for(telemetry: Telemetry) -> _State:
+    with _states_lock:
+        state = _states.get(telemetry)
+        if state is None:
+            meter = telemetry.get_meter(SCOPE_NAME, __version__)
+            scope = InstrumentationScope(SCOPE_NAME, __version__, None, None)
+            state = _State(telemetry, VitalsProducer(scope), SnapshotMetrics(meter))
+            telemetry.add_producer(state.vitals)
+            meter.create_observable_gauge(
+                UPTIME_METRIC[0], [_uptime_callback(telemetry)], UPTIME_METRIC[1], UPTIME_METRIC[2]
+            )
+            meter.create_observable_gauge(
+                HEALTH_METRIC[0], [_health_callback(telemetry)], HEALTH_METRIC[1], HEALTH_METRIC[2]
+            )
+            _states[telemetry] = state
+        return state
+
+
+def _uptime_callback(telemetry: Telemetry) -> _Callback:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        now = time.time_ns()
+        return [
+            Observation((now - component.started_unix_nano) / 1e9, dict(component.attributes))
+            for component in telemetry.components
+        ]
+
+    return observe
+
+
+def _health_callback(telemetry: Telemetry) -> _Callback:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        observations: list[Observation] = []
+        for component in telemetry.components:
+            report = component.health
+            if report is None:  # not reported: unknown, so nothing is emitted
+                continue
+            for status in HEALTH_STATUSES:
+                value = 1 if status == report.status else 0
+                observations.append(Observation(value, {**component.attributes, "health.status": status}))
+        return observations
+
+    return observe
+
+
+def instrument_service(
+    name: str,
+    *,
+    category: str | None = None,
+    snapshot: SnapshotFunction | None = None,
+    metrics: Iterable[SnapshotMetric] = (),
+    telemetry: Telemetry | None = None,
+) -> InstrumentedService:
+    """Register a service and give it the standard vitals in one call.
+
+    Vitals: ``service.uptime`` (s), ``service.health`` (per ``health.status``), ``service.requests``,
+    ``service.errors`` and ``service.request.duration`` (s, histogram from 100 us to 60 s). Every
+    series carries ``service.name`` and, for runtime services, ``service.category``. ``snapshot``
+    (sync or async) returns the values of ``metrics`` by name; it runs once per collection cycle.
+    """
+    metrics = list(metrics)
+    if metrics and snapshot is None:
+        raise ValueError(f"service {name!r} declares snapshot metrics but has no snapshot function")
+    runtime = telemetry if telemetry is not None else current_telemetry()
+    attributes: dict[str, str] = {"service.name": name}
+    if category is not None:
+        attributes["service.category"] = category
+    component = Component(name=name, category=category, attributes=attributes, snapshot_function=snapshot)
+    runtime.components.add(component)
+    if runtime.disabled:
+        return InstrumentedService(component, None, None)
+    state = _state_for(runtime)
+    try:
+        state.snapshots.declare(component, metrics)
+    except ValueError:
+        runtime.components.remove(name)
+        raise
+    vitals = state.vitals.bind(attributes)
+    return InstrumentedService(component, vitals, state)

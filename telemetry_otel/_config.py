@@ -1,0 +1,110 @@
+"""Configuration of the shared telemetry runtime: explicit arguments beat environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+__all__ = ["ConfigurationError", "TelemetryConfig"]
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+
+
+class ConfigurationError(ValueError):
+    """A configuration value is not allowed; the message names what is."""
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """Settings of the shared telemetry runtime.
+
+    Build it with :meth:`TelemetryConfig.resolve`, which reads the standard OpenTelemetry
+    environment variables and lets explicit arguments override them.
+    """
+
+    service_name: str = "unknown_service"
+    resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    disabled: bool = False
+    collection_timeout_millis: float = 5_000
+    service_timeout_millis: float = 2_000
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        service_name: str | None = None,
+        resource_attributes: Mapping[str, str] | None = None,
+        disabled: bool | None = None,
+        collection_timeout_millis: float | None = None,
+        service_timeout_millis: float | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> TelemetryConfig:
+        """Merge explicit arguments over the environment (``OTEL_*`` variables) over defaults."""
+        env = os.environ if environ is None else environ
+        attributes = _parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+        if resource_attributes:
+            attributes.update(resource_attributes)
+        name = service_name or env.get("OTEL_SERVICE_NAME") or attributes.get("service.name")
+        if disabled is None:
+            disabled = _parse_bool("OTEL_SDK_DISABLED", env.get("OTEL_SDK_DISABLED", "false"))
+        collection = _pick_millis(
+            "collection_timeout_millis",
+            collection_timeout_millis,
+            env.get("TELEMETRY_OTEL_COLLECTION_TIMEOUT_MILLIS"),
+            cls.collection_timeout_millis,
+        )
+        per_service = _pick_millis(
+            "service_timeout_millis",
+            service_timeout_millis,
+            env.get("TELEMETRY_OTEL_SERVICE_TIMEOUT_MILLIS"),
+            cls.service_timeout_millis,
+        )
+        return cls(
+            service_name=name or cls.service_name,
+            resource_attributes=attributes,
+            disabled=disabled,
+            collection_timeout_millis=collection,
+            service_timeout_millis=per_service,
+        )
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _pick_millis(name: str, explicit: float | None, raw: str | None, default: float) -> float:
+    if explicit is not None:
+        value = float(explicit)
+    elif raw is not None and raw.strip():
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name}={raw!r} is not a number of milliseconds") from None
+    else:
+        value = default
+    if not value > 0:
+        raise ConfigurationError(f"{name} must be a positive number of milliseconds, got {value!r}")
+    return value
+
+
+def _parse_resource_attributes(raw: str) -> dict[str, str]:
+    """Parse ``OTEL_RESOURCE_ATTRIBUTES`` (``k1=v1,k2=v2``, values percent-decoded) per the OTel spec."""
+    attributes: dict[str, str] = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(
+                f"OTEL_RESOURCE_ATTRIBUTES item {item!r} is not of the form key=value"
+            )
+        attributes[unquote(key.strip())] = unquote(value.strip())
+    return attributes

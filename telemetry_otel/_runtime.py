@@ -1,0 +1,185 @@
+"""The shared, process-wide telemetry runtime: one MeterProvider, one reader, one collection path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.metrics import Meter, NoOpMeterProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import Metric, MetricsData
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from telemetry_otel._collection import Collection, collect_snapshots
+from telemetry_otel._components import ComponentRegistry
+from telemetry_otel._config import ConfigurationError, TelemetryConfig
+from telemetry_otel._reader import MetricProducer, PullReader, merge_produced
+from telemetry_otel._version import __version__
+
+__all__ = ["Telemetry", "current_telemetry", "get_meter", "setup_telemetry"]
+
+_logger = logging.getLogger("telemetry_otel")
+
+
+class Telemetry:
+    """Handle on the shared telemetry runtime returned by :func:`setup_telemetry`.
+
+    It owns the SDK ``MeterProvider`` (or a no-op provider when the SDK is disabled), the single
+    pull reader, the registry of instrumented components and the metric producers.
+    """
+
+    def __init__(self, config: TelemetryConfig) -> None:
+        self.config = config
+        attributes = {**config.resource_attributes, "service.name": config.service_name}
+        self.resource = Resource.create(attributes)
+        self.components = ComponentRegistry()
+        self._producers: list[MetricProducer] = []
+        self._producers_lock = threading.Lock()
+        self._collect_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="telemetry-snapshot")
+        self._shut_down = False
+        self._reader: PullReader | None
+        self.meter_provider: MeterProvider | NoOpMeterProvider
+        if config.disabled:
+            self._reader = None
+            self.meter_provider = NoOpMeterProvider()
+        else:
+            self._reader = PullReader()
+            self.meter_provider = MeterProvider(resource=self.resource, metric_readers=[self._reader])
+
+    @property
+    def disabled(self) -> bool:
+        """True when ``OTEL_SDK_DISABLED`` (or ``disabled=True``) turned every instrument into a no-op."""
+        return self._reader is None
+
+    def get_meter(self, name: str, version: str | None = None, schema_url: str | None = None) -> Meter:
+        """A meter of the shared provider."""
+        return self.meter_provider.get_meter(name, version, schema_url)
+
+    def add_producer(self, producer: MetricProducer) -> None:
+        """Merge ``producer``'s metrics into every collection from now on."""
+        with self._producers_lock:
+            self._producers.append(producer)
+
+    def remove_producer(self, producer: MetricProducer) -> None:
+        """Stop merging ``producer``'s metrics (unknown producers are ignored)."""
+        with self._producers_lock:
+            if producer in self._producers:
+                self._producers.remove(producer)
+
+    def read_metrics(self, timeout_millis: float | None = None) -> MetricsData:
+        """Read the current cumulative metrics (SDK plus producers) without refreshing snapshots."""
+        if self._reader is None:
+            return MetricsData(resource_metrics=[])
+        timeout = self.config.collection_timeout_millis if timeout_millis is None else timeout_millis
+        data = self._reader.read(timeout_millis=timeout)
+        now = time.time_ns()
+        with self._producers_lock:
+            producers = list(self._producers)
+        produced: dict[InstrumentationScope, list[Metric]] = {}
+        for producer in producers:
+            produced.setdefault(producer.scope, []).extend(producer.produce(now))
+        return merge_produced(data, self.resource, list(produced.items()))
+
+    async def collect(self) -> Collection:
+        """Run one collection cycle: every snapshot in parallel, bounded per component, then one read.
+
+        Concurrent callers are serialised, so snapshot functions never run twice at once.
+        """
+        loop = asyncio.get_running_loop()
+        lock = self._collect_locks.get(loop)
+        if lock is None:
+            lock = self._collect_locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            started = time.perf_counter()
+            outcomes = await collect_snapshots(
+                self.components.snapshot(),
+                timeout_seconds=self.config.service_timeout_millis / 1000,
+                executor=self._executor,
+            )
+            metrics = await loop.run_in_executor(self._executor, self.read_metrics)
+            return Collection(
+                metrics=metrics,
+                outcomes=outcomes,
+                time_unix_nano=time.time_ns(),
+                duration_seconds=time.perf_counter() - started,
+                sdk_disabled=self.disabled,
+            )
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """Shut the provider down and release the runtime; a second call does nothing."""
+        with _state_lock:
+            global _current
+            if self._shut_down:
+                return
+            self._shut_down = True
+            if _current is self:
+                _current = None
+        if isinstance(self.meter_provider, MeterProvider):
+            self.meter_provider.shutdown(timeout_millis=timeout_millis)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+_state_lock = threading.RLock()
+_current: Telemetry | None = None
+_global_provider_set = False
+
+
+def setup_telemetry(
+    *,
+    service_name: str | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    disabled: bool | None = None,
+    collection_timeout_millis: float | None = None,
+    service_timeout_millis: float | None = None,
+    set_global: bool = True,
+) -> Telemetry:
+    """Configure the shared telemetry runtime once and return its handle.
+
+    Explicit arguments beat the ``OTEL_*`` environment variables, which beat defaults. Calling it
+    again with a configuration that resolves the same returns the same handle; a different one is
+    a :class:`ConfigurationError` until the handle is shut down. With ``set_global`` the provider
+    also becomes the OpenTelemetry API's global provider, when no other has been set.
+    """
+    global _current, _global_provider_set
+    config = TelemetryConfig.resolve(
+        service_name=service_name,
+        resource_attributes=resource_attributes,
+        disabled=disabled,
+        collection_timeout_millis=collection_timeout_millis,
+        service_timeout_millis=service_timeout_millis,
+    )
+    with _state_lock:
+        if _current is not None:
+            if _current.config != config:
+                raise ConfigurationError(
+                    "telemetry is already set up with a different configuration "
+                    f"({_current.config}); call shutdown() on its handle before setting it up again"
+                )
+            return _current
+        telemetry = Telemetry(config)
+        _current = telemetry
+        if set_global and not _global_provider_set and not telemetry.disabled:
+            _global_provider_set = True
+            otel_metrics.set_meter_provider(telemetry.meter_provider)
+    _logger.debug("telemetry-otel %s set up for %s", __version__, config.service_name)
+    return telemetry
+
+
+def current_telemetry() -> Telemetry:
+    """The shared runtime, set up from the environment alone if nothing has set it up yet."""
+    with _state_lock:
+        if _current is not None:
+            return _current
+        return setup_telemetry()
+
+
+def get_meter(name: str, version: str | None = None, schema_url: str | None = None) -> Meter:
+    """A meter from the one shared ``MeterProvider`` (set up from the environment on first use)."""
+    return current_telemetry().get_meter(name, version, schema_url)

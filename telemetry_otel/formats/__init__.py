@@ -1,0 +1,1 @@
+"""Encoders from OTel ``MetricsData`` to wire formats."""
