@@ -88,10 +88,10 @@ class RequestVitals:
             if error:
                 self._errors += 1
 
-    def read(self) -> tuple[int, int, float, list[int], float, float]:
+    def read(self) -> tuple[int, int, float, tuple[int, ...], float, float]:
         """A consistent copy: count, errors, sum, bucket counts, min, max."""
         with self._lock:
-            return self._count, self._errors, self._sum, list(self._buckets), self._min, self._max
+            return self._count, self._errors, self._sum, tuple(self._buckets), self._min, self._max
 
 
 class VitalsProducer:

@@ -10,6 +10,7 @@ The application configures that provider once with :func:`setup_telemetry`.
 
 from __future__ import annotations
 
+from telemetry_otel._cache import CachedCollection, CollectionCache
 from telemetry_otel._collection import Collection, ComponentOutcome, Outcome
 from telemetry_otel._components import (
     HEALTH_STATUSES,
@@ -28,7 +29,9 @@ from telemetry_otel._version import __version__
 
 __all__ = [
     "HEALTH_STATUSES",
+    "CachedCollection",
     "Collection",
+    "CollectionCache",
     "Component",
     "ComponentOutcome",
     "ComponentRegistry",

@@ -9,11 +9,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from telemetry_otel._components import Component, Snapshot
+from telemetry_otel._components import Component, Snapshot, SnapshotValue
 
 __all__ = ["Collection", "ComponentOutcome", "Outcome", "collect_snapshots"]
 
@@ -87,9 +87,7 @@ async def _collect_one(
     component.snapshot = snapshot
     component.snapshot_time_unix_nano = now
     component.last_error = None
-    return ComponentOutcome(
-        component.name, "ok", None, time.perf_counter() - started, now, tuple(problems)
-    )
+    return ComponentOutcome(component.name, "ok", None, time.perf_counter() - started, now, tuple(problems))
 
 
 def _failed(component: Component, outcome: Outcome, error: str, started: float) -> ComponentOutcome:
@@ -115,9 +113,9 @@ async def _call(
     return result
 
 
-def _clean(raw: Mapping[object, object]) -> tuple[dict[str, object], list[str]]:
+def _clean(raw: Mapping[object, object]) -> tuple[dict[str, SnapshotValue], list[str]]:
     """Keep the usable values of a snapshot; describe each one dropped."""
-    kept: dict[str, object] = {}
+    kept: dict[str, SnapshotValue] = {}
     problems: list[str] = []
     for key, value in raw.items():
         if not isinstance(key, str):
@@ -129,8 +127,8 @@ def _clean(raw: Mapping[object, object]) -> tuple[dict[str, object], list[str]]:
             series = [item for item in value if _is_series(item)]
             if len(series) != len(value):
                 problems.append(f"{key}: {len(value) - len(series)} series are not (attributes, number)")
-            kept[key] = series
-        elif _is_number(value):
+            kept[key] = cast(SnapshotValue, series)
+        elif isinstance(value, int | float) and _is_number(value):
             kept[key] = value
         else:
             problems.append(f"{key}: {value!r} is not a finite number")
@@ -138,17 +136,8 @@ def _clean(raw: Mapping[object, object]) -> tuple[dict[str, object], list[str]]:
 
 
 def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_series(item: object) -> bool:
-    return (
-        isinstance(item, tuple)
-        and len(item) == 2
-        and isinstance(item[0], Mapping)
-        and _is_number(item[1])
-    )
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], Mapping) and _is_number(item[1])

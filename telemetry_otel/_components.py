@@ -25,7 +25,7 @@ HEALTH_STATUSES: tuple[HealthStatus, ...] = ("pass", "warn", "fail")
 AttributeValue: TypeAlias = str | bool | int | float
 #: One value of a snapshot: a number, ``None`` (unknown: nothing is emitted), or several
 #: ``(attributes, number)`` pairs for a metric with more than one series.
-SnapshotValue: TypeAlias = float | int | None | Sequence[tuple[Mapping[str, AttributeValue], float | int]]
+SnapshotValue: TypeAlias = float | int | Sequence[tuple[Mapping[str, AttributeValue], float | int]] | None
 #: What a snapshot function returns: metric name -> value. A missing name is unknown, never 0.
 Snapshot: TypeAlias = Mapping[str, SnapshotValue]
 SnapshotFunction: TypeAlias = Callable[[], Snapshot | Awaitable[Snapshot]]

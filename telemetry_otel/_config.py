@@ -103,8 +103,6 @@ def _parse_resource_attributes(raw: str) -> dict[str, str]:
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigurationError(
-                f"OTEL_RESOURCE_ATTRIBUTES item {item!r} is not of the form key=value"
-            )
+            raise ConfigurationError(f"OTEL_RESOURCE_ATTRIBUTES item {item!r} is not of the form key=value")
         attributes[unquote(key.strip())] = unquote(value.strip())
     return attributes

@@ -36,7 +36,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 __all__ = ["MetricProducer", "PullReader", "merge_produced"]
 
-_CUMULATIVE = {
+_CUMULATIVE: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.CUMULATIVE
     for kind in (
         Counter,

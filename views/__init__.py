@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from telemetry_otel.views._app import ALLOWED_QUERY, create_app
+from telemetry_otel.views._detailed import render_detailed
+
+__all__ = ["ALLOWED_QUERY", "create_app", "render_detailed"]

@@ -1,0 +1,211 @@
+"""The ``telemetry-otel`` command line: ``serve`` the unified endpoint for the demo or an application.
+
+The CLI belongs to the core, which never imports the views package statically: the server's app
+factory and the demo runtime are loaded by import string, the way ``uvicorn`` loads an app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from telemetry_otel._config import ConfigurationError
+from telemetry_otel._runtime import Telemetry, setup_telemetry
+from telemetry_otel._version import __version__
+
+__all__ = ["main"]
+
+APP_FACTORY = "telemetry_otel.views:create_app"
+DEMO_FACTORY = "telemetry_otel.instrumentation.demo:build_demo"
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, with an exit code, never a traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``telemetry-otel`` and ``python -m telemetry_otel``; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except CliError as exc:
+        print(f"telemetry-otel: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="telemetry-otel", description="OpenTelemetry-native telemetry for Python service runtimes."
+    )
+    parser.add_argument("--version", action="version", version=f"telemetry-otel {__version__}")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log verbosity"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="serve the unified telemetry endpoint and /metrics")
+    source = serve.add_mutually_exclusive_group(required=True)
+    source.add_argument("--demo", action="store_true", help="run the simulated demo agent runtime")
+    source.add_argument(
+        "--app",
+        metavar="MODULE:FACTORY",
+        help="run your runtime: FACTORY(telemetry) registers its services and may return an object "
+        "with an async run() and a close()",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="TCP port, 0 for any free one (default: 8000)"
+    )
+    serve.add_argument(
+        "--agent", type=_agent, default="demo", help="agent id in the URL path (default: demo)"
+    )
+    serve.add_argument(
+        "--seed", type=int, default=None, help="seed of the demo simulation (reproducible runs)"
+    )
+    serve.add_argument(
+        "--cache-ttl",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a collection is served from cache (default: 30)",
+    )
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
+    return port
+
+
+def _agent(text: str) -> str:
+    if not text or not all(char.isalnum() or char in "-_." for char in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an agent id (letters, digits, '-', '_', '.')")
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be zero or more seconds")
+    return value
+
+
+def load_object(spec: str) -> Any:
+    """Import ``module:attribute`` and return the attribute; a clear error names what failed."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise CliError(f"{spec!r} is not of the form MODULE:FACTORY", EXIT_USAGE)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CliError(f"cannot import {module_name!r}: {exc}", EXIT_USAGE) from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise CliError(f"module {module_name!r} has no attribute {attribute!r}", EXIT_USAGE) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        explicit_name = None if os.environ.get("OTEL_SERVICE_NAME") else args.agent
+        telemetry = setup_telemetry(service_name=explicit_name)
+    except ConfigurationError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    runtime = _start_runtime(args, telemetry)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    run = getattr(runtime, "run", None)
+    if run is not None and inspect.iscoroutinefunction(run):
+        background.append(run)
+    on_shutdown: list[Callable[[], None]] = []
+    close = getattr(runtime, "close", None)
+    if callable(close):
+        on_shutdown.append(close)
+    on_shutdown.append(telemetry.shutdown)
+    create_app = load_object(APP_FACTORY)
+    app = create_app(
+        telemetry,
+        agent=args.agent,
+        cache_ttl_seconds=args.cache_ttl,
+        background=background,
+        on_shutdown=on_shutdown,
+    )
+    sock = _bind(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    print(
+        f"telemetry-otel {__version__}: serving agent {args.agent!r} "
+        f"({len(telemetry.components)} components{', SDK disabled' if telemetry.disabled else ''})\n"
+        f"  http://{_url_host(host)}:{port}/api/{args.agent}/v1/telemetry\n"
+        f"  http://{_url_host(host)}:{port}/metrics",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve(sockets=[sock]))
+    return 0
+
+
+def _start_runtime(args: argparse.Namespace, telemetry: Telemetry) -> object:
+    if args.demo:
+        factory = load_object(DEMO_FACTORY)
+        return factory(telemetry, seed=args.seed)
+    factory = load_object(args.app)
+    if not callable(factory):
+        raise CliError(f"{args.app!r} is not callable", EXIT_USAGE)
+    try:
+        return factory(telemetry)
+    except Exception as exc:
+        raise CliError(f"{args.app} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CliError(f"cannot resolve host {host!r}: {exc.strerror}", EXIT_USAGE) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

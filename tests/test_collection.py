@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint
+
+from telemetry_otel import Snapshot, Telemetry, TelemetryConfig
+from telemetry_otel.instrumentation import gauge, instrument_service
+
+
+def _values(data: MetricsData, name: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == name:
+                    for point in metric.data.data_points:
+                        assert isinstance(point, NumberDataPoint)
+                        found[str((point.attributes or {})["service.name"])] = point.value
+    return found
+
+
+DEPTH = gauge("work.queue.depth", "{item}", "Items waiting.")
+
+
+def test_a_failing_or_slow_service_is_reported_while_the_others_are_complete() -> None:
+    telemetry = Telemetry(TelemetryConfig(service_name="t", service_timeout_millis=200))
+    release = threading.Event()
+
+    def hangs() -> Snapshot:
+        release.wait(5)
+        return {"work.queue.depth": 99}
+
+    async def hangs_async() -> Snapshot:
+        await asyncio.sleep(5)
+        return {"work.queue.depth": 98}
+
+    def raises() -> Snapshot:
+        raise RuntimeError("database is gone")
+
+    try:
+        instrument_service(
+            "good",
+            category="graph",
+            snapshot=lambda: {"work.queue.depth": 3},
+            metrics=[DEPTH],
+            telemetry=telemetry,
+        )
+        instrument_service("slow", category="graph", snapshot=hangs, metrics=[DEPTH], telemetry=telemetry)
+        instrument_service(
+            "slow_async", category="graph", snapshot=hangs_async, metrics=[DEPTH], telemetry=telemetry
+        )
+        instrument_service("broken", category="graph", snapshot=raises, metrics=[DEPTH], telemetry=telemetry)
+        started = time.perf_counter()
+        collection = asyncio.run(telemetry.collect())
+        elapsed = time.perf_counter() - started
+    finally:
+        release.set()
+        telemetry.shutdown()
+    assert elapsed < 1.0
+    outcomes = collection.outcomes
+    assert outcomes["good"].outcome == "ok"
+    assert (outcomes["slow"].outcome, outcomes["slow_async"].outcome) == ("timeout", "timeout")
+    assert outcomes["slow"].error == "snapshot timed out after 200 ms"
+    assert outcomes["broken"].outcome == "error"
+    assert outcomes["broken"].error == "RuntimeError: database is gone"
+    assert _values(collection.metrics, "work.queue.depth") == {"good": 3}
+
+
+def test_snapshots_run_in_parallel(telemetry: Telemetry) -> None:
+    def slow_snapshot() -> Snapshot:
+        time.sleep(0.2)
+        return {"work.queue.depth": 1}
+
+    for index in range(5):
+        instrument_service(
+            f"svc{index}", category="graph", snapshot=slow_snapshot, metrics=[DEPTH], telemetry=telemetry
+        )
+    started = time.perf_counter()
+    collection = asyncio.run(telemetry.collect())
+    assert time.perf_counter() - started < 0.6  # five 200 ms snapshots, not one after another
+    assert all(outcome.outcome == "ok" for outcome in collection.outcomes.values())
+
+
+def test_unusable_values_are_dropped_and_reported_never_zeroed(telemetry: Telemetry) -> None:
+    metrics = [DEPTH, gauge("work.cpu", "1", "CPU."), gauge("work.unknown", "1", "Unknown.")]
+    instrument_service(
+        "garbage",
+        category="graph",
+        snapshot=lambda: {"work.queue.depth": float("nan"), "work.cpu": "high", "work.unknown": None},
+        metrics=metrics,
+        telemetry=telemetry,
+    )
+    collection = asyncio.run(telemetry.collect())
+    outcome = collection.outcomes["garbage"]
+    assert outcome.outcome == "ok"
+    assert outcome.problems == (
+        "work.queue.depth: nan is not a finite number",
+        "work.cpu: 'high' is not a finite number",
+    )
+    for name in ("work.queue.depth", "work.cpu", "work.unknown"):
+        assert _values(collection.metrics, name) == {}
+
+
+def test_a_failed_snapshot_keeps_the_last_good_value_and_its_age(telemetry: Telemetry) -> None:
+    state = {"fail": False}
+
+    def flaky() -> Snapshot:
+        if state["fail"]:
+            raise OSError("disk")
+        return {"work.queue.depth": 7}
+
+    instrument_service("flaky", category="graph", snapshot=flaky, metrics=[DEPTH], telemetry=telemetry)
+    first = asyncio.run(telemetry.collect())
+    state["fail"] = True
+    second = asyncio.run(telemetry.collect())
+    assert second.outcomes["flaky"].outcome == "error"
+    assert second.outcomes["flaky"].last_success_unix_nano == first.outcomes["flaky"].last_success_unix_nano
+    assert _values(second.metrics, "work.queue.depth") == {"flaky": 7}

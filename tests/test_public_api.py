@@ -1,0 +1,57 @@
+"""Pin the public API: a name leaves or joins ``__all__`` only on purpose."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "telemetry_otel": {
+        "HEALTH_STATUSES",
+        "CachedCollection",
+        "Collection",
+        "CollectionCache",
+        "Component",
+        "ComponentOutcome",
+        "ComponentRegistry",
+        "ConfigurationError",
+        "HealthReport",
+        "HealthStatus",
+        "MetricProducer",
+        "Outcome",
+        "Snapshot",
+        "SnapshotFunction",
+        "SnapshotValue",
+        "Telemetry",
+        "TelemetryConfig",
+        "__version__",
+        "current_telemetry",
+        "get_meter",
+        "setup_telemetry",
+    },
+    "telemetry_otel.instrumentation": {
+        "LATENCY_BUCKETS",
+        "SCOPE_NAME",
+        "InstrumentedService",
+        "MetricKind",
+        "SnapshotMetric",
+        "counter",
+        "gauge",
+        "instrument_service",
+        "updown_counter",
+    },
+    "telemetry_otel.views": {"ALLOWED_QUERY", "create_app", "render_detailed"},
+    "telemetry_otel.formats": {"PROMETHEUS_TEXT_CONTENT_TYPE", "encode_prometheus_text"},
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED))
+def test_all_is_exactly_the_public_api(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert set(module.__all__) == EXPECTED[module_name]
+    public = {name for name in vars(module) if not name.startswith("_")} | {"__version__"} & set(vars(module))
+    imported_modules = {name for name in public if type(getattr(module, name)).__name__ == "module"}
+    assert public - imported_modules - {"annotations"} == EXPECTED[module_name]
+    for name in module.__all__:
+        assert getattr(module, name) is not None
