@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import pathlib
 
 import telemetry_otel
@@ -10,6 +11,8 @@ import telemetry_otel.instrumentation
 import telemetry_otel.views
 
 ROOT = pathlib.Path(telemetry_otel.__file__).parent
+INSTRUMENTATION = pathlib.Path(telemetry_otel.instrumentation.__file__ or "").parent
+VIEWS = pathlib.Path(telemetry_otel.views.__file__ or "").parent
 SUBPACKAGES = ("telemetry_otel.instrumentation", "telemetry_otel.views")
 
 
@@ -23,9 +26,11 @@ def _imports(path: pathlib.Path) -> set[str]:
     return found
 
 
-def test_instrumentation_and_views_are_installed_inside_the_one_namespace() -> None:
-    for package in (telemetry_otel.instrumentation, telemetry_otel.views):
-        assert pathlib.Path(package.__file__ or "").parent.parent == ROOT
+def test_only_the_telemetry_otel_namespace_is_installed() -> None:
+    assert telemetry_otel.instrumentation.__name__ == "telemetry_otel.instrumentation"
+    assert telemetry_otel.views.__name__ == "telemetry_otel.views"
+    for top_level in ("instrumentation", "views"):
+        assert importlib.util.find_spec(top_level) is None, f"{top_level!r} is importable on its own"
 
 
 def test_the_core_never_imports_views_or_instrumentation() -> None:
@@ -41,7 +46,7 @@ def test_the_core_never_imports_views_or_instrumentation() -> None:
 
 
 def test_views_and_instrumentation_do_not_import_each_other() -> None:
-    pairs = [("instrumentation", "telemetry_otel.views"), ("views", "telemetry_otel.instrumentation")]
+    pairs = [(INSTRUMENTATION, "telemetry_otel.views"), (VIEWS, "telemetry_otel.instrumentation")]
     for folder, forbidden in pairs:
-        for path in (ROOT / folder).rglob("*.py"):
+        for path in folder.rglob("*.py"):
             assert not [name for name in _imports(path) if name.startswith(forbidden)], path

@@ -1,1 +1,7 @@
 """Encoders from OTel ``MetricsData`` to wire formats."""
+
+from __future__ import annotations
+
+from telemetry_otel.formats._prometheus import PROMETHEUS_TEXT_CONTENT_TYPE, encode_prometheus_text
+
+__all__ = ["PROMETHEUS_TEXT_CONTENT_TYPE", "encode_prometheus_text"]

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from telemetry_otel import Snapshot, Telemetry, TelemetryConfig
+from telemetry_otel.instrumentation import gauge, instrument_service
+from telemetry_otel.views import create_app
+
+
+def _populate(telemetry: Telemetry) -> None:
+    memory = instrument_service(
+        "memory",
+        category="graph",
+        snapshot=lambda: {"memory.graph.nodes": 42},
+        metrics=[gauge("memory.graph.nodes", "{node}", "Nodes in the graph.")],
+        telemetry=telemetry,
+    )
+    memory.record_request(0.004)
+    memory.record_request(0.2, True)
+    memory.report_health("pass")
+    provider = instrument_service("openai_primary", telemetry=telemetry)
+    provider.record_request(1.5)
+    telemetry.components.declare_bus("llm")
+    telemetry.components.attach("llm", "openai_primary", "openai_primary")
+    telemetry.get_meter("my.own").create_counter("my.own.calls", "{call}", "Calls.").add(3)
+
+
+@pytest.fixture
+def client(telemetry: Telemetry) -> TestClient:
+    _populate(telemetry)
+    return TestClient(create_app(telemetry, agent="demo"))
+
+
+def test_unified_endpoint_serves_the_collected_otel_data(client: TestClient) -> None:
+    response = client.get("/api/demo/v1/telemetry")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["agent"], body["view"], body["sdk_disabled"], body["cached"]) == (
+        "demo",
+        "detailed",
+        False,
+        False,
+    )
+    assert body["totals"] == {"services": 1, "providers": 1, "categories": 1, "buses": 1}
+    memory = body["services"]["memory"]
+    assert memory["health"] == {"status": "pass", "reason": None}
+    assert memory["snapshot"]["outcome"] == "ok"
+    metrics = {metric["name"]: metric for metric in memory["metrics"]}
+    assert metrics["service.requests"]["points"] == [{"attributes": {}, "value": 2}]
+    assert metrics["service.errors"]["points"][0]["value"] == 1
+    assert metrics["memory.graph.nodes"]["points"][0]["value"] == 42
+    latency = metrics["service.request.duration"]["points"][0]
+    assert (latency["count"], latency["buckets"][-1]["le"]) == (2, "+Inf")
+    assert sum(bucket["count"] for bucket in latency["buckets"]) == 2
+    assert body["buses"]["llm"] == {
+        "providers_total": 1,
+        "providers": {"openai_primary": "openai_primary"},
+        "requests": 1,
+        "errors": 0,
+    }
+    assert [metric["name"] for metric in body["other_metrics"]] == ["my.own.calls"]
+    assert body["resource"]["service.name"] == "test-agent"
+
+
+def test_second_request_is_served_from_cache(client: TestClient) -> None:
+    client.get("/api/demo/v1/telemetry")
+    again = client.get("/api/demo/v1/telemetry").json()
+    assert again["cached"] is True
+    assert again["cache_age_seconds"] >= 0
+
+
+def test_metrics_route_serves_prometheus_text_that_parses_and_passes_promtool(client: TestClient) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    requests = families["service_requests"]
+    assert requests.type == "counter"
+    assert {sample.labels["service_name"]: sample.value for sample in requests.samples} == {
+        "memory": 2.0,
+        "openai_primary": 1.0,
+    }
+    assert families["service_request_duration_seconds"].type == "histogram"
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=response.text, capture_output=True, text=True, check=False
+    )
+    assert (check.returncode, check.stdout + check.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "fragment", "allowed_key"),
+    [
+        ("?view=summary", 400, "view='summary' is not supported", "allowed"),
+        ("?format=xml", 400, "format='xml' is not supported", "allowed"),
+        ("?colour=red", 400, "unknown query parameter 'colour'", "allowed"),
+        ("?view=detailed&view=detailed", 400, "given 2 times", "allowed"),
+    ],
+)
+def test_bad_query_is_a_400_naming_what_is_allowed(
+    client: TestClient, query: str, status: int, fragment: str, allowed_key: str
+) -> None:
+    response = client.get(f"/api/demo/v1/telemetry{query}")
+    assert response.status_code == status
+    assert fragment in response.json()["error"]
+    assert response.json()[allowed_key]
+
+
+def test_unknown_agent_route_and_method_are_clear_json_errors(client: TestClient) -> None:
+    agent = client.get("/api/other/v1/telemetry")
+    assert (agent.status_code, agent.json()) == (404, {"error": "unknown agent 'other'", "agents": ["demo"]})
+    route = client.get("/api/demo/v2/everything")
+    assert route.status_code == 404
+    assert "/metrics" in route.json()["routes"]
+    method = client.post("/metrics")
+    assert (method.status_code, method.json()["allowed"]) == (405, ["GET"])
+
+
+def test_endpoint_says_when_the_sdk_is_disabled() -> None:
+    telemetry = Telemetry(TelemetryConfig(service_name="off", disabled=True))
+    instrument_service("memory", category="graph", telemetry=telemetry)
+    with TestClient(create_app(telemetry, agent="demo")) as client:
+        body = client.get("/api/demo/v1/telemetry").json()
+        assert body["sdk_disabled"] is True
+        assert body["services"]["memory"]["metrics"] == []
+        assert client.get("/metrics").text == ""
+    telemetry.shutdown()
+
+
+def test_background_tasks_run_for_the_app_lifetime_and_shutdown_callbacks_run(telemetry: Telemetry) -> None:
+    ticks: list[int] = []
+    closed: list[bool] = []
+
+    async def run() -> None:
+        while True:
+            ticks.append(1)
+            await asyncio.sleep(0.01)
+
+    def snapshot() -> Snapshot:
+        return {}
+
+    instrument_service("svc", category="graph", snapshot=snapshot, telemetry=telemetry)
+    app = create_app(telemetry, background=[run], on_shutdown=[lambda: closed.append(True)])
+    with TestClient(app) as client:
+        assert client.get("/api/demo/v1/telemetry").status_code == 200
+    assert ticks
+    assert closed == [True]
