@@ -47,12 +47,20 @@ class InstrumentedService:
     snapshot function, when given, is read once per collection cycle.
     """
 
-    __slots__ = ("_state", "_vitals", "component", "record_request")
+    __slots__ = ("_closed", "_state", "_telemetry", "_vitals", "component", "record_request")
 
-    def __init__(self, component: Component, vitals: RequestVitals | None, state: _State | None) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        component: Component,
+        vitals: RequestVitals | None,
+        state: _State | None,
+    ) -> None:
         self.component = component
+        self._telemetry = telemetry
         self._vitals = vitals
         self._state = state
+        self._closed = False
         #: ``record_request(seconds, error=False)``: count one request and its latency (no-op when
         #: the SDK is disabled). Bound once, so a call costs one method dispatch.
         self.record_request = vitals.record if vitals is not None else _ignore
@@ -77,16 +85,22 @@ class InstrumentedService:
         """Set the health this service reports (``pass``, ``warn`` or ``fail``) with its reason."""
         self.component.report_health(status, reason)
 
+    @property
+    def telemetry(self) -> Telemetry:
+        """The telemetry runtime the service is registered on."""
+        return self._telemetry
+
     def close(self) -> None:
-        """Unregister the service: its metrics stop at the next collection."""
-        state = self._state
-        if state is None:
+        """Unregister the service: its metrics stop at the next collection (a second call does nothing)."""
+        if self._closed:
             return
-        self._state = None
-        if self._vitals is not None:
-            state.vitals.unbind(self._vitals)
-        state.snapshots.withdraw(self.component)
-        state.telemetry.components.remove(self.component.name)
+        self._closed = True
+        state = self._state
+        if state is not None:
+            if self._vitals is not None:
+                state.vitals.unbind(self._vitals)
+            state.snapshots.withdraw(self.component)
+        self._telemetry.components.remove(self.component.name)
 
 
 def _ignore(seconds: float, error: bool = False) -> None:
@@ -175,7 +189,7 @@ def instrument_service(
     component = Component(name=name, category=category, attributes=attributes, snapshot_function=snapshot)
     runtime.components.add(component)
     if runtime.disabled:
-        return InstrumentedService(component, None, None)
+        return InstrumentedService(runtime, component, None, None)
     state = _state_for(runtime)
     try:
         state.snapshots.declare(component, metrics)
@@ -183,4 +197,4 @@ def instrument_service(
         runtime.components.remove(name)
         raise
     vitals = state.vitals.bind(attributes)
-    return InstrumentedService(component, vitals, state)
+    return InstrumentedService(runtime, component, vitals, state)

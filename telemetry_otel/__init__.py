@@ -23,7 +23,7 @@ from telemetry_otel._components import (
     SnapshotValue,
 )
 from telemetry_otel._config import ConfigurationError, TelemetryConfig
-from telemetry_otel._reader import MetricProducer
+from telemetry_otel._reader import MetricAggregator, MetricProducer
 from telemetry_otel._runtime import Telemetry, current_telemetry, get_meter, setup_telemetry
 from telemetry_otel._version import __version__
 
@@ -38,6 +38,7 @@ __all__ = [
     "ConfigurationError",
     "HealthReport",
     "HealthStatus",
+    "MetricAggregator",
     "MetricProducer",
     "Outcome",
     "Snapshot",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import inspect
 import logging
@@ -172,7 +173,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
-    asyncio.run(server.serve(sockets=[sock]))
+    # uvicorn re-raises the SIGINT it handled once it has shut down cleanly: that is a normal exit.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve(sockets=[sock]))
     return 0
 
 

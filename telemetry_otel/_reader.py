@@ -34,7 +34,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-__all__ = ["MetricProducer", "PullReader", "merge_produced"]
+__all__ = ["MetricAggregator", "MetricProducer", "PullReader", "merge_produced"]
 
 _CUMULATIVE: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.CUMULATIVE
@@ -63,6 +63,23 @@ class MetricProducer(Protocol):
 
     def produce(self, time_unix_nano: int) -> Iterable[Metric]:
         """The current cumulative metrics, stamped with ``time_unix_nano``."""
+        ...
+
+
+class MetricAggregator(Protocol):
+    """Derives metrics from what the SDK and the producers recorded (a bus aggregating providers).
+
+    ``aggregate`` is called once per read with the data it derives from; it must not call back
+    into the runtime's read.
+    """
+
+    @property
+    def scope(self) -> InstrumentationScope:
+        """The instrumentation scope of the derived metrics."""
+        ...
+
+    def aggregate(self, data: MetricsData) -> Iterable[Metric]:
+        """The derived cumulative metrics for ``data``."""
         ...
 
 

@@ -19,7 +19,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from telemetry_otel._collection import Collection, collect_snapshots
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import ConfigurationError, TelemetryConfig
-from telemetry_otel._reader import MetricProducer, PullReader, merge_produced
+from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._version import __version__
 
 __all__ = ["Telemetry", "current_telemetry", "get_meter", "setup_telemetry"]
@@ -40,6 +40,7 @@ class Telemetry:
         self.resource = Resource.create(attributes)
         self.components = ComponentRegistry()
         self._producers: list[MetricProducer] = []
+        self._aggregators: list[MetricAggregator] = []
         self._producers_lock = threading.Lock()
         self._collect_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="telemetry-snapshot")
@@ -73,8 +74,23 @@ class Telemetry:
             if producer in self._producers:
                 self._producers.remove(producer)
 
-    def read_metrics(self, timeout_millis: float | None = None) -> MetricsData:
-        """Read the current cumulative metrics (SDK plus producers) without refreshing snapshots."""
+    def add_aggregator(self, aggregator: MetricAggregator) -> None:
+        """Add ``aggregator``'s derived metrics to every full read from now on."""
+        with self._producers_lock:
+            self._aggregators.append(aggregator)
+
+    def remove_aggregator(self, aggregator: MetricAggregator) -> None:
+        """Stop deriving ``aggregator``'s metrics (unknown aggregators are ignored)."""
+        with self._producers_lock:
+            if aggregator in self._aggregators:
+                self._aggregators.remove(aggregator)
+
+    def read_metrics(self, timeout_millis: float | None = None, *, aggregates: bool = True) -> MetricsData:
+        """Read the current cumulative metrics without refreshing snapshots.
+
+        The data holds what the SDK recorded plus every producer's metrics and, with
+        ``aggregates``, every aggregator's metrics derived from those.
+        """
         if self._reader is None:
             return MetricsData(resource_metrics=[])
         timeout = self.config.collection_timeout_millis if timeout_millis is None else timeout_millis
@@ -82,10 +98,17 @@ class Telemetry:
         now = time.time_ns()
         with self._producers_lock:
             producers = list(self._producers)
+            aggregators = list(self._aggregators) if aggregates else []
         produced: dict[InstrumentationScope, list[Metric]] = {}
         for producer in producers:
             produced.setdefault(producer.scope, []).extend(producer.produce(now))
-        return merge_produced(data, self.resource, list(produced.items()))
+        merged = merge_produced(data, self.resource, list(produced.items()))
+        if not aggregators:
+            return merged
+        derived: dict[InstrumentationScope, list[Metric]] = {}
+        for aggregator in aggregators:
+            derived.setdefault(aggregator.scope, []).extend(aggregator.aggregate(merged))
+        return merge_produced(merged, self.resource, list(derived.items()))
 
     async def collect(self) -> Collection:
         """Run one collection cycle: every snapshot in parallel, bounded per component, then one read.

@@ -15,10 +15,15 @@ import httpx2 as httpx
 import pytest
 
 COMMAND = [sys.executable, "-m", "telemetry_otel"]
+#: ``python -m`` puts the working directory first on sys.path: run outside the source tree so the
+#: installed package is the one under test.
+NEUTRAL_CWD = "/"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=60, check=False, cwd=NEUTRAL_CWD
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +35,7 @@ def demo_server() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         text=True,
         env=env,
+        cwd=NEUTRAL_CWD,
     )
     assert process.stderr is not None
     base = None
@@ -121,6 +127,7 @@ def test_bad_otel_environment_is_a_usage_error() -> None:
         timeout=60,
         check=False,
         env={**os.environ, "OTEL_SDK_DISABLED": "perhaps"},
+        cwd=NEUTRAL_CWD,
     )
     assert result.returncode == 2
     assert "OTEL_SDK_DISABLED='perhaps' is not a boolean; use true or false" in result.stderr

@@ -18,6 +18,7 @@ EXPECTED = {
         "ConfigurationError",
         "HealthReport",
         "HealthStatus",
+        "MetricAggregator",
         "MetricProducer",
         "Outcome",
         "Snapshot",

@@ -209,3 +209,13 @@ def test_two_threads_recording_concurrently_lose_no_update(telemetry: Telemetry)
         2 * per_thread,
         2 * per_thread,
     )
+
+
+def test_close_unregisters_the_name_even_with_the_sdk_disabled() -> None:
+    telemetry = Telemetry(TelemetryConfig(service_name="off", disabled=True))
+    service = instrument_service("svc", category="graph", telemetry=telemetry)
+    service.close()
+    service.close()
+    assert telemetry.components.get("svc") is None
+    instrument_service("svc", category="graph", telemetry=telemetry)  # the name is free again
+    telemetry.shutdown()

@@ -251,7 +251,7 @@ def test_close_unregisters_everything(make_telemetry: TelemetryFactory) -> None:
         build_demo(telemetry, seed=2).close()  # the names are free again
 
 
-def test_run_steps_on_wall_time_until_cancelled(demo_telemetry: Telemetry) -> None:
+def test_run_steps_on_wall_time_until_cancelled_or_closed(demo_telemetry: Telemetry) -> None:
     demo = DemoRuntime(demo_telemetry, seed=9, tick_seconds=0.01)
 
     async def main() -> None:
@@ -265,6 +265,8 @@ def test_run_steps_on_wall_time_until_cancelled(demo_telemetry: Telemetry) -> No
     asyncio.run(main())
     after = sum(_values(_collect(demo_telemetry), "service.requests").values())
     assert after > before
+    demo.close()
+    asyncio.run(asyncio.wait_for(demo.run(), timeout=1.0))  # a closed runtime's run() just returns
 
 
 def test_durations_must_be_positive(demo_telemetry: Telemetry) -> None:

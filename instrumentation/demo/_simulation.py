@@ -1,0 +1,175 @@
+"""``DemoRuntime``: registers the simulated agent runtime and advances it tick by tick."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import threading
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from telemetry_otel import Snapshot, SnapshotFunction, Telemetry, current_telemetry
+from telemetry_otel.instrumentation import InstrumentedService, instrument_service
+from telemetry_otel.instrumentation.demo._catalog import BUSES, EXTRA_PROVIDERS, SERVICES, category_of
+from telemetry_otel.instrumentation.demo._component import SimulatedComponent
+from telemetry_otel.instrumentation.demo._domain import domain_for
+from telemetry_otel.instrumentation.demo._llm import route_llm_request
+from telemetry_otel.instrumentation.demo._profiles import PROFILES
+from telemetry_otel.instrumentation.demo._resources import ProcessResources
+
+__all__ = ["DEFAULT_SEED", "DemoRuntime", "build_demo"]
+
+#: The seed used when none is given, so two default demos behave alike.
+DEFAULT_SEED = 4
+#: Components whose snapshot function is a coroutine (the others are plain functions).
+_ASYNC_SNAPSHOTS = frozenset({"memory"})
+_RESOURCE_MONITOR = "resource_monitor"
+_LLM_ROUTER = "llm"
+
+
+class DemoRuntime:
+    """A simulated AI-agent runtime: 21 services in 4 categories and 6 buses, with live activity.
+
+    The constructor registers every component on ``telemetry``, attaches the bus providers and
+    runs one :meth:`step`, in which every component handles at least one request (its start-up
+    call), so the first collection already shows activity everywhere. All simulated values
+    come from one ``random.Random(seed)`` (``seed=None`` means a fixed default seed), so a seed
+    and a sequence of ``step`` durations always give the same numbers. ``resource_monitor`` is the
+    exception: it reports this process's real CPU and memory.
+    """
+
+    def __init__(self, telemetry: Telemetry, *, seed: int | None = None, tick_seconds: float = 0.25) -> None:
+        _check_duration("tick_seconds", tick_seconds)
+        self._telemetry = telemetry
+        self._tick_seconds = tick_seconds
+        self._rng = random.Random(DEFAULT_SEED if seed is None else seed)
+        self._lock = threading.Lock()
+        self._now = 0.0
+        self._failing = 0
+        self._closed = False
+        self._started = False
+        names = [name for names in SERVICES.values() for name in names] + list(EXTRA_PROVIDERS)
+        self._components = {
+            name: SimulatedComponent(name, PROFILES[name], domain_for(name)) for name in names
+        }
+        self._llm_providers = [self._components[name] for name in BUSES["llm"]]
+        self._resources = ProcessResources()
+        self._services: dict[str, InstrumentedService] = {}
+        try:
+            self._register()
+        except BaseException:
+            self.close()
+            raise
+        self.step()
+
+    @property
+    def services(self) -> Mapping[str, InstrumentedService]:
+        """Every component this runtime registered (services and bus providers), by name."""
+        return MappingProxyType(self._services)
+
+    def step(self, dt_seconds: float | None = None) -> None:
+        """Advance the simulation by one tick of ``dt_seconds`` (default: ``tick_seconds``).
+
+        Draws each component's requests for the tick and records them, moves breakers, queues and
+        domain state on, and makes every component report its health.
+        """
+        dt = self._tick_seconds if dt_seconds is None else dt_seconds
+        _check_duration("dt_seconds", dt)
+        if not self._advance(dt):
+            raise RuntimeError("the demo runtime is closed")
+
+    async def run(self) -> None:
+        """Call :meth:`step` every ``tick_seconds`` of wall time until cancelled or closed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        while True:
+            deadline += self._tick_seconds
+            delay = deadline - loop.time()
+            if delay < 0:  # fell behind (a blocked loop): resume the rhythm instead of bursting
+                deadline, delay = loop.time(), 0.0
+            await asyncio.sleep(delay)
+            if not self._advance(self._tick_seconds):
+                return
+
+    def _advance(self, dt: float) -> bool:
+        """One tick of ``dt`` seconds; False (and nothing done) once the runtime is closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._now += dt
+            now, rng = self._now, self._rng
+            simulated = list(self._components.values())
+            for component in simulated:
+                component.begin_tick(rng, now, dt)
+            router = self._components[_LLM_ROUTER]
+            for component in simulated:
+                count = component.own_traffic(rng, dt)
+                if not self._started and not component.profile.routed:
+                    count = max(count, 1)  # every component answers its start-up call
+                for _ in range(count):
+                    if component is router:
+                        route_llm_request(rng, router, self._llm_providers, now)
+                    else:
+                        component.serve(rng, now)
+            if not self._started:  # the llm service probes each provider once at start-up
+                for provider in self._llm_providers:
+                    route_llm_request(rng, router, [provider], now)
+            for component in simulated:
+                component.end_tick(rng, now, dt, self._failing)
+            self._failing = sum(component.health == "fail" for component in simulated)
+            self._started = True
+            return True
+
+    def close(self) -> None:
+        """Unregister every component (a second call does nothing)."""
+        with self._lock:
+            self._closed = True
+            services = list(self._services.items())
+            self._services.clear()
+        for _, service in reversed(services):
+            service.close()
+
+    def _register(self) -> None:
+        for name, component in self._components.items():
+            metrics = component.metrics()
+            if name == _RESOURCE_MONITOR:
+                metrics += self._resources.metrics
+            service = instrument_service(
+                name,
+                category=category_of(name),
+                snapshot=self._snapshot_function(component) if metrics else None,
+                metrics=metrics,
+                telemetry=self._telemetry,
+            )
+            component.service = service
+            self._services[name] = service
+        registry = self._telemetry.components
+        for bus, providers in BUSES.items():
+            registry.declare_bus(bus)
+            for provider in providers:
+                registry.attach(bus, provider, provider)
+
+    def _snapshot_function(self, component: SimulatedComponent) -> SnapshotFunction:
+        def read() -> Snapshot:
+            with self._lock:
+                values = component.snapshot()
+            if component.name == _RESOURCE_MONITOR:
+                values.update(self._resources.sample())
+            return values
+
+        async def read_async() -> Snapshot:
+            await asyncio.sleep(0)  # stands for an awaited store query
+            return read()
+
+        return read_async if component.name in _ASYNC_SNAPSHOTS else read
+
+
+def build_demo(telemetry: Telemetry | None = None, *, seed: int | None = None) -> DemoRuntime:
+    """A :class:`DemoRuntime` on ``telemetry`` (default: :func:`telemetry_otel.current_telemetry`)."""
+    return DemoRuntime(telemetry if telemetry is not None else current_telemetry(), seed=seed)
+
+
+def _check_duration(name: str, seconds: float) -> None:
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{name} must be a positive number of seconds, not {seconds!r}")
