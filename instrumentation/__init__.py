@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+from telemetry_otel.instrumentation._aggregation import DEFAULT_GAUGE_RULE, GAUGE_RULES, GaugeRule
+from telemetry_otel.instrumentation._bus import BUS_SCOPE_NAME, Bus, BusConfigurationError
 from telemetry_otel.instrumentation._service import SCOPE_NAME, InstrumentedService, instrument_service
 from telemetry_otel.instrumentation._snapshots import (
     MetricKind,
@@ -26,8 +28,14 @@ from telemetry_otel.instrumentation._snapshots import (
 from telemetry_otel.instrumentation._vitals import LATENCY_BUCKETS
 
 __all__ = [
+    "BUS_SCOPE_NAME",
+    "DEFAULT_GAUGE_RULE",
+    "GAUGE_RULES",
     "LATENCY_BUCKETS",
     "SCOPE_NAME",
+    "Bus",
+    "BusConfigurationError",
+    "GaugeRule",
     "InstrumentedService",
     "MetricKind",
     "SnapshotMetric",

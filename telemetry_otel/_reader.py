@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from opentelemetry.sdk.metrics import (
@@ -107,6 +108,30 @@ class PullReader(MetricReader):
         """Nothing to release: the reader holds no thread or connection."""
 
 
+def _merge_by_name(metrics: Sequence[Metric]) -> list[Metric]:
+    """One ``Metric`` per name in a scope: points of same-named metrics of the same type join."""
+    merged: dict[str, Metric] = {}
+    kept: list[Metric] = []
+    for metric in metrics:
+        first = merged.get(metric.name)
+        if first is None:
+            merged[metric.name] = metric
+            kept.append(metric)
+            continue
+        if type(first.data) is not type(metric.data) or first.unit != metric.unit:
+            kept.append(metric)  # a conflicting definition is left for the encoders to report
+            continue
+        combined = Metric(
+            name=first.name,
+            description=first.description,
+            unit=first.unit,
+            data=replace(first.data, data_points=[*first.data.data_points, *metric.data.data_points]),
+        )
+        merged[metric.name] = combined
+        kept[kept.index(first)] = combined
+    return kept
+
+
 def merge_produced(
     data: MetricsData | None,
     resource: Resource,
@@ -125,12 +150,14 @@ def merge_produced(
             if existing.scope == scope:
                 scopes[index] = ScopeMetrics(
                     scope=existing.scope,
-                    metrics=[*existing.metrics, *metrics],
+                    metrics=_merge_by_name([*existing.metrics, *metrics]),
                     schema_url=existing.schema_url,
                 )
                 break
         else:
-            scopes.append(ScopeMetrics(scope=scope, metrics=list(metrics), schema_url=scope.schema_url or ""))
+            scopes.append(
+                ScopeMetrics(scope=scope, metrics=_merge_by_name(metrics), schema_url=scope.schema_url or "")
+            )
     merged = ResourceMetrics(
         resource=resource_metrics.resource,
         scope_metrics=scopes,

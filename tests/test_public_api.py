@@ -32,6 +32,12 @@ EXPECTED = {
         "setup_telemetry",
     },
     "telemetry_otel.instrumentation": {
+        "BUS_SCOPE_NAME",
+        "Bus",
+        "BusConfigurationError",
+        "DEFAULT_GAUGE_RULE",
+        "GAUGE_RULES",
+        "GaugeRule",
         "LATENCY_BUCKETS",
         "SCOPE_NAME",
         "InstrumentedService",
