@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from telemetry_otel import Collection, Component
+from telemetry_otel.views._buses import render_buses
 
 __all__ = ["render_detailed"]
 
@@ -31,12 +32,13 @@ def render_detailed(
     """Build the detailed JSON document from one collection (pure: no I/O, no clock)."""
     per_service: dict[str, list[dict[str, Any]]] = {component.name: [] for component in components}
     unattributed: list[dict[str, Any]] = []
+    per_bus: dict[str, list[dict[str, Any]]] = {}
     resource: dict[str, Any] = {}
     for resource_metrics in collection.metrics.resource_metrics:
         resource.update(_jsonable_attributes(resource_metrics.resource.attributes))
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
-                _split_by_service(metric, scope_metrics.scope.name, per_service, unattributed)
+                _split(metric, scope_metrics.scope.name, per_service, per_bus, unattributed)
 
     services: dict[str, Any] = {}
     providers: dict[str, Any] = {}
@@ -79,44 +81,36 @@ def render_detailed(
         },
         "categories": categories,
         "services": services,
-        "buses": {bus: _bus(bus_providers, per_service) for bus, bus_providers in buses.items()},
+        "buses": {
+            bus: {**section, "metrics": per_bus.get(bus, [])}
+            for bus, section in render_buses(collection.metrics, buses).items()
+        },
         "providers": providers,
         "other_metrics": unattributed,
     }
 
 
-def _bus(providers: Mapping[str, str], per_service: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    requests: int | None = None
-    errors: int | None = None
-    for component in providers.values():
-        for metric in per_service.get(component, []):
-            for point in metric["points"]:
-                if metric["name"] == "service.requests":
-                    requests = (requests or 0) + point["value"]
-                elif metric["name"] == "service.errors":
-                    errors = (errors or 0) + point["value"]
-    return {
-        "providers_total": len(providers),
-        "providers": dict(providers),
-        "requests": requests,
-        "errors": errors,
-    }
-
-
-def _split_by_service(
+def _split(
     metric: Metric,
     scope: str,
     per_service: dict[str, list[dict[str, Any]]],
+    per_bus: dict[str, list[dict[str, Any]]],
     unattributed: list[dict[str, Any]],
 ) -> None:
-    grouped: dict[str | None, list[dict[str, Any]]] = {}
+    """Add ``metric``'s points to the service (``service.name``) or bus (``bus.name``) they belong to."""
+    grouped: dict[tuple[str, str] | None, list[dict[str, Any]]] = {}
     for point in metric.data.data_points:
         attributes = dict(point.attributes or {})
-        owner = attributes.get("service.name")
-        key = owner if isinstance(owner, str) and owner in per_service else None
-        if key is not None:
+        service = attributes.get("service.name")
+        bus = attributes.get("bus.name")
+        key: tuple[str, str] | None = None
+        if isinstance(service, str) and service in per_service:
+            key = ("service", service)
             for identity in _IDENTITY_KEYS:
                 attributes.pop(identity, None)
+        elif isinstance(bus, str):
+            key = ("bus", bus)
+            attributes.pop("bus.name")
         grouped.setdefault(key, []).append(_point(point, attributes))
     for owner, points in grouped.items():
         entry = {
@@ -127,7 +121,12 @@ def _split_by_service(
             "scope": scope,
             "points": points,
         }
-        (per_service[owner] if owner is not None else unattributed).append(entry)
+        if owner is None:
+            unattributed.append(entry)
+        elif owner[0] == "service":
+            per_service[owner[1]].append(entry)
+        else:
+            per_bus.setdefault(owner[1], []).append(entry)
 
 
 def _kind(metric: Metric) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from telemetry_otel import Snapshot, SnapshotFunction, Telemetry, current_telemetry
-from telemetry_otel.instrumentation import InstrumentedService, instrument_service
+from telemetry_otel.instrumentation import Bus, InstrumentedService, instrument_service
 from telemetry_otel.instrumentation.demo._catalog import BUSES, EXTRA_PROVIDERS, SERVICES, category_of
 from telemetry_otel.instrumentation.demo._component import SimulatedComponent
 from telemetry_otel.instrumentation.demo._domain import domain_for
@@ -56,6 +56,7 @@ class DemoRuntime:
         self._llm_providers = [self._components[name] for name in BUSES["llm"]]
         self._resources = ProcessResources()
         self._services: dict[str, InstrumentedService] = {}
+        self._buses: dict[str, Bus] = {}
         try:
             self._register()
         except BaseException:
@@ -67,6 +68,11 @@ class DemoRuntime:
     def services(self) -> Mapping[str, InstrumentedService]:
         """Every component this runtime registered (services and bus providers), by name."""
         return MappingProxyType(self._services)
+
+    @property
+    def buses(self) -> Mapping[str, Bus]:
+        """The runtime's buses, by name, each with its providers attached."""
+        return MappingProxyType(self._buses)
 
     def step(self, dt_seconds: float | None = None) -> None:
         """Advance the simulation by one tick of ``dt_seconds`` (default: ``tick_seconds``).
@@ -127,6 +133,10 @@ class DemoRuntime:
             self._closed = True
             services = list(self._services.items())
             self._services.clear()
+            buses = list(self._buses.values())
+            self._buses.clear()
+        for bus in buses:
+            bus.close()
         for _, service in reversed(services):
             service.close()
 
@@ -144,11 +154,11 @@ class DemoRuntime:
             )
             component.service = service
             self._services[name] = service
-        registry = self._telemetry.components
-        for bus, providers in BUSES.items():
-            registry.declare_bus(bus)
+        for name, providers in BUSES.items():
+            bus = Bus(name, telemetry=self._telemetry)
             for provider in providers:
-                registry.attach(bus, provider, provider)
+                bus.attach(self._services[provider])
+            self._buses[name] = bus
 
     def _snapshot_function(self, component: SimulatedComponent) -> SnapshotFunction:
         def read() -> Snapshot:

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from telemetry_otel import Snapshot, Telemetry, TelemetryConfig
-from telemetry_otel.instrumentation import gauge, instrument_service
+from telemetry_otel.instrumentation import Bus, gauge, instrument_service
 from telemetry_otel.views import create_app
 
 
@@ -23,10 +23,13 @@ def _populate(telemetry: Telemetry) -> None:
     memory.record_request(0.004)
     memory.record_request(0.2, True)
     memory.report_health("pass")
-    provider = instrument_service("openai_primary", telemetry=telemetry)
-    provider.record_request(1.5)
-    telemetry.components.declare_bus("llm")
-    telemetry.components.attach("llm", "openai_primary", "openai_primary")
+    primary = instrument_service("openai_primary", telemetry=telemetry)
+    fallback = instrument_service("openai_fallback", telemetry=telemetry)
+    Bus("llm", telemetry=telemetry).attach(primary)
+    Bus("llm_backup", telemetry=telemetry).attach(fallback)
+    primary.record_request(1.5)
+    primary.record_request(0.5, True)
+    primary.record_request(0.25)
     telemetry.get_meter("my.own").create_counter("my.own.calls", "{call}", "Calls.").add(3)
 
 
@@ -46,7 +49,7 @@ def test_unified_endpoint_serves_the_collected_otel_data(client: TestClient) -> 
         False,
         False,
     )
-    assert body["totals"] == {"services": 1, "providers": 1, "categories": 1, "buses": 1}
+    assert body["totals"] == {"services": 1, "providers": 2, "categories": 1, "buses": 2}
     memory = body["services"]["memory"]
     assert memory["health"] == {"status": "pass", "reason": None}
     assert memory["snapshot"]["outcome"] == "ok"
@@ -57,12 +60,26 @@ def test_unified_endpoint_serves_the_collected_otel_data(client: TestClient) -> 
     latency = metrics["service.request.duration"]["points"][0]
     assert (latency["count"], latency["buckets"][-1]["le"]) == (2, "+Inf")
     assert sum(bucket["count"] for bucket in latency["buckets"]) == 2
-    assert body["buses"]["llm"] == {
+    llm = body["buses"]["llm"]
+    assert {key: llm[key] for key in ("providers_total", "providers_healthy", "providers_unknown")} == {
         "providers_total": 1,
-        "providers": {"openai_primary": "openai_primary"},
-        "requests": 1,
-        "errors": 0,
+        "providers_healthy": 0,
+        "providers_unknown": 1,
     }
+    assert (llm["requests"], llm["failures"], llm["processed"]) == (3, 1, 2)
+    assert llm["failure_ratio"] == pytest.approx(1 / 3)
+    assert llm["busiest_provider"] == "openai_primary"
+    assert llm["latency"]["count"] == 3
+    assert llm["providers"]["openai_primary"] == {
+        "component": "openai_primary",
+        "requests": 3,
+        "failures": 1,
+        "processed": 2,
+        "failure_ratio": pytest.approx(1 / 3),
+    }
+    idle = body["buses"]["llm_backup"]
+    assert (idle["requests"], idle["failure_ratio"], idle["busiest_provider"]) == (0, None, None)
+    assert {metric["name"] for metric in llm["metrics"]} >= {"bus.requests", "bus.provider.requests"}
     assert [metric["name"] for metric in body["other_metrics"]] == ["my.own.calls"]
     assert body["resource"]["service.name"] == "test-agent"
 
@@ -83,8 +100,11 @@ def test_metrics_route_serves_prometheus_text_that_parses_and_passes_promtool(cl
     assert requests.type == "counter"
     assert {sample.labels["service_name"]: sample.value for sample in requests.samples} == {
         "memory": 2.0,
-        "openai_primary": 1.0,
+        "openai_primary": 3.0,
+        "openai_fallback": 0.0,
     }
+    bus_requests = {sample.labels["bus_name"]: sample.value for sample in families["bus_requests"].samples}
+    assert bus_requests == {"llm": 3.0, "llm_backup": 0.0}
     assert families["service_request_duration_seconds"].type == "histogram"
     check = subprocess.run(
         ["promtool", "check", "metrics"], input=response.text, capture_output=True, text=True, check=False

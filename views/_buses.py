@@ -1,0 +1,116 @@
+"""The per-bus section of a view: the bus question answered from the bus series of one collection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, MetricsData, NumberDataPoint
+
+__all__ = ["render_buses"]
+
+_COUNTS = {"requests": "requests", "failures": "failures", "processed": "processed"}
+_PROVIDER_COUNTS = {
+    "providers": "providers_total",
+    "providers.healthy": "providers_healthy",
+    "providers.unknown": "providers_unknown",
+}
+
+
+def render_buses(data: MetricsData, membership: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """Per bus: providers total/healthy/unknown, requests, failures, processed, failure ratio,
+    merged latency distribution, busiest provider and a per-provider breakdown.
+
+    Every number comes from the ``bus.*`` series the buses derived in this collection; a number no
+    series carries is ``None`` (unknown), never 0.
+    """
+    sections: dict[str, dict[str, Any]] = {bus: _empty(providers) for bus, providers in membership.items()}
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if not metric.name.startswith("bus."):
+                    continue
+                for point in metric.data.data_points:
+                    attributes = dict(point.attributes or {})
+                    bus = attributes.pop("bus.name", None)
+                    if not isinstance(bus, str):
+                        continue
+                    section = sections.setdefault(bus, _empty({}))
+                    provider = attributes.pop("bus.provider", None)
+                    if attributes:  # a stream split by its own attributes: part of "detailed" only
+                        continue
+                    if isinstance(provider, str):
+                        _provider_point(section, provider, metric.name, point)
+                    else:
+                        _bus_point(section, metric.name, point)
+    for section in sections.values():
+        _derive(section)
+    return sections
+
+
+def _empty(providers: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "providers_total": None,
+        "providers_healthy": None,
+        "providers_unknown": None,
+        "requests": None,
+        "failures": None,
+        "processed": None,
+        "failure_ratio": None,
+        "latency": None,
+        "busiest_provider": None,
+        "providers": {
+            name: {
+                "component": component,
+                "requests": None,
+                "failures": None,
+                "processed": None,
+                "failure_ratio": None,
+            }
+            for name, component in providers.items()
+        },
+    }
+
+
+def _bus_point(section: dict[str, Any], name: str, point: object) -> None:
+    stem = name.removeprefix("bus.")
+    if isinstance(point, NumberDataPoint):
+        if stem in _COUNTS:
+            section[_COUNTS[stem]] = point.value
+        elif stem in _PROVIDER_COUNTS:
+            section[_PROVIDER_COUNTS[stem]] = point.value
+    elif isinstance(point, HistogramDataPoint) and stem == "request.duration":
+        section["latency"] = {
+            "count": point.count,
+            "sum_seconds": point.sum,
+            "buckets": [
+                {"le": bound, "count": count}
+                for bound, count in zip([*point.explicit_bounds, "+Inf"], point.bucket_counts, strict=True)
+            ],
+        }
+
+
+def _provider_point(section: dict[str, Any], provider: str, name: str, point: object) -> None:
+    stem = name.removeprefix("bus.provider.")
+    if stem in _COUNTS and isinstance(point, NumberDataPoint):
+        entry = section["providers"].setdefault(
+            provider,
+            {"component": None, "requests": None, "failures": None, "processed": None, "failure_ratio": None},
+        )
+        entry[_COUNTS[stem]] = point.value
+
+
+def _ratio(failures: float | None, requests: float | None) -> float | None:
+    if failures is None or not requests:
+        return None  # no request yet: the ratio is unknown, not 0
+    return failures / requests
+
+
+def _derive(section: dict[str, Any]) -> None:
+    section["failure_ratio"] = _ratio(section["failures"], section["requests"])
+    busiest: tuple[float, str] | None = None
+    for name, entry in section["providers"].items():
+        entry["failure_ratio"] = _ratio(entry["failures"], entry["requests"])
+        if entry["requests"] and (busiest is None or entry["requests"] > busiest[0]):
+            busiest = (entry["requests"], name)
+    section["busiest_provider"] = None if busiest is None else busiest[1]
