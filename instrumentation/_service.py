@@ -72,13 +72,17 @@ class InstrumentedService:
 
     @contextmanager
     def request(self) -> Iterator[None]:
-        """Time the enclosed block as one request; an exception counts as an error and propagates."""
+        """Time the enclosed block as one request; an exception counts as an error and propagates.
+
+        Cancellation and interrupts (``BaseException`` that is not an ``Exception``) record nothing.
+        """
         started = time.perf_counter()
         try:
             yield
-        except BaseException:
+        except Exception:
             self.record_request(time.perf_counter() - started, True)
             raise
+        # A cancelled or interrupted block (BaseException) did not complete: nothing is recorded.
         self.record_request(time.perf_counter() - started, False)
 
     def report_health(self, status: HealthStatus, reason: str | None = None) -> None:
@@ -109,9 +113,11 @@ def _ignore(seconds: float, error: bool = False) -> None:
 
 @dataclass
 class _State:
-    """What instrumentation keeps per telemetry runtime: the vitals producer and observables."""
+    """What instrumentation keeps per telemetry runtime: the vitals producer and observables.
 
-    telemetry: Telemetry
+    It holds no reference to the runtime, so a runtime that is shut down and dropped is collected.
+    """
+
     vitals: VitalsProducer
     snapshots: SnapshotMetrics
 
@@ -126,7 +132,7 @@ def _state_for(telemetry: Telemetry) -> _State:
         if state is None:
             meter = telemetry.get_meter(SCOPE_NAME, __version__)
             scope = InstrumentationScope(SCOPE_NAME, __version__, None, None)
-            state = _State(telemetry, VitalsProducer(scope), SnapshotMetrics(meter))
+            state = _State(VitalsProducer(scope), SnapshotMetrics(meter))
             telemetry.add_producer(state.vitals)
             meter.create_observable_gauge(
                 UPTIME_METRIC[0], [_uptime_callback(telemetry)], UPTIME_METRIC[1], UPTIME_METRIC[2]

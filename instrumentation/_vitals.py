@@ -24,6 +24,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+_INF = math.inf
+
 __all__ = [
     "ERRORS_METRIC",
     "LATENCY_BUCKETS",
@@ -58,6 +60,7 @@ class RequestVitals:
         "_lock",
         "_max",
         "_min",
+        "_requests",
         "_sum",
         "attributes",
         "start_time_unix_nano",
@@ -69,6 +72,7 @@ class RequestVitals:
         self._lock = threading.Lock()
         self._bounds = tuple(bounds)
         self._buckets = [0] * (len(self._bounds) + 1)
+        self._requests = 0
         self._count = 0
         self._errors = 0
         self._sum = 0.0
@@ -76,22 +80,36 @@ class RequestVitals:
         self._max = -math.inf
 
     def record(self, seconds: float, error: bool = False) -> None:
-        """Count one request that took ``seconds``, and one error when ``error`` is true."""
+        """Count one request that took ``seconds``, and one error when ``error`` is true.
+
+        A latency that is negative, NaN or infinite is not recorded (the SDK's histogram drops it
+        too); the request and its error are still counted.
+        """
         with self._lock:
-            self._count += 1
-            self._sum += seconds
-            self._buckets[bisect_left(self._bounds, seconds)] += 1
-            if seconds < self._min:
-                self._min = seconds
-            if seconds > self._max:
-                self._max = seconds
+            self._requests += 1
             if error:
                 self._errors += 1
+            if 0.0 <= seconds < _INF:  # like the SDK: a negative or non-finite latency is dropped
+                self._count += 1
+                self._sum += seconds
+                self._buckets[bisect_left(self._bounds, seconds)] += 1
+                if seconds < self._min:
+                    self._min = seconds
+                if seconds > self._max:
+                    self._max = seconds
 
-    def read(self) -> tuple[int, int, float, tuple[int, ...], float, float]:
-        """A consistent copy: count, errors, sum, bucket counts, min, max."""
+    def read(self) -> tuple[int, int, int, float, tuple[int, ...], float, float]:
+        """A consistent copy: requests, errors, latency count, sum, bucket counts, min, max."""
         with self._lock:
-            return self._count, self._errors, self._sum, tuple(self._buckets), self._min, self._max
+            return (
+                self._requests,
+                self._errors,
+                self._count,
+                self._sum,
+                tuple(self._buckets),
+                self._min,
+                self._max,
+            )
 
 
 class VitalsProducer:
@@ -131,9 +149,9 @@ class VitalsProducer:
         errors: list[NumberDataPoint] = []
         latency: list[HistogramDataPoint] = []
         for vitals in bound:
-            count, error_count, total, buckets, low, high = vitals.read()
+            request_count, error_count, count, total, buckets, low, high = vitals.read()
             start = vitals.start_time_unix_nano
-            requests.append(NumberDataPoint(vitals.attributes, start, time_unix_nano, count))
+            requests.append(NumberDataPoint(vitals.attributes, start, time_unix_nano, request_count))
             errors.append(NumberDataPoint(vitals.attributes, start, time_unix_nano, error_count))
             if count:
                 latency.append(

@@ -24,7 +24,13 @@ from telemetry_otel._components import (
 )
 from telemetry_otel._config import ConfigurationError, TelemetryConfig
 from telemetry_otel._reader import MetricAggregator, MetricProducer
-from telemetry_otel._runtime import Telemetry, current_telemetry, get_meter, setup_telemetry
+from telemetry_otel._runtime import (
+    Telemetry,
+    current_telemetry,
+    get_meter,
+    setup_telemetry,
+    shutdown_telemetry,
+)
 from telemetry_otel._version import __version__
 
 __all__ = [
@@ -50,4 +56,5 @@ __all__ = [
     "current_telemetry",
     "get_meter",
     "setup_telemetry",
+    "shutdown_telemetry",
 ]

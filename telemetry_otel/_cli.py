@@ -13,6 +13,7 @@ import importlib
 import inspect
 import logging
 import os
+import random
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if args.command == "serve" and args.app and args.seed is not None:
+        parser.error("--seed applies to --demo only")
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args))
@@ -60,9 +63,6 @@ def _parser() -> argparse.ArgumentParser:
         prog="telemetry-otel", description="OpenTelemetry-native telemetry for Python service runtimes."
     )
     parser.add_argument("--version", action="version", version=f"telemetry-otel {__version__}")
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log verbosity"
-    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="serve the unified telemetry endpoint and /metrics")
     source = serve.add_mutually_exclusive_group(required=True)
@@ -81,7 +81,13 @@ def _parser() -> argparse.ArgumentParser:
         "--agent", type=_agent, default="demo", help="agent id in the URL path (default: demo)"
     )
     serve.add_argument(
-        "--seed", type=int, default=None, help="seed of the demo simulation (reproducible runs)"
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the demo simulation (default: random, printed at start)",
+    )
+    serve.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log verbosity"
     )
     serve.add_argument(
         "--cache-ttl",
@@ -182,6 +188,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _start_runtime(args: argparse.Namespace, telemetry: Telemetry) -> object:
     if args.demo:
         factory = load_object(DEMO_FACTORY)
+        if args.seed is None:
+            args.seed = random.SystemRandom().randrange(2**31)
+        print(f"telemetry-otel: demo simulation seed {args.seed} (reproduce with --seed)", file=sys.stderr)
         return factory(telemetry, seed=args.seed)
     factory = load_object(args.app)
     if not callable(factory):

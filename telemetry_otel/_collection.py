@@ -6,14 +6,14 @@ import asyncio
 import inspect
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, cast
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from telemetry_otel._components import Component, Snapshot, SnapshotValue
+from telemetry_otel._components import Component, SnapshotFunction, SnapshotValue
 
 __all__ = ["Collection", "ComponentOutcome", "Outcome", "collect_snapshots"]
 
@@ -72,8 +72,13 @@ async def _collect_one(
     if function is None:
         return ComponentOutcome(component.name, "none", None, 0.0, None)
     started = time.perf_counter()
+    running_since = component.snapshot_running_since
+    if running_since is not None:
+        # A synchronous call from an earlier cycle has not returned: do not stack another on it.
+        stuck = time.monotonic() - running_since
+        return _failed(component, "timeout", f"previous snapshot still running after {stuck:.1f} s", started)
     try:
-        raw = await asyncio.wait_for(_call(function, executor), timeout_seconds)
+        raw = await asyncio.wait_for(_call(component, function, executor), timeout_seconds)
     except TimeoutError:
         error = f"snapshot timed out after {timeout_seconds * 1000:.0f} ms"
         return _failed(component, "timeout", error, started)
@@ -101,13 +106,17 @@ def _failed(component: Component, outcome: Outcome, error: str, started: float) 
     )
 
 
-async def _call(
-    function: Callable[[], Snapshot | Awaitable[Snapshot]], executor: ThreadPoolExecutor
-) -> object:
+async def _call(component: Component, function: SnapshotFunction, executor: ThreadPoolExecutor) -> object:
     if inspect.iscoroutinefunction(function):
         return await function()
-    loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(executor, function)
+    component.snapshot_running_since = time.monotonic()
+    future: Future[Any] = executor.submit(function)
+
+    def finished(_: Future[Any]) -> None:
+        component.snapshot_running_since = None
+
+    future.add_done_callback(finished)
+    result = await asyncio.wrap_future(future)
     if inspect.isawaitable(result):
         return await result
     return result

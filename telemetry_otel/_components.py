@@ -57,6 +57,8 @@ class Component:
     snapshot: Snapshot | None = None
     snapshot_time_unix_nano: int | None = None
     last_error: str | None = None
+    #: ``time.monotonic()`` at which a synchronous snapshot call still running was started.
+    snapshot_running_since: float | None = None
 
     @property
     def is_service(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from opentelemetry.sdk.metrics import (
     Counter,
@@ -125,7 +125,9 @@ def _merge_by_name(metrics: Sequence[Metric]) -> list[Metric]:
             name=first.name,
             description=first.description,
             unit=first.unit,
-            data=replace(first.data, data_points=[*first.data.data_points, *metric.data.data_points]),
+            data=replace(
+                cast(Any, first.data), data_points=[*first.data.data_points, *metric.data.data_points]
+            ),
         )
         merged[metric.name] = combined
         kept[kept.index(first)] = combined

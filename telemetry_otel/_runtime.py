@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,12 +20,15 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from telemetry_otel._collection import Collection, collect_snapshots
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import ConfigurationError, TelemetryConfig
+from telemetry_otel._deferred import DeferredMeter
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._version import __version__
 
-__all__ = ["Telemetry", "current_telemetry", "get_meter", "setup_telemetry"]
+__all__ = ["Telemetry", "current_telemetry", "get_meter", "setup_telemetry", "shutdown_telemetry"]
 
 _logger = logging.getLogger("telemetry_otel")
+#: Threads for synchronous snapshot functions: enough for every service of a large runtime at once.
+SNAPSHOT_THREADS = 32
 
 
 class Telemetry:
@@ -42,8 +46,15 @@ class Telemetry:
         self._producers: list[MetricProducer] = []
         self._aggregators: list[MetricAggregator] = []
         self._producers_lock = threading.Lock()
-        self._collect_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="telemetry-snapshot")
+        self._collect_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Synchronous snapshots run here, all services at once; the SDK read has its own thread so
+        # it never queues behind a snapshot that is stuck.
+        self._executor = ThreadPoolExecutor(
+            max_workers=SNAPSHOT_THREADS, thread_name_prefix="telemetry-snapshot"
+        )
+        self._read_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telemetry-read")
         self._shut_down = False
         self._reader: PullReader | None
         self.meter_provider: MeterProvider | NoOpMeterProvider
@@ -126,7 +137,8 @@ class Telemetry:
                 timeout_seconds=self.config.service_timeout_millis / 1000,
                 executor=self._executor,
             )
-            metrics = await loop.run_in_executor(self._executor, self.read_metrics)
+            read = loop.run_in_executor(self._read_executor, self.read_metrics)
+            metrics = await asyncio.wait_for(read, self.config.collection_timeout_millis / 1000)
             return Collection(
                 metrics=metrics,
                 outcomes=outcomes,
@@ -147,6 +159,7 @@ class Telemetry:
         if isinstance(self.meter_provider, MeterProvider):
             self.meter_provider.shutdown(timeout_millis=timeout_millis)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._read_executor.shutdown(wait=False, cancel_futures=True)
 
 
 _state_lock = threading.RLock()
@@ -188,11 +201,31 @@ def setup_telemetry(
             return _current
         telemetry = Telemetry(config)
         _current = telemetry
+        _bind_pending(telemetry)
         if set_global and not _global_provider_set and not telemetry.disabled:
             _global_provider_set = True
             otel_metrics.set_meter_provider(telemetry.meter_provider)
     _logger.debug("telemetry-otel %s set up for %s", __version__, config.service_name)
     return telemetry
+
+
+_pending_meters: list[DeferredMeter] = []
+
+
+def _bind_pending(telemetry: Telemetry) -> None:
+    """Bind every meter handed out before ``telemetry`` was set up (called under ``_state_lock``)."""
+    pending = list(_pending_meters)
+    _pending_meters.clear()
+    for meter in pending:
+        meter.bind(telemetry.get_meter(meter.name, meter.version, meter.schema_url))
+
+
+def shutdown_telemetry(timeout_millis: float = 30_000) -> None:
+    """Shut the shared runtime down if one is set up (at process exit, or between tests)."""
+    with _state_lock:
+        current = _current
+    if current is not None:
+        current.shutdown(timeout_millis)
 
 
 def current_telemetry() -> Telemetry:
@@ -204,5 +237,19 @@ def current_telemetry() -> Telemetry:
 
 
 def get_meter(name: str, version: str | None = None, schema_url: str | None = None) -> Meter:
-    """A meter from the one shared ``MeterProvider`` (set up from the environment on first use)."""
-    return current_telemetry().get_meter(name, version, schema_url)
+    """A meter from the one shared ``MeterProvider``.
+
+    Before :func:`setup_telemetry` has run (a module-level ``get_meter(__name__)``), the meter is
+    deferred: its instruments bind to the runtime when it is set up, and a measurement made before
+    that sets the runtime up from the environment, so nothing is lost.
+    """
+    with _state_lock:
+        if _current is None:
+            meter = DeferredMeter(name, version, schema_url, resolve=_resolve_deferred)
+            _pending_meters.append(meter)
+            return meter
+        return _current.get_meter(name, version, schema_url)
+
+
+def _resolve_deferred() -> None:
+    current_telemetry()

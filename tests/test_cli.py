@@ -97,6 +97,7 @@ def test_serve_needs_a_source() -> None:
         (("serve", "--app", "telemetry_otel"), 2, "'telemetry_otel' is not of the form MODULE:FACTORY"),
         (("serve", "--app", "telemetry_otel:nothing_here"), 2, "has no attribute 'nothing_here'"),
         (("frobnicate",), 2, "invalid choice: 'frobnicate'"),
+        (("serve", "--app", "x:y", "--seed", "3"), 2, "--seed applies to --demo only"),
     ],
 )
 def test_usage_errors_name_what_is_allowed_without_a_traceback(

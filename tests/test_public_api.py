@@ -30,6 +30,7 @@ EXPECTED = {
         "current_telemetry",
         "get_meter",
         "setup_telemetry",
+        "shutdown_telemetry",
     },
     "telemetry_otel.instrumentation": {
         "BUS_SCOPE_NAME",

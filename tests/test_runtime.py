@@ -4,10 +4,18 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.metrics import NoOpCounter, Observation
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import Metric, MetricsData, NumberDataPoint, Sum
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, Metric, MetricsData, NumberDataPoint, Sum
 
-from telemetry_otel import ConfigurationError, Telemetry, current_telemetry, get_meter, setup_telemetry
+from telemetry_otel import (
+    ConfigurationError,
+    Telemetry,
+    current_telemetry,
+    get_meter,
+    setup_telemetry,
+    shutdown_telemetry,
+)
 
 
 def _metrics(data: MetricsData) -> dict[str, Metric]:
@@ -22,9 +30,9 @@ def _metrics(data: MetricsData) -> dict[str, Metric]:
 @pytest.fixture
 def shared() -> Iterator[None]:
     """Leave no process-wide runtime behind, whatever the test did."""
+    shutdown_telemetry()
     yield
-    with_current = current_telemetry()
-    with_current.shutdown()
+    shutdown_telemetry()
 
 
 def test_get_meter_instruments_come_from_one_shared_provider(shared: None) -> None:
@@ -56,7 +64,9 @@ def test_sdk_disabled_makes_instruments_no_ops(shared: None, monkeypatch: pytest
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     handle = setup_telemetry(set_global=False)
     assert handle.disabled
-    get_meter("x").create_counter("x.calls").add(1)
+    counter = get_meter("x").create_counter("x.calls")
+    assert isinstance(counter, NoOpCounter)
+    counter.add(1)
     collection = asyncio.run(handle.collect())
     assert collection.sdk_disabled
     assert collection.metrics.resource_metrics == []
@@ -71,3 +81,37 @@ def test_read_metrics_is_cumulative(telemetry: Telemetry) -> None:
     assert isinstance(data, Sum)
     assert data.is_monotonic
     assert data.data_points[0].value == 5
+
+
+def test_meters_taken_before_setup_bind_to_the_runtime_set_up_later(shared: None) -> None:
+    meter = get_meter("early.module")  # as at import time, before the application sets up
+    early = meter.create_counter("early.calls", unit="{call}", description="Calls.")
+    latency = meter.create_histogram(
+        "early.latency", "s", "Latency.", explicit_bucket_boundaries_advisory=[1, 2]
+    )
+    meter.create_observable_gauge("early.depth", [lambda options: [Observation(4)]], "{item}", "Depth.")
+    handle = setup_telemetry(service_name="configured-later", set_global=False)
+    early.add(2)
+    latency.record(1.5)
+    metrics = _metrics(handle.read_metrics())
+    assert handle.resource.attributes["service.name"] == "configured-later"
+    assert [p.value for p in metrics["early.calls"].data.data_points if isinstance(p, NumberDataPoint)] == [2]
+    assert [p.value for p in metrics["early.depth"].data.data_points if isinstance(p, NumberDataPoint)] == [4]
+    histogram = metrics["early.latency"].data.data_points[0]
+    assert isinstance(histogram, HistogramDataPoint)
+    assert (histogram.count, tuple(histogram.explicit_bounds)) == (1, (1.0, 2.0))
+
+
+def test_a_measurement_before_setup_sets_up_from_the_environment_and_is_kept(
+    shared: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    counter = get_meter("eager.module").create_counter("eager.calls")
+    counter.add(3)
+    handle = current_telemetry()
+    assert handle.resource.attributes["service.name"] == "from-env"
+    assert [
+        p.value
+        for p in _metrics(handle.read_metrics())["eager.calls"].data.data_points
+        if isinstance(p, NumberDataPoint)
+    ] == [3]

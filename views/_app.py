@@ -78,16 +78,21 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(run()) for run in background]
+        for task in tasks:
+            task.add_done_callback(_log_crash)
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
             for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(BaseException):  # a crash was logged when it happened
                     await task
             for callback in on_shutdown:
-                callback()
+                try:
+                    callback()
+                except Exception:  # one failing callback must not skip the others
+                    _logger.exception("shutdown callback %r failed", callback)
 
     app = Starlette(
         routes=[
@@ -100,6 +105,11 @@ def create_app(
     app.state.cache = cache
     app.state.agent = agent
     return app
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _logger.error("background task stopped: %r", task.exception(), exc_info=task.exception())
 
 
 async def _collect(cache: CollectionCache) -> CachedCollection | Response:

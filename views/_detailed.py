@@ -166,9 +166,16 @@ def _number(value: float | int) -> float | int | str:
 
 
 def _jsonable_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {
-        key: list(value) if isinstance(value, tuple) else value for key, value in (attributes or {}).items()
-    }
+    """Attribute values as JSON can carry them: sequences as lists, NaN and infinities as strings."""
+    return {key: _jsonable(value) for key, value in (attributes or {}).items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, float):
+        return _number(value)
+    return value
 
 
 def _iso(time_unix_nano: int | None) -> str | None:

@@ -51,9 +51,7 @@ CACHE_MISSES: SnapshotMetric = counter(
 )
 GRAPH_NODES: SnapshotMetric = gauge("memory.graph.nodes", "{node}", "Nodes held in the memory graph.")
 AUDIT_EVENTS: SnapshotMetric = counter("audit.events", "{event}", "Audit events written since start.")
-TASKS_ACTIVE: SnapshotMetric = gauge(
-    "task_scheduler.tasks.active", "{task}", "Scheduled tasks currently running."
-)
+TASKS_ACTIVE: SnapshotMetric = gauge("scheduler.tasks.active", "{task}", "Scheduled tasks currently running.")
 SECRETS_ACCESSED: SnapshotMetric = counter(
     "secrets.accessed", "{access}", "Secret reads served since start (a count only, never the secret)."
 )

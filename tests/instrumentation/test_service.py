@@ -219,3 +219,24 @@ def test_close_unregisters_the_name_even_with_the_sdk_disabled() -> None:
     assert telemetry.components.get("svc") is None
     instrument_service("svc", category="graph", telemetry=telemetry)  # the name is free again
     telemetry.shutdown()
+
+
+def test_a_cancelled_request_is_not_recorded(telemetry: Telemetry) -> None:
+    service = instrument_service("svc", category="runtime", telemetry=telemetry)
+
+    async def cancelled() -> None:
+        with service.request():
+            await asyncio.sleep(10)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(cancelled())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    metrics = _metrics(telemetry.read_metrics())
+    assert [
+        p.value for p in metrics["service.requests"].data.data_points if isinstance(p, NumberDataPoint)
+    ] == [0]

@@ -169,3 +169,43 @@ def test_background_tasks_run_for_the_app_lifetime_and_shutdown_callbacks_run(te
         assert client.get("/api/demo/v1/telemetry").status_code == 200
     assert ticks
     assert closed == [True]
+
+
+def test_non_finite_attribute_values_never_break_the_json(telemetry: Telemetry) -> None:
+    instrument_service(
+        "odd",
+        category="graph",
+        snapshot=lambda: {"odd.depth": [({"shard": float("nan"), "limits": (1.0, float("inf"))}, 1)]},
+        metrics=[gauge("odd.depth", "{item}", "Depth.")],
+        telemetry=telemetry,
+    )
+    telemetry.get_meter("own").create_counter("own.calls").add(1, {"ratio": float("-inf")})
+    with TestClient(create_app(telemetry, agent="demo")) as client:
+        response = client.get("/api/demo/v1/telemetry")
+    assert response.status_code == 200
+    body = response.json()
+    (point,) = {m["name"]: m for m in body["services"]["odd"]["metrics"]}["odd.depth"]["points"]
+    assert point["attributes"] == {"shard": "NaN", "limits": [1.0, "+Inf"]}
+    assert body["other_metrics"][0]["points"][0]["attributes"] == {"ratio": "-Inf"}
+
+
+def test_a_crashing_background_task_is_logged_and_shutdown_still_runs(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed: list[str] = []
+
+    async def crashes() -> None:
+        raise RuntimeError("simulation fell over")
+
+    def failing_close() -> None:
+        raise OSError("already closed")
+
+    app = create_app(
+        telemetry, background=[crashes], on_shutdown=[failing_close, lambda: closed.append("telemetry")]
+    )
+    with TestClient(app) as client:
+        assert client.get("/api/demo/v1/telemetry").status_code == 200
+    assert closed == ["telemetry"]
+    messages = [record.getMessage() for record in caplog.records]
+    assert "background task stopped: RuntimeError('simulation fell over')" in messages
+    assert any(message.startswith("shutdown callback") for message in messages)
