@@ -30,6 +30,8 @@ class TelemetryConfig:
     disabled: bool = False
     collection_timeout_millis: float = 5_000
     service_timeout_millis: float = 2_000
+    export_interval_millis: float = 60_000
+    export_timeout_millis: float = 30_000
 
     @classmethod
     def resolve(
@@ -40,6 +42,8 @@ class TelemetryConfig:
         disabled: bool | None = None,
         collection_timeout_millis: float | None = None,
         service_timeout_millis: float | None = None,
+        export_interval_millis: float | None = None,
+        export_timeout_millis: float | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> TelemetryConfig:
         """Merge explicit arguments over the environment (``OTEL_*`` variables) over defaults."""
@@ -62,12 +66,26 @@ class TelemetryConfig:
             env.get("TELEMETRY_OTEL_SERVICE_TIMEOUT_MILLIS"),
             cls.service_timeout_millis,
         )
+        interval = _pick_millis(
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            export_interval_millis,
+            env.get("OTEL_METRIC_EXPORT_INTERVAL"),
+            cls.export_interval_millis,
+        )
+        export_timeout = _pick_millis(
+            "OTEL_METRIC_EXPORT_TIMEOUT",
+            export_timeout_millis,
+            env.get("OTEL_METRIC_EXPORT_TIMEOUT"),
+            cls.export_timeout_millis,
+        )
         return cls(
             service_name=name or cls.service_name,
             resource_attributes=attributes,
             disabled=disabled,
             collection_timeout_millis=collection,
             service_timeout_millis=per_service,
+            export_interval_millis=interval,
+            export_timeout_millis=export_timeout,
         )
 
 

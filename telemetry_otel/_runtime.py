@@ -6,8 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from opentelemetry import metrics as otel_metrics
@@ -23,6 +22,7 @@ from telemetry_otel._config import ConfigurationError, TelemetryConfig
 from telemetry_otel._deferred import DeferredMeter
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._version import __version__
+from telemetry_otel.exporters import ExportPipeline, PushExporter, exporters_from_env
 
 __all__ = ["Telemetry", "current_telemetry", "get_meter", "setup_telemetry", "shutdown_telemetry"]
 
@@ -38,7 +38,7 @@ class Telemetry:
     pull reader, the registry of instrumented components and the metric producers.
     """
 
-    def __init__(self, config: TelemetryConfig) -> None:
+    def __init__(self, config: TelemetryConfig, exporters: Sequence[PushExporter] = ()) -> None:
         self.config = config
         attributes = {**config.resource_attributes, "service.name": config.service_name}
         self.resource = Resource.create(attributes)
@@ -46,9 +46,7 @@ class Telemetry:
         self._producers: list[MetricProducer] = []
         self._aggregators: list[MetricAggregator] = []
         self._producers_lock = threading.Lock()
-        self._collect_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._collect_lock = threading.Lock()
         # Synchronous snapshots run here, all services at once; the SDK read has its own thread so
         # it never queues behind a snapshot that is stuck.
         self._executor = ThreadPoolExecutor(
@@ -64,6 +62,14 @@ class Telemetry:
         else:
             self._reader = PullReader()
             self.meter_provider = MeterProvider(resource=self.resource, metric_readers=[self._reader])
+        #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
+        self.exports = ExportPipeline(
+            self,
+            [] if self.disabled else exporters,
+            interval_millis=config.export_interval_millis,
+            timeout_millis=config.export_timeout_millis,
+        )
+        self.exports.start()
 
     @property
     def disabled(self) -> bool:
@@ -127,10 +133,10 @@ class Telemetry:
         Concurrent callers are serialised, so snapshot functions never run twice at once.
         """
         loop = asyncio.get_running_loop()
-        lock = self._collect_locks.get(loop)
-        if lock is None:
-            lock = self._collect_locks.setdefault(loop, asyncio.Lock())
-        async with lock:
+        # One cycle at a time across every thread and event loop (the server's, the exporters').
+        while not self._collect_lock.acquire(blocking=False):
+            await asyncio.sleep(0.002)
+        try:
             started = time.perf_counter()
             outcomes = await collect_snapshots(
                 self.components.snapshot(),
@@ -146,6 +152,8 @@ class Telemetry:
                 duration_seconds=time.perf_counter() - started,
                 sdk_disabled=self.disabled,
             )
+        finally:
+            self._collect_lock.release()
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         """Shut the provider down and release the runtime; a second call does nothing."""
@@ -156,6 +164,7 @@ class Telemetry:
             self._shut_down = True
             if _current is self:
                 _current = None
+        self.exports.shutdown(timeout_millis)  # the final export and flush, before anything closes
         if isinstance(self.meter_provider, MeterProvider):
             self.meter_provider.shutdown(timeout_millis=timeout_millis)
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -174,6 +183,9 @@ def setup_telemetry(
     disabled: bool | None = None,
     collection_timeout_millis: float | None = None,
     service_timeout_millis: float | None = None,
+    exporters: Sequence[PushExporter] | None = None,
+    export_interval_millis: float | None = None,
+    export_timeout_millis: float | None = None,
     set_global: bool = True,
 ) -> Telemetry:
     """Configure the shared telemetry runtime once and return its handle.
@@ -182,6 +194,10 @@ def setup_telemetry(
     again with a configuration that resolves the same returns the same handle; a different one is
     a :class:`ConfigurationError` until the handle is shut down. With ``set_global`` the provider
     also becomes the OpenTelemetry API's global provider, when no other has been set.
+
+    ``exporters`` are the push exporters of the first setup; without them ``OTEL_METRICS_EXPORTER``
+    names them (default none). They export every ``export_interval_millis``
+    (``OTEL_METRIC_EXPORT_INTERVAL``, 60 s) and a final time at ``shutdown()``.
     """
     global _current, _global_provider_set
     config = TelemetryConfig.resolve(
@@ -190,6 +206,8 @@ def setup_telemetry(
         disabled=disabled,
         collection_timeout_millis=collection_timeout_millis,
         service_timeout_millis=service_timeout_millis,
+        export_interval_millis=export_interval_millis,
+        export_timeout_millis=export_timeout_millis,
     )
     with _state_lock:
         if _current is not None:
@@ -199,7 +217,8 @@ def setup_telemetry(
                     f"({_current.config}); call shutdown() on its handle before setting it up again"
                 )
             return _current
-        telemetry = Telemetry(config)
+        pushed = list(exporters) if exporters is not None else exporters_from_env()
+        telemetry = Telemetry(config, pushed)
         _current = telemetry
         _bind_pending(telemetry)
         if set_global and not _global_provider_set and not telemetry.disabled:

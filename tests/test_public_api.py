@@ -50,7 +50,27 @@ EXPECTED = {
         "updown_counter",
     },
     "telemetry_otel.views": {"ALLOWED_QUERY", "create_app", "render_detailed"},
-    "telemetry_otel.formats": {"PROMETHEUS_TEXT_CONTENT_TYPE", "encode_prometheus_text"},
+    "telemetry_otel.formats": {
+        "PROMETHEUS_TEXT_CONTENT_TYPE",
+        "encode_graphite",
+        "encode_influx",
+        "encode_prometheus_text",
+    },
+    "telemetry_otel.exporters": {
+        "EXPORTER_NAMES",
+        "DeliveryStats",
+        "DeltaConverter",
+        "ExportPipeline",
+        "GraphiteExporter",
+        "InfluxExporter",
+        "MetricsSource",
+        "OTLPExporter",
+        "PermanentExportError",
+        "PushExporter",
+        "RetryPolicy",
+        "RetryingExporter",
+        "exporters_from_env",
+    },
 }
 
 

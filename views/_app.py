@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.sdk.metrics.export import MetricsData
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -80,9 +81,19 @@ def create_app(
         tasks = [asyncio.create_task(run()) for run in background]
         for task in tasks:
             task.add_done_callback(_log_crash)
+        loop = asyncio.get_running_loop()
+
+        def from_cache(timeout_millis: float) -> MetricsData:
+            served = asyncio.run_coroutine_threadsafe(cache.get(), loop).result(timeout_millis / 1000)
+            return served.collection.metrics
+
+        # Exporters read the server's collections: one cycle per cache window for views and exports.
+        telemetry.exports.use_source(from_cache)
         try:
             yield
         finally:
+            # Before the shutdown callbacks: a final export must not wait on this loop from this loop.
+            telemetry.exports.use_source(None)
             for task in tasks:
                 task.cancel()
             for task in tasks:

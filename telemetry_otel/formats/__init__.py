@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from telemetry_otel.formats._graphite import encode_graphite
+from telemetry_otel.formats._influx import encode_influx
 from telemetry_otel.formats._prometheus import PROMETHEUS_TEXT_CONTENT_TYPE, encode_prometheus_text
 
-__all__ = ["PROMETHEUS_TEXT_CONTENT_TYPE", "encode_prometheus_text"]
+__all__ = ["PROMETHEUS_TEXT_CONTENT_TYPE", "encode_graphite", "encode_influx", "encode_prometheus_text"]
