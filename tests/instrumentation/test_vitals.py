@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
@@ -16,10 +19,13 @@ from opentelemetry.sdk.metrics.export import (
     Metric,
     MetricsData,
     NumberDataPoint,
+    ResourceMetrics,
 )
 
-from telemetry_otel import Telemetry
+from telemetry_otel import Collection, Telemetry, __version__
+from telemetry_otel.formats import encode_graphite, encode_influx, encode_prometheus_text
 from telemetry_otel.instrumentation import LATENCY_BUCKETS, SCOPE_NAME, instrument_service
+from telemetry_otel.views import render_detailed
 
 _VITALS = ("service.requests", "service.errors", "service.request.duration")
 
@@ -44,13 +50,14 @@ def _vitals(data: MetricsData, scope_name: str) -> dict[str, Metric]:
     }
 
 
-def test_fast_path_metrics_equal_the_plain_sdk_path(
-    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.CRITICAL)  # the SDK logs each latency it drops; the fast path does not
+def _record_both(telemetry: Telemetry) -> tuple[MetricsData, MetricsData]:
+    """The same seeded recordings through the fast path and through plain SDK instruments.
+
+    The plain meter has the vitals' scope name and version, so only the path differs.
+    """
     reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    meter = provider.get_meter("plain")
+    provider = MeterProvider(resource=telemetry.resource, metric_readers=[reader])
+    meter = provider.get_meter(SCOPE_NAME, __version__)
     requests = meter.create_counter("service.requests", "{request}", "Requests handled by the service.")
     errors = meter.create_counter("service.errors", "{error}", "Requests the service failed.")
     latency = meter.create_histogram(
@@ -80,11 +87,57 @@ def test_fast_path_metrics_equal_the_plain_sdk_path(
         latency.record(seconds, attributes)
         if failed:
             errors.add(1, attributes)
-    plain_data = reader.get_metrics_data()
-    assert plain_data is not None
-    plain = _vitals(plain_data, "plain")
-    fast = _vitals(telemetry.read_metrics(), SCOPE_NAME)
+    plain = reader.get_metrics_data()
     provider.shutdown()
-    assert set(fast) == set(_VITALS)
-    for name in _VITALS:
-        assert fast[name] == plain[name], name
+    assert plain is not None
+    return _only_vitals(telemetry.read_metrics()), _only_vitals(plain)
+
+
+def _only_vitals(data: MetricsData) -> MetricsData:
+    """The vitals metrics of ``data`` with every timestamp set to 1 s, in name order."""
+    (resource_metrics,) = data.resource_metrics
+    (scope_metrics,) = [sm for sm in resource_metrics.scope_metrics if sm.scope.name == SCOPE_NAME]
+    metrics = sorted(
+        (_with_timestamp(m) for m in scope_metrics.metrics if m.name in _VITALS), key=lambda m: m.name
+    )
+    return MetricsData(
+        [ResourceMetrics(resource_metrics.resource, [replace(scope_metrics, metrics=metrics)], "")]
+    )
+
+
+def _with_timestamp(metric: Metric) -> Metric:
+    normalised = _without_timestamps(metric)
+    points = [
+        replace(p, start_time_unix_nano=10**9, time_unix_nano=2 * 10**9) for p in normalised.data.data_points
+    ]
+    return replace(normalised, data=replace(normalised.data, data_points=points))
+
+
+def test_fast_path_metrics_equal_the_plain_sdk_path(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.CRITICAL)  # the SDK logs each latency it drops; the fast path does not
+    fast, plain = _record_both(telemetry)
+    assert [m.name for m in fast.resource_metrics[0].scope_metrics[0].metrics] == sorted(_VITALS)
+    assert fast == plain
+
+
+def test_every_encoding_of_the_fast_path_equals_the_plain_sdk_path(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.CRITICAL)
+    fast, plain = _record_both(telemetry)
+    encoders: dict[str, Callable[[MetricsData], object]] = {
+        "prometheus": encode_prometheus_text,
+        "graphite tagged": encode_graphite,
+        "graphite plain": lambda data: encode_graphite(data, tagged=False),
+        "influx": encode_influx,
+        "otlp protobuf": lambda data: encode_metrics(data).SerializeToString(),
+        "json view": lambda data: json.dumps(
+            render_detailed(Collection(data, {}, 0, 0.0, sdk_disabled=False), [], {}), sort_keys=True
+        ),
+    }
+    for name, encode in encoders.items():
+        encoded = encode(fast)
+        assert encoded, name
+        assert encoded == encode(plain), name
