@@ -153,5 +153,6 @@ def test_a_stuck_synchronous_snapshot_never_exhausts_the_collection_threads() ->
     assert collections[0].outcomes["stuck"].error == "snapshot timed out after 100 ms"
     later = collections[-1].outcomes["stuck"]
     assert later.outcome == "timeout"
-    assert later.error is not None and later.error.startswith("previous snapshot still running after")
+    assert later.error is not None
+    assert later.error.startswith("previous snapshot still running after")
     assert all(_values(c.metrics, "work.queue.depth") == {"fine": 2} for c in collections)

@@ -39,17 +39,6 @@ def _without_timestamps(metric: Metric) -> Metric:
     return replace(metric, data=normalised)
 
 
-def _vitals(data: MetricsData, scope_name: str) -> dict[str, Metric]:
-    return {
-        metric.name: _without_timestamps(metric)
-        for resource_metrics in data.resource_metrics
-        for scope_metrics in resource_metrics.scope_metrics
-        if scope_metrics.scope.name == scope_name
-        for metric in scope_metrics.metrics
-        if metric.name in _VITALS
-    }
-
-
 def _record_both(telemetry: Telemetry) -> tuple[MetricsData, MetricsData]:
     """The same seeded recordings through the fast path and through plain SDK instruments.
 
