@@ -17,6 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel._collection import Collection, collect_snapshots
+from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import ConfigurationError, TelemetryConfig
 from telemetry_otel._deferred import DeferredMeter
@@ -45,6 +46,9 @@ class Telemetry:
         self.components = ComponentRegistry()
         self._producers: list[MetricProducer] = []
         self._aggregators: list[MetricAggregator] = []
+        #: How collection cycles went, as metrics (``telemetry.collection.*``).
+        self.collector_metrics = CollectorMetrics()
+        self._producers.append(self.collector_metrics)
         self._producers_lock = threading.Lock()
         self._collect_lock = threading.Lock()
         # Synchronous snapshots run here, all services at once; the SDK read has its own thread so
@@ -143,6 +147,7 @@ class Telemetry:
                 timeout_seconds=self.config.service_timeout_millis / 1000,
                 executor=self._executor,
             )
+            self.collector_metrics.record(outcomes, time.perf_counter() - started)
             read = loop.run_in_executor(self._read_executor, self.read_metrics)
             metrics = await asyncio.wait_for(read, self.config.collection_timeout_millis / 1000)
             return Collection(

@@ -156,3 +156,32 @@ def test_a_stuck_synchronous_snapshot_never_exhausts_the_collection_threads() ->
     assert later.error is not None
     assert later.error.startswith("previous snapshot still running after")
     assert all(_values(c.metrics, "work.queue.depth") == {"fine": 2} for c in collections)
+
+
+def test_the_collector_reports_itself_as_metrics(telemetry: Telemetry) -> None:
+    state = {"fail": False}
+
+    def flaky() -> Snapshot:
+        if state["fail"]:
+            raise OSError("disk")
+        return {"work.queue.depth": 1}
+
+    instrument_service("flaky", category="graph", snapshot=flaky, metrics=[DEPTH], telemetry=telemetry)
+    instrument_service("live", category="graph", telemetry=telemetry)  # nothing to collect: no up series
+    asyncio.run(telemetry.collect())
+    state["fail"] = True
+    data = asyncio.run(telemetry.collect()).metrics
+    assert _values(data, "telemetry.collection.up") == {"flaky": 0}
+    assert _values(data, "telemetry.collection.errors") == {"flaky": 1}
+    assert _values(data, "telemetry.collection.timeouts") == {"flaky": 0}
+    assert _values(data, "telemetry.collection.snapshot.age")["flaky"] >= 0
+    totals = {
+        metric.name: point.value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        for point in metric.data.data_points
+        if isinstance(point, NumberDataPoint) and not point.attributes
+    }
+    assert totals["telemetry.collections"] == 2
+    assert totals["telemetry.collection.duration"] > 0

@@ -1,0 +1,117 @@
+"""The collector's own metrics: how collection cycles went, per component and overall."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+
+from opentelemetry.sdk.metrics.export import AggregationTemporality, Gauge, Metric, NumberDataPoint, Sum
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from telemetry_otel._collection import ComponentOutcome
+from telemetry_otel._version import __version__
+
+__all__ = ["COLLECTOR_SCOPE_NAME", "CollectorMetrics"]
+
+#: Instrumentation scope of the collector's own metrics.
+COLLECTOR_SCOPE_NAME = "telemetry_otel.collector"
+
+
+class CollectorMetrics:
+    """A metric producer fed by every collection cycle.
+
+    Series: ``telemetry.collections`` (cycles run), ``telemetry.collection.duration`` (s, the last
+    cycle's snapshot phase), and per component (``service.name``): ``telemetry.collection.up``
+    (1 when its last snapshot succeeded, 0 when it raised or timed out), ``telemetry.collection.errors``
+    and ``telemetry.collection.timeouts`` (cycles that failed that way), and
+    ``telemetry.collection.snapshot.age`` (s since its last good snapshot; absent before the first).
+    Components without a snapshot function have no ``up`` or ``age`` series: nothing is collected.
+    """
+
+    def __init__(self) -> None:
+        self._scope = InstrumentationScope(COLLECTOR_SCOPE_NAME, __version__, None, None)
+        self._lock = threading.Lock()
+        self._start = time.time_ns()
+        self._cycles = 0
+        self._last_duration: float | None = None
+        self._last: dict[str, ComponentOutcome] = {}
+        self._errors: dict[str, int] = {}
+        self._timeouts: dict[str, int] = {}
+
+    @property
+    def scope(self) -> InstrumentationScope:
+        """The collector's instrumentation scope."""
+        return self._scope
+
+    def record(self, outcomes: Mapping[str, ComponentOutcome], duration_seconds: float) -> None:
+        """Account for one cycle's outcomes."""
+        with self._lock:
+            self._cycles += 1
+            self._last_duration = duration_seconds
+            self._last = {name: o for name, o in outcomes.items() if o.outcome != "none"}
+            for name, outcome in self._last.items():
+                self._errors.setdefault(name, 0)
+                self._timeouts.setdefault(name, 0)
+                if outcome.outcome == "error":
+                    self._errors[name] += 1
+                elif outcome.outcome == "timeout":
+                    self._timeouts[name] += 1
+
+    def produce(self, time_unix_nano: int) -> Iterable[Metric]:
+        """The collector's series as of ``time_unix_nano``."""
+        with self._lock:
+            if not self._cycles:
+                return []
+            now, start = time_unix_nano, self._start
+            up, age = [], []
+            for name, outcome in self._last.items():
+                attributes = {"service.name": name}
+                up.append(NumberDataPoint(attributes, now, now, 1 if outcome.outcome == "ok" else 0))
+                if outcome.last_success_unix_nano is not None:
+                    seconds = max(0.0, (now - outcome.last_success_unix_nano) / 1e9)
+                    age.append(NumberDataPoint(attributes, now, now, seconds))
+            cumulative = AggregationTemporality.CUMULATIVE
+            errors = [NumberDataPoint({"service.name": n}, start, now, v) for n, v in self._errors.items()]
+            timeouts = [
+                NumberDataPoint({"service.name": n}, start, now, v) for n, v in self._timeouts.items()
+            ]
+            metrics = [
+                Metric(
+                    "telemetry.collections",
+                    "Collection cycles run.",
+                    "{cycle}",
+                    Sum([NumberDataPoint({}, start, now, self._cycles)], cumulative, is_monotonic=True),
+                ),
+                Metric(
+                    "telemetry.collection.duration",
+                    "Duration of the last collection cycle's snapshot phase.",
+                    "s",
+                    Gauge([NumberDataPoint({}, now, now, self._last_duration or 0.0)]),
+                ),
+                Metric(
+                    "telemetry.collection.up",
+                    "1 when the component's last snapshot succeeded.",
+                    "{status}",
+                    Gauge(up),
+                ),
+                Metric(
+                    "telemetry.collection.errors",
+                    "Snapshots that raised.",
+                    "{cycle}",
+                    Sum(errors, cumulative, is_monotonic=True),
+                ),
+                Metric(
+                    "telemetry.collection.timeouts",
+                    "Snapshots that timed out.",
+                    "{cycle}",
+                    Sum(timeouts, cumulative, is_monotonic=True),
+                ),
+                Metric(
+                    "telemetry.collection.snapshot.age",
+                    "Time since the component's last good snapshot.",
+                    "s",
+                    Gauge(age),
+                ),
+            ]
+            return [metric for metric in metrics if metric.data.data_points]
