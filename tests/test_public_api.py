@@ -51,10 +51,14 @@ EXPECTED = {
     },
     "telemetry_otel.views": {"ALLOWED_QUERY", "create_app", "render_detailed"},
     "telemetry_otel.formats": {
+        "OPENMETRICS_CONTENT_TYPE",
         "PROMETHEUS_TEXT_CONTENT_TYPE",
         "encode_graphite",
         "encode_influx",
+        "encode_openmetrics",
         "encode_prometheus_text",
+        "negotiate_exposition",
+        "wants_gzip",
     },
     "telemetry_otel.exporters": {
         "EXPORTER_NAMES",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from telemetry_otel import CachedCollection, CollectionCache, Telemetry, __version__
-from telemetry_otel.formats import PROMETHEUS_TEXT_CONTENT_TYPE, encode_prometheus_text
+from telemetry_otel.formats import negotiate_exposition, wants_gzip
 from telemetry_otel.views._detailed import render_detailed
 
 __all__ = ["create_app"]
@@ -73,8 +74,13 @@ def create_app(
         served = await _collect(cache)
         if isinstance(served, Response):
             return served
-        text = encode_prometheus_text(served.collection.metrics)
-        return Response(text, media_type=PROMETHEUS_TEXT_CONTENT_TYPE)
+        encode, content_type = negotiate_exposition(request.headers.get("accept"))
+        body = encode(served.collection.metrics).encode("utf-8")
+        headers = {"Vary": "Accept, Accept-Encoding"}
+        if wants_gzip(request.headers.get("accept-encoding")):
+            body = gzip.compress(body, compresslevel=6)
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type=content_type, headers=headers)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

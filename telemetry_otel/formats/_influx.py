@@ -131,7 +131,9 @@ def encode_influx(
         else:
             # Only a monotonic sum keeps integers: a gauge may report 1 and later 1.5, and InfluxDB
             # rejects a field whose type changes, so gauges and up-down sums are always floats.
-            render = _field_value if isinstance(metric_data, Sum) and metric_data.is_monotonic else _float_text
+            render = (
+                _field_value if isinstance(metric_data, Sum) and metric_data.is_monotonic else _float_text
+            )
             for number_point in metric_data.data_points:
                 value = render(number_point.value)
                 if value is None:

@@ -1,0 +1,589 @@
+"""What the Prometheus text 0.0.4 and OpenMetrics 1.0 encoders share: names, labels, values, families.
+
+Pure functions over OTel SDK ``MetricsData``: no registry, no ``prometheus_client`` objects, no state
+kept between calls beyond bounded caches of name sanitisation. The mapping follows the OpenTelemetry
+specification "Prometheus and OpenMetrics Compatibility" (OTLP metric points to Prometheus) and matches
+what ``opentelemetry-exporter-prometheus`` (``PrometheusMetricReader``) exposes, except where noted:
+
+* Names: characters outside ``[a-zA-Z0-9_:]`` become ``_``, runs of ``_`` collapse to one, a leading
+  digit gets a ``_`` prefix (the reference exporter *replaces* the digit, losing it). The unit
+  suffix (``s`` -> ``seconds``, ``By/s`` -> ``bytes_per_second``, ``{request}`` -> nothing) comes
+  before ``_total`` and is not added when the name already ends with it.
+* Unit ``1`` on an OTel ``Gauge`` adds ``_ratio`` (specification; the OpenTelemetry Collector does the
+  same, for Gauges only). The reference exporter adds nothing. On Sums and Histograms ``1`` adds
+  nothing: an up-down counter in ``1`` is a count, not a ratio.
+* Label names: characters outside ``[a-zA-Z0-9_]`` become ``_`` with runs collapsed; a leading digit
+  gets ``key_``; a key that would start with the reserved ``__`` prefix gets ``key_`` instead (so
+  ``__x`` -> ``key_x``). Keys colliding after sanitisation have their values joined with ``;`` in
+  the lexicographic order of the original keys (the reference exporter keeps only the last one).
+  Attributes with an empty key are dropped (there is no valid label name for them).
+* Every sample carries ``otel_scope_name``, ``otel_scope_version``, ``otel_scope_schema_url`` and the
+  scope attributes as ``otel_scope_<key>``, like the reference exporter, but only when non-empty
+  (Prometheus treats an empty label value as an absent label, so this is the same series).
+  A data point attribute that maps to one of these label names wins over the scope label.
+* On histograms an attribute that maps to ``le`` is dropped (it would clash with the bucket label).
+* ``target_info`` (value 1, HELP "Target metadata") carries the sanitised resource attributes of all
+  resources in the data, merged, and nothing else: like the reference exporter and the specification
+  for SDK exporters, ``service.name``/``service.instance.id`` are *not* turned into ``job``/``instance``
+  labels (that mapping is specified for the Collector's exporters only). It is skipped when the
+  merged resource has no attributes.
+* ``# HELP`` is omitted for an empty description instead of being emitted with an empty text.
+* Exponential histograms are skipped (they map only to native histograms, which neither text format
+  can carry), and so is delta-temporality data (Prometheus is cumulative; re-aggregating deltas
+  needs state, which a pure encoder does not keep).
+
+The differences between the two formats are switched by ``build_families(data, openmetrics)`` and
+documented in ``_openmetrics.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Final
+
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    MetricsData,
+    NumberDataPoint,
+    Sum,
+)
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.util.types import Attributes
+
+__all__ = ["COUNTER", "GAUGE", "HISTOGRAM", "INFO", "Family", "build_families"]
+
+_logger = logging.getLogger(__name__)
+
+COUNTER: Final = "counter"
+GAUGE: Final = "gauge"
+HISTOGRAM: Final = "histogram"
+INFO: Final = "info"
+_CUMULATIVE: Final = AggregationTemporality.CUMULATIVE
+
+_TARGET_INFO_NAME: Final = "target_info"
+_TARGET_INFO_HELP: Final = "Target metadata"
+_TARGET_FAMILY: Final = "target"  # OpenMetrics: the info family whose only sample is target_info
+
+_INVALID_NAME_RUN = re.compile(r"[^a-zA-Z0-9:]+")  # "_" is in the class so "_" runs collapse too
+_INVALID_LABEL_RUN = re.compile(r"[^a-zA-Z0-9]+")
+_RESERVED_LABEL_PREFIX = re.compile(r"[^a-zA-Z0-9]{2}")  # would start with "__" before collapsing
+_UNIT_ANNOTATION = re.compile(r"\{[^}]*\}")
+
+# UCUM -> Prometheus unit words, as in opentelemetry-exporter-prometheus / the Collector translator.
+_UNIT_WORDS: Final[Mapping[str, str]] = {
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "By": "bytes",
+    "KiBy": "kibibytes",
+    "MiBy": "mebibytes",
+    "GiBy": "gibibytes",
+    "TiBy": "tebibytes",
+    "KBy": "kilobytes",
+    "MBy": "megabytes",
+    "GBy": "gigabytes",
+    "TBy": "terabytes",
+    "m": "meters",
+    "V": "volts",
+    "A": "amperes",
+    "J": "joules",
+    "W": "watts",
+    "g": "grams",
+    "Cel": "celsius",
+    "Hz": "hertz",
+    "%": "percent",
+    "1": "",
+}
+# Denominators of "X/Y" units (singular), as in the reference exporter and the Collector.
+_PER_UNIT_WORDS: Final[Mapping[str, str]] = {
+    "s": "second",
+    "m": "minute",
+    "h": "hour",
+    "d": "day",
+    "w": "week",
+    "mo": "month",
+    "y": "year",
+}
+# OpenMetrics: the sample names a family of each type reserves (a later family using one is dropped).
+_RESERVED_SUFFIXES: Final[Mapping[str, tuple[str, ...]]] = {
+    COUNTER: ("", "_total", "_created"),
+    GAUGE: ("",),
+    HISTOGRAM: ("", "_bucket", "_count", "_sum", "_created"),
+    INFO: ("", "_info"),
+}
+
+_INF: Final = math.inf
+_NINF: Final = -math.inf
+_NANOS: Final = 1_000_000_000
+
+# A label plan for one tuple of attribute keys: (label prefix 'name="', indices of the attribute
+# values whose values are joined with ";" for that label) in label-name order, and the rendered
+# scope labels (with a leading comma) not overridden by an attribute.
+_Plan = tuple[tuple[tuple[str, tuple[int, ...]], ...], str]
+# Scope labels: (label name, rendered 'name="value"') pairs.
+_ScopeLabels = tuple[tuple[str, str], ...]
+
+
+class Family:
+    """One metric family being built: type, escaped HELP text, unit (OpenMetrics) and sample lines."""
+
+    __slots__ = ("help", "kind", "lines", "unit")
+
+    def __init__(self, kind: str, help_text: str, unit: str, lines: list[str]) -> None:
+        self.kind = kind
+        self.help = help_text
+        self.unit = unit
+        self.lines = lines
+
+
+def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
+    """The metric families of ``data`` by the name their metadata lines use, in output order.
+
+    Families appear in first-seen order (``target_info`` first) and samples in data point order.
+    Families with the same name from different scopes or ``Metric`` objects are merged (the first
+    non-empty description and unit win); a later family whose type differs from the first one with
+    that name is dropped with a logged warning, and so is, with ``openmetrics``, a later family that
+    would reuse a sample name an earlier family reserves (``x_created`` of a counter ``x``, ...).
+
+    ``openmetrics`` switches to OpenMetrics 1.0: counter families are named without ``_total``,
+    ``target`` is an ``info`` family, units are kept, HELP escapes ``"``, counters and histograms get
+    ``_created`` samples, and points OpenMetrics cannot carry are dropped or trimmed.
+    """
+    families: dict[str, Family] = {}  # insertion order is output order
+    reserved: set[str] = set()  # OpenMetrics: every sample name the families so far may use
+    escape_cache: dict[str, str] = {}
+    label_cache: dict[str, str] = {}
+    created: dict[int, str] = {}  # start time -> _created value text
+    escape_help = _escape_label_value if openmetrics else _escape_help
+
+    resource_attributes: dict[str, object] = {}
+    for resource_metrics in data.resource_metrics:
+        resource_attributes.update(resource_metrics.resource.attributes)
+    if resource_attributes:
+        target_plan = _make_plan(tuple(resource_attributes), (), False, label_cache)
+        target_labels = _render_labels(target_plan, tuple(resource_attributes.values()), escape_cache)
+        lines = [f"{_TARGET_INFO_NAME}{{{target_labels}}} 1\n"]
+        if openmetrics:
+            families[_TARGET_FAMILY] = Family(INFO, _TARGET_INFO_HELP, "", lines)
+            reserved.update(_reserved_names(_TARGET_FAMILY, INFO))
+        else:
+            families[_TARGET_INFO_NAME] = Family(GAUGE, _TARGET_INFO_HELP, "", lines)
+
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope_labels = _scope_labels(scope_metrics.scope)
+            all_scope_labels = ",".join(rendered for _, rendered in scope_labels)
+            for metric in scope_metrics.metrics:
+                metric_data = metric.data
+                if isinstance(metric_data, Sum):
+                    if metric_data.aggregation_temporality != _CUMULATIVE:
+                        continue
+                    kind = COUNTER if metric_data.is_monotonic else GAUGE
+                    ratio = False
+                elif isinstance(metric_data, Gauge):
+                    kind = GAUGE
+                    ratio = True
+                elif isinstance(metric_data, Histogram):
+                    if metric_data.aggregation_temporality != _CUMULATIVE:
+                        continue
+                    kind = HISTOGRAM
+                    ratio = False
+                else:  # ExponentialHistogram (native histograms only) or unknown
+                    continue
+                if not metric_data.data_points:
+                    continue
+
+                unit = metric.unit or ""
+                name = _family_name(metric.name, unit, kind, ratio)
+                key, unit_word = _openmetrics_family(name, unit, kind, ratio) if openmetrics else (name, "")
+                family = families.get(key)
+                if family is None:
+                    if openmetrics:
+                        names = _reserved_names(key, kind)
+                        if not reserved.isdisjoint(names):
+                            _logger.warning(
+                                "Dropping metric %r: OpenMetrics family %r (%s) reuses a name of an earlier "
+                                "family",
+                                metric.name,
+                                key,
+                                kind,
+                            )
+                            continue
+                        reserved.update(names)
+                    family = families[key] = Family(kind, "", unit_word, [])
+                elif family.kind != kind:
+                    _logger.warning(
+                        "Dropping metric %r: Prometheus family %r already has type %s, not %s",
+                        metric.name,
+                        key,
+                        family.kind,
+                        kind,
+                    )
+                    continue
+                if not family.help and metric.description:
+                    family.help = escape_help(metric.description)
+                if not family.unit:
+                    family.unit = unit_word
+                labels = _Labels(scope_labels, all_scope_labels, kind == HISTOGRAM, label_cache, escape_cache)
+                if isinstance(metric_data, Histogram):
+                    _append_histograms(
+                        family.lines, name, metric_data.data_points, labels, openmetrics, created
+                    )
+                elif openmetrics and kind == COUNTER:
+                    dropped = _append_openmetrics_counters(
+                        family.lines, name, key + "_created", metric_data.data_points, labels, created
+                    )
+                    if dropped:
+                        _logger.warning(
+                            "Dropped %d point(s) of counter %r: OpenMetrics totals are never negative or NaN",
+                            dropped,
+                            metric.name,
+                        )
+                else:
+                    _append_numbers(family.lines, name, metric_data.data_points, labels)
+    return families
+
+
+class _Labels:
+    """Renders the labels (without braces) of the data points of one metric: attributes, then scope."""
+
+    __slots__ = ("_escape_cache", "_histogram", "_label_cache", "_plans", "_scope", "_scope_only")
+
+    def __init__(
+        self,
+        scope_labels: _ScopeLabels,
+        all_scope_labels: str,
+        histogram: bool,
+        label_cache: dict[str, str],
+        escape_cache: dict[str, str],
+    ) -> None:
+        self._scope = scope_labels
+        self._scope_only = all_scope_labels
+        self._histogram = histogram
+        self._label_cache = label_cache
+        self._escape_cache = escape_cache
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+
+    def render(self, attributes: Attributes) -> str:
+        if not attributes:
+            return self._scope_only
+        keys = tuple(attributes)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plans[keys] = _make_plan(keys, self._scope, self._histogram, self._label_cache)
+        return _render_labels(plan, tuple(attributes.values()), self._escape_cache)
+
+
+def _append_numbers(lines: list[str], name: str, points: Sequence[NumberDataPoint], labels: _Labels) -> None:
+    render = labels.render
+    for point in points:
+        rendered = render(point.attributes)
+        value = _format_number(point.value)
+        lines.append(f"{name}{{{rendered}}} {value}\n" if rendered else f"{name} {value}\n")
+
+
+def _append_openmetrics_counters(
+    lines: list[str],
+    name: str,
+    created_name: str,
+    points: Sequence[NumberDataPoint],
+    labels: _Labels,
+    created: dict[int, str],
+) -> int:
+    """Append ``_total`` and ``_created`` samples; return how many points were dropped as invalid."""
+    render = labels.render
+    dropped = 0
+    for point in points:
+        value = point.value
+        if value < 0 or value != value:  # an OpenMetrics Total is never negative or NaN
+            dropped += 1
+            continue
+        rendered = render(point.attributes)
+        tail = f"{{{rendered}}} " if rendered else " "
+        lines.append(f"{name}{tail}{_format_number(value)}\n")
+        start = point.start_time_unix_nano
+        if start > 0:
+            lines.append(f"{created_name}{tail}{_created(start, created)}\n")
+    return dropped
+
+
+def _append_histograms(
+    lines: list[str],
+    name: str,
+    points: Sequence[HistogramDataPoint],
+    labels: _Labels,
+    openmetrics: bool,
+    created: dict[int, str],
+) -> None:
+    render = labels.render
+    bounds: Sequence[float] | None = None
+    le_suffixes: tuple[str, ...] = ()
+    negative_bound = False
+    for point in points:
+        if point.explicit_bounds is not bounds:
+            bounds = point.explicit_bounds
+            le_suffixes = _le_suffixes(tuple(bounds))
+            negative_bound = any(bound < 0 for bound in bounds)
+        if openmetrics:
+            _append_openmetrics_histogram(
+                lines, name, render(point.attributes), le_suffixes, point, negative_bound, created
+            )
+        else:
+            _append_histogram(lines, name, render(point.attributes), le_suffixes, point)
+
+
+def _append_histogram(
+    lines: list[str], name: str, labels: str, le_suffixes: tuple[str, ...], point: HistogramDataPoint
+) -> None:
+    bucket_prefix = f'{name}_bucket{{{labels},le="' if labels else f'{name}_bucket{{le="'
+    cumulative = 0
+    for le_suffix, count in zip(le_suffixes, point.bucket_counts, strict=False):
+        cumulative += count
+        lines.append(f"{bucket_prefix}{le_suffix}{cumulative}\n")
+    suffix = f"{{{labels}}} " if labels else " "
+    lines.append(f"{name}_sum{suffix}{_format_number(point.sum)}\n")
+    lines.append(f"{name}_count{suffix}{point.count}\n")
+
+
+def _append_openmetrics_histogram(
+    lines: list[str],
+    name: str,
+    labels: str,
+    le_suffixes: tuple[str, ...],
+    point: HistogramDataPoint,
+    negative_bound: bool,
+    created: dict[int, str],
+) -> None:
+    """Buckets, then ``_sum`` and ``_count`` unless the sum is not a counter, then ``_created``.
+
+    OpenMetrics (and the OTel specification) allow ``_sum`` only when it is monotonic: no negative
+    bucket bound, never negative or NaN. ``_count`` goes with it (present if and only if ``_sum`` is);
+    the count stays readable as the ``+Inf`` bucket.
+    """
+    bucket_prefix = f'{name}_bucket{{{labels},le="' if labels else f'{name}_bucket{{le="'
+    cumulative = 0
+    for le_suffix, count in zip(le_suffixes, point.bucket_counts, strict=False):
+        cumulative += count
+        lines.append(f"{bucket_prefix}{le_suffix}{cumulative}\n")
+    suffix = f"{{{labels}}} " if labels else " "
+    total = point.sum
+    if not negative_bound and total >= 0:  # False for NaN too
+        lines.append(f"{name}_sum{suffix}{_format_number(total)}\n")
+        lines.append(f"{name}_count{suffix}{point.count}\n")
+    start = point.start_time_unix_nano
+    if start > 0:
+        lines.append(f"{name}_created{suffix}{_created(start, created)}\n")
+
+
+def _created(start_time_unix_nano: int, cache: dict[int, str]) -> str:
+    """A start time as exact decimal seconds since the epoch (``1712345678.5``), cached per call."""
+    text = cache.get(start_time_unix_nano)
+    if text is None:
+        seconds, nanos = divmod(int(start_time_unix_nano), _NANOS)
+        text = cache[start_time_unix_nano] = f"{seconds}.{nanos:09d}".rstrip("0") if nanos else f"{seconds}.0"
+    return text
+
+
+@lru_cache(maxsize=256)
+def _le_suffixes(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``<le>"} `` tails of the bucket lines for ``bounds``, ending with ``+Inf``."""
+    return (*(f'{_format_le(bound)}"}} ' for bound in bounds), '+Inf"} ')
+
+
+def _format_le(bound: float) -> str:
+    """Format a bucket bound like ``prometheus_client.utils.floatToGoString`` (``0.005``, ``1.0``)."""
+    value = float(bound)
+    if value == _INF:
+        return "+Inf"
+    if value == _NINF:
+        return "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    text = repr(value)
+    dot = text.find(".")
+    if value > 0 and dot > 6:  # Go switches to exponent notation sooner than Python
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return text
+
+
+def _format_number(value: float) -> str:
+    """Format a sample value: ints as ints, floats in shortest repr, ``NaN``, ``+Inf``, ``-Inf``."""
+    kind = type(value)
+    if kind is int:
+        return repr(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value == _INF:
+            return "+Inf"
+        if value == _NINF:
+            return "-Inf"
+        return repr(value)
+    if isinstance(value, int):  # bool and other int subclasses
+        return repr(int(value))
+    return _format_number(float(value))
+
+
+def _escape_help(text: str) -> str:
+    """Escape a HELP text for text format 0.0.4 (which leaves ``"`` as is)."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label_value(text: str) -> str:
+    """Escape a label value (both formats) or an OpenMetrics HELP text."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _label_value(value: object) -> str:
+    """The string form of an attribute value: strings as is, everything else as JSON."""
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        value = list(value)
+    return json.dumps(value, default=str)
+
+
+def _render_labels(plan: _Plan, values: tuple[object, ...], escape_cache: dict[str, str]) -> str:
+    entries, scope_suffix = plan
+    parts: list[str] = []
+    for prefix, indices in entries:
+        if len(indices) == 1:
+            raw = values[indices[0]]
+            text = raw if type(raw) is str else _label_value(raw)
+        else:
+            text = ";".join([_label_value(values[index]) for index in indices])
+        escaped = escape_cache.get(text)
+        if escaped is None:
+            escaped = escape_cache[text] = _escape_label_value(text)
+        parts.append(f'{prefix}{escaped}"')
+    if not parts:
+        return scope_suffix[1:]
+    return ",".join(parts) + scope_suffix
+
+
+def _make_plan(
+    keys: tuple[str, ...], scope_labels: _ScopeLabels, is_histogram: bool, label_cache: dict[str, str]
+) -> _Plan:
+    """Work out, once per attribute key tuple, which label each attribute value goes to."""
+    groups: dict[str, list[int]] = {}
+    for index, key in enumerate(keys):
+        label = label_cache.get(key)
+        if label is None:
+            label = label_cache[key] = _label_name(key)
+        if not label or (is_histogram and label == "le"):
+            continue
+        groups.setdefault(label, []).append(index)
+    entries = tuple(
+        (f'{label}="', tuple(sorted(indices, key=keys.__getitem__)))
+        for label, indices in sorted(groups.items())
+    )
+    scope_suffix = "".join("," + rendered for label, rendered in scope_labels if label not in groups)
+    return entries, scope_suffix
+
+
+def _scope_labels(scope: InstrumentationScope) -> _ScopeLabels:
+    """The non-empty ``otel_scope_*`` labels of ``scope`` as (label name, rendered label) pairs."""
+    pairs: dict[str, str] = {}
+    if scope.attributes:
+        for key in sorted(scope.attributes):
+            label = _label_name("otel_scope_" + key)
+            text = _label_value(scope.attributes[key])
+            if text:
+                pairs[label] = f"{pairs[label]};{text}" if label in pairs else text
+    for label, optional_text in (
+        ("otel_scope_name", scope.name),
+        ("otel_scope_version", scope.version),
+        ("otel_scope_schema_url", scope.schema_url),
+    ):
+        if optional_text:
+            pairs[label] = optional_text
+    return tuple((label, f'{label}="{_escape_label_value(text)}"') for label, text in sorted(pairs.items()))
+
+
+@lru_cache(maxsize=4096)
+def _label_name(key: str) -> str:
+    """Sanitise an attribute key into a Prometheus label name ("" when there is none)."""
+    if not key:
+        return ""
+    label = _INVALID_LABEL_RUN.sub("_", key)
+    if _RESERVED_LABEL_PREFIX.match(key):
+        return "key" + label  # label starts with "_" here
+    if label[0].isdigit():
+        return "key_" + label
+    return label
+
+
+@lru_cache(maxsize=4096)
+def _family_name(name: str, unit: str, kind: str, gauge_ratio: bool) -> str:
+    """The text format 0.0.4 family name (as in ``# TYPE``) for an OTel metric name, unit and type."""
+    base = _INVALID_NAME_RUN.sub("_", name)
+    if base[:1].isdigit():
+        base = "_" + base
+    if kind == COUNTER and base.endswith("_total"):
+        base = base[:-6]
+    suffix = _unit_suffix(unit, gauge_ratio)
+    if suffix and not base.endswith("_" + suffix):
+        base = f"{base}_{suffix}"
+    if kind == COUNTER:
+        base += "_total"
+    return _INVALID_NAME_RUN.sub("_", base)  # collapses "__" left by a name ending in "_"
+
+
+@lru_cache(maxsize=4096)
+def _openmetrics_family(name: str, unit: str, kind: str, gauge_ratio: bool) -> tuple[str, str]:
+    """The OpenMetrics family name and ``# UNIT`` ("" for none) for a text format family ``name``.
+
+    A counter family is named without ``_total`` (only its samples carry it). The unit is the
+    Prometheus unit word, given only when the family name ends with it, as OpenMetrics requires.
+    """
+    family = name[:-6] if kind == COUNTER and name.endswith("_total") else name
+    word = _unit_suffix(unit, gauge_ratio)
+    return family, word if word and family.endswith("_" + word) else ""
+
+
+def _reserved_names(family: str, kind: str) -> tuple[str, ...]:
+    return tuple(family + suffix for suffix in _RESERVED_SUFFIXES[kind])
+
+
+@lru_cache(maxsize=1024)
+def _unit_suffix(unit: str, gauge_ratio: bool) -> str:
+    """Map a UCUM unit to its Prometheus name suffix ("" for none)."""
+    unit = _UNIT_ANNOTATION.sub("", unit).strip()
+    if not unit:
+        return ""
+    if unit == "1":
+        return "ratio" if gauge_ratio else ""
+    word = _UNIT_WORDS.get(unit)
+    if word is not None:
+        return word
+    top, slash, bottom = unit.partition("/")
+    if slash:
+        per = _PER_UNIT_WORDS.get(bottom) or _sanitize_unit(bottom)
+        if not per:
+            return _unit_suffix(top, gauge_ratio)
+        top_word = _UNIT_WORDS.get(top)
+        numerator = top_word if top_word is not None else _sanitize_unit(top)
+        return f"{numerator}_per_{per}" if numerator else f"per_{per}"
+    return _sanitize_unit(unit)
+
+
+def _sanitize_unit(unit: str) -> str:
+    return _INVALID_NAME_RUN.sub("_", unit).strip("_")
