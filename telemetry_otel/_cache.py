@@ -17,11 +17,15 @@ DEFAULT_TTL_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class CachedCollection:
-    """A collection and whether the cache served it, with its age in seconds."""
+    """A collection and whether the cache served it, with its age in seconds.
+
+    ``previous`` is the collection before it (for rates), None after the first.
+    """
 
     collection: Collection
     cached: bool
     age_seconds: float
+    previous: Collection | None = None
 
 
 class CollectionCache:
@@ -43,6 +47,7 @@ class CollectionCache:
         self.ttl_seconds = ttl_seconds
         self._clock = clock
         self._latest: tuple[Collection, float] | None = None
+        self._previous: Collection | None = None
         self._inflight: asyncio.Task[Collection] | None = None
         self.collections = 0  #: how many collection cycles this cache started
 
@@ -52,16 +57,29 @@ class CollectionCache:
         if not live and latest is not None:
             age = self._clock() - latest[1]
             if age < self.ttl_seconds:
-                return CachedCollection(latest[0], cached=True, age_seconds=age)
+                return CachedCollection(latest[0], cached=True, age_seconds=age, previous=self._previous)
         task = self._inflight
         if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
             task = asyncio.get_running_loop().create_task(self._refresh())
             self._inflight = task
         collection = await asyncio.shield(task)
-        return CachedCollection(collection, cached=False, age_seconds=0.0)
+        return CachedCollection(
+            collection, cached=False, age_seconds=0.0, previous=self._previous_of(collection)
+        )
+
+    @property
+    def latest(self) -> Collection | None:
+        """The newest collection, or None before the first."""
+        latest = self._latest
+        return None if latest is None else latest[0]
+
+    def _previous_of(self, collection: Collection) -> Collection | None:
+        return self._previous if self._latest is not None and self._latest[0] is collection else None
 
     async def _refresh(self) -> Collection:
         self.collections += 1
         collection = await self.telemetry.collect()
+        if self._latest is not None:
+            self._previous = self._latest[0]
         self._latest = (collection, self._clock())
         return collection

@@ -58,7 +58,7 @@ def demo_server() -> Iterator[str]:
 
 def test_demo_server_shows_21_services_and_6_buses_with_activity(demo_server: str) -> None:
     time.sleep(1.0)  # let the simulation run a few ticks past the first collection
-    body = httpx.get(f"{demo_server}/api/demo/v1/telemetry", params={}, timeout=10).json()
+    body = httpx.get(f"{demo_server}/api/demo/v1/telemetry", params={"view": "detailed"}, timeout=10).json()
     assert body["totals"]["services"] == 21
     assert body["totals"]["categories"] == 4
     assert len(body["buses"]) == 6

@@ -6,30 +6,59 @@ import asyncio
 import contextlib
 import gzip
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricsData
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from telemetry_otel import CachedCollection, CollectionCache, Telemetry, __version__
-from telemetry_otel.formats import negotiate_exposition, wants_gzip
-from telemetry_otel.views._detailed import render_detailed
+from telemetry_otel.formats import (
+    OPENMETRICS_CONTENT_TYPE,
+    PROMETHEUS_TEXT_CONTENT_TYPE,
+    encode_graphite,
+    encode_influx,
+    encode_openmetrics,
+    encode_prometheus_text,
+    negotiate_exposition,
+    wants_gzip,
+)
+from telemetry_otel.views._auth import BearerTokenMiddleware
+from telemetry_otel.views._health_json import health_json
+from telemetry_otel.views._model import ViewInputs
+from telemetry_otel.views._render import VIEWS, render_view, view_metrics
+from telemetry_otel.views._thresholds import Thresholds
 
-__all__ = ["create_app"]
+__all__ = ["FORMATS", "HEALTH_JSON", "QUERY_PARAMETERS", "create_app"]
 
 _logger = logging.getLogger("telemetry_otel.views")
 
-#: Query parameters of the unified endpoint and the values each accepts (first one is the default).
-ALLOWED_QUERY: dict[str, tuple[str, ...]] = {
-    "view": ("detailed",),
-    "format": ("json",),
+#: The formats every view is served in, and their content types.
+FORMATS: dict[str, str] = {
+    "json": "application/json",
+    "prometheus": PROMETHEUS_TEXT_CONTENT_TYPE,
+    "openmetrics": OPENMETRICS_CONTENT_TYPE,
+    "graphite": "text/plain; charset=utf-8",
+    "influxdb": "text/plain; charset=utf-8",
 }
+_ENCODERS: dict[str, Callable[[MetricsData], str]] = {
+    "prometheus": encode_prometheus_text,
+    "openmetrics": encode_openmetrics,
+    "graphite": encode_graphite,
+    "influxdb": encode_influx,
+}
+#: Query parameters of the unified endpoint; ``category`` and ``service`` take registered names.
+QUERY_PARAMETERS = ("view", "format", "category", "service", "live")
+_BOOLEANS = {"true": True, "false": False}
+HEALTH_JSON = "application/health+json"
 
 
 def create_app(
@@ -37,41 +66,105 @@ def create_app(
     *,
     agent: str = "demo",
     cache_ttl_seconds: float = 30.0,
+    thresholds: Thresholds | None = None,
+    token: str | None = None,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     on_shutdown: Sequence[Callable[[], None]] = (),
 ) -> Starlette:
     """Build the ASGI app serving ``telemetry`` as agent ``agent``.
 
-    Routes: ``GET /api/{agent}/v1/telemetry`` (JSON) and ``GET /metrics`` (Prometheus text).
-    ``background`` coroutines (such as a demo runtime's ``run``) run for the app's lifetime and
-    ``on_shutdown`` callbacks run when it stops.
+    Routes (``/api/{agent}/v1/telemetry`` is ``{base}``):
+
+    * ``GET {base}?view=&format=&category=&service=&live=``: every view in every format;
+    * ``GET {base}/health``: ``application/health+json``, 200 for pass/warn and 503 for fail;
+    * ``GET {base}/health/live`` and ``{base}/health/ready``: the probes (always open);
+    * ``GET /metrics``: the Prometheus scrape (text 0.0.4 or OpenMetrics by ``Accept``, gzip).
+
+    With ``token``, every other path needs ``Authorization: Bearer <token>``. ``background``
+    coroutines (a demo runtime's ``run``) run for the app's lifetime; ``on_shutdown`` callbacks at
+    its end.
     """
     cache = CollectionCache(telemetry, ttl_seconds=cache_ttl_seconds)
+    limits = thresholds if thresholds is not None else Thresholds()
+    base = f"/api/{agent}/v1/telemetry"
+    probes = {f"{base}/health/live", f"{base}/health/ready"}
 
-    async def telemetry_endpoint(request: Request) -> Response:
-        requested = request.path_params["agent"]
-        if requested != agent:
-            return _error(404, f"unknown agent {requested!r}", agents=[agent])
-        problem = _check_query(request)
-        if problem is not None:
-            return problem
-        served = await _collect(cache)
-        if isinstance(served, Response):
-            return served
-        body = render_detailed(
-            served.collection, telemetry.components.snapshot(), telemetry.components.buses()
+    def inputs(served: CachedCollection, category: str | None, service: str | None) -> ViewInputs:
+        return ViewInputs(
+            collection=served.collection,
+            previous=served.previous,
+            components=telemetry.components.snapshot(),
+            buses=telemetry.components.buses(),
+            thresholds=limits,
+            now_unix_nano=time.time_ns(),
+            category=category,
+            service=service,
         )
-        meta = {
+
+    def meta(view: str, served: CachedCollection) -> dict[str, Any]:
+        return {
             "agent": agent,
-            "package_version": __version__,
+            "view": view,
+            "timestamp": _iso(served.collection.time_unix_nano),
+            "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "collection_duration_seconds": round(served.collection.duration_seconds, 6),
             "cached": served.cached,
             "cache_age_seconds": round(served.age_seconds, 3),
-            "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "package_version": __version__,
+            "sdk_disabled": served.collection.sdk_disabled,
         }
-        return JSONResponse({**meta, **body})
+
+    async def telemetry_endpoint(request: Request) -> Response:
+        problem = _check_agent(request, agent)
+        if problem is not None:
+            return problem
+        query = _parse_query(request, telemetry)
+        if isinstance(query, Response):
+            return query
+        served = await _collect(cache, live=query.live)
+        if isinstance(served, Response):
+            return served
+        view_inputs = inputs(served, query.category, query.service)
+        rendered = render_view(query.view, view_inputs)
+        if query.format == "json":
+            return JSONResponse({**meta(query.view, served), **rendered.document})
+        text = _ENCODERS[query.format](view_metrics(view_inputs, rendered))
+        return Response(text, media_type=FORMATS[query.format])
+
+    async def health_endpoint(request: Request) -> Response:
+        problem = _check_agent(request, agent)
+        if problem is not None:
+            return problem
+        if request.query_params:
+            return _error(400, "the health endpoint takes no query parameters", allowed=[])
+        served = await _collect(cache, live=False)
+        if isinstance(served, Response):
+            return served
+        document = health_json(render_view("health", inputs(served, None, None)).document, agent)
+        status = 503 if document["status"] == "fail" else 200
+        return JSONResponse(document, status_code=status, media_type=HEALTH_JSON)
+
+    async def live_endpoint(request: Request) -> Response:
+        problem = _check_agent(request, agent)
+        if problem is not None:
+            return problem
+        # Liveness is the process answering: it never depends on the services.
+        return JSONResponse({"status": "pass"}, media_type=HEALTH_JSON)
+
+    async def ready_endpoint(request: Request) -> Response:
+        problem = _check_agent(request, agent)
+        if problem is not None:
+            return problem
+        if cache.latest is None:
+            return JSONResponse(
+                {"status": "fail", "output": "no collection has completed yet"},
+                status_code=503,
+                media_type=HEALTH_JSON,
+            )
+        return JSONResponse({"status": "pass"}, media_type=HEALTH_JSON)
 
     async def metrics_endpoint(request: Request) -> Response:
-        served = await _collect(cache)
+        served = await _collect(cache, live=False)
         if isinstance(served, Response):
             return served
         encode, content_type = negotiate_exposition(request.headers.get("accept"))
@@ -95,11 +188,14 @@ def create_app(
 
         # Exporters read the server's collections: one cycle per cache window for views and exports.
         telemetry.exports.use_source(from_cache)
+        warm_up = asyncio.create_task(cache.get())  # readiness: the first collection, in the background
+        warm_up.add_done_callback(_log_crash)
         try:
             yield
         finally:
             # Before the shutdown callbacks: a final export must not wait on this loop from this loop.
             telemetry.exports.use_source(None)
+            warm_up.cancel()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -114,8 +210,14 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/api/{agent}/v1/telemetry", telemetry_endpoint, methods=["GET"]),
+            Route("/api/{agent}/v1/telemetry/health", health_endpoint, methods=["GET"]),
+            Route("/api/{agent}/v1/telemetry/health/live", live_endpoint, methods=["GET"]),
+            Route("/api/{agent}/v1/telemetry/health/ready", ready_endpoint, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
+        middleware=[]
+        if token is None
+        else [Middleware(BearerTokenMiddleware, token=token, is_open=probes.__contains__)],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
@@ -124,35 +226,79 @@ def create_app(
     return app
 
 
-def _log_crash(task: asyncio.Task[None]) -> None:
+def _log_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         _logger.error("background task stopped: %r", task.exception(), exc_info=task.exception())
 
 
-async def _collect(cache: CollectionCache) -> CachedCollection | Response:
+async def _collect(cache: CollectionCache, *, live: bool) -> CachedCollection | Response:
     try:
-        return await cache.get()
+        return await cache.get(live=live)
     except Exception as exc:  # the SDK read failed; nothing partial is served as if whole
         _logger.exception("collection failed")
         return _error(503, f"collection failed: {type(exc).__name__}: {exc}")
 
 
-def _check_query(request: Request) -> Response | None:
-    for key in request.query_params:
-        if key not in ALLOWED_QUERY:
-            return _error(400, f"unknown query parameter {key!r}", allowed=sorted(ALLOWED_QUERY))
-    for key, allowed in ALLOWED_QUERY.items():
-        values = request.query_params.getlist(key)
+def _check_agent(request: Request, agent: str) -> Response | None:
+    requested = request.path_params["agent"]
+    if requested != agent:
+        return _error(404, f"unknown agent {requested!r}", agents=[agent])
+    return None
+
+
+@dataclass(frozen=True)
+class _Query:
+    view: str
+    format: str
+    category: str | None
+    service: str | None
+    live: bool
+
+
+def _parse_query(request: Request, telemetry: Telemetry) -> _Query | Response:
+    """The validated query, or a 400 naming the parameter and every value it allows."""
+    params = request.query_params
+    for key in params:
+        if key not in QUERY_PARAMETERS:
+            return _error(400, f"unknown query parameter {key!r}", allowed=list(QUERY_PARAMETERS))
+    components = telemetry.components.snapshot()
+    choices: dict[str, Sequence[str]] = {
+        "view": VIEWS,
+        "format": list(FORMATS),
+        "category": sorted({c.category for c in components if c.category is not None}),
+        "service": sorted(c.name for c in components),
+        "live": list(_BOOLEANS),
+    }
+    chosen: dict[str, str | None] = {}
+    for key, allowed in choices.items():
+        values = params.getlist(key)
         if len(values) > 1:
             return _error(400, f"query parameter {key!r} given {len(values)} times", allowed=list(allowed))
         if values and values[0] not in allowed:
-            return _error(400, f"{key}={values[0]!r} is not supported", allowed=list(allowed))
-    return None
+            return _error(400, f"{key}={values[0]!r} is not one of the allowed values", allowed=list(allowed))
+        chosen[key] = values[0] if values else None
+    return _Query(
+        view=chosen["view"] or "summary",
+        format=chosen["format"] or "json",
+        category=chosen["category"],
+        service=chosen["service"],
+        live=_BOOLEANS[chosen["live"] or "false"],
+    )
+
+
+def _iso(time_unix_nano: int) -> str:
+    return datetime.fromtimestamp(time_unix_nano / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    routes = ["/api/{agent}/v1/telemetry", "/metrics"]
+    routes = [
+        "/api/{agent}/v1/telemetry",
+        "/api/{agent}/v1/telemetry/health",
+        "/api/{agent}/v1/telemetry/health/live",
+        "/api/{agent}/v1/telemetry/health/ready",
+        "/metrics",
+    ]
     if exc.status_code == 404:
         return _error(404, f"no route {request.url.path!r}", routes=routes)
     if exc.status_code == 405:

@@ -40,7 +40,7 @@ def client(telemetry: Telemetry) -> TestClient:
 
 
 def test_unified_endpoint_serves_the_collected_otel_data(client: TestClient) -> None:
-    response = client.get("/api/demo/v1/telemetry")
+    response = client.get("/api/demo/v1/telemetry?view=detailed")
     assert response.status_code == 200
     body = response.json()
     assert (body["agent"], body["view"], body["sdk_disabled"], body["cached"]) == (
@@ -117,8 +117,11 @@ def test_metrics_route_serves_prometheus_text_that_parses_and_passes_promtool(cl
 @pytest.mark.parametrize(
     ("query", "status", "fragment", "allowed_key"),
     [
-        ("?view=summary", 400, "view='summary' is not supported", "allowed"),
-        ("?format=xml", 400, "format='xml' is not supported", "allowed"),
+        ("?view=everything", 400, "view='everything' is not one of the allowed values", "allowed"),
+        ("?format=xml", 400, "format='xml' is not one of the allowed values", "allowed"),
+        ("?category=kitchen", 400, "category='kitchen' is not one of the allowed values", "allowed"),
+        ("?service=nobody", 400, "service='nobody' is not one of the allowed values", "allowed"),
+        ("?live=yes", 400, "live='yes' is not one of the allowed values", "allowed"),
         ("?colour=red", 400, "unknown query parameter 'colour'", "allowed"),
         ("?view=detailed&view=detailed", 400, "given 2 times", "allowed"),
     ],
@@ -146,7 +149,7 @@ def test_endpoint_says_when_the_sdk_is_disabled() -> None:
     telemetry = Telemetry(TelemetryConfig(service_name="off", disabled=True))
     instrument_service("memory", category="graph", telemetry=telemetry)
     with TestClient(create_app(telemetry, agent="demo")) as client:
-        body = client.get("/api/demo/v1/telemetry").json()
+        body = client.get("/api/demo/v1/telemetry?view=detailed").json()
         assert body["sdk_disabled"] is True
         assert body["services"]["memory"]["metrics"] == []
         assert client.get("/metrics").text == ""
@@ -183,7 +186,7 @@ def test_non_finite_attribute_values_never_break_the_json(telemetry: Telemetry) 
     )
     telemetry.get_meter("own").create_counter("own.calls").add(1, {"ratio": float("-inf")})
     with TestClient(create_app(telemetry, agent="demo")) as client:
-        response = client.get("/api/demo/v1/telemetry")
+        response = client.get("/api/demo/v1/telemetry?view=detailed")
     assert response.status_code == 200
     body = response.json()
     (point,) = {m["name"]: m for m in body["services"]["odd"]["metrics"]}["odd.depth"]["points"]

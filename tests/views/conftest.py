@@ -1,0 +1,82 @@
+"""Fixtures for the view tests: real runtimes, real collections, and a renderer over them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from telemetry_otel import Collection, Telemetry, TelemetryConfig
+from telemetry_otel.views._render import RenderedView, ViewInputs, render_view
+from telemetry_otel.views._thresholds import Thresholds
+
+Collect = Callable[[Telemetry], Collection]
+MakeInputs = Callable[..., ViewInputs]
+Render = Callable[..., RenderedView]
+
+
+@pytest.fixture
+def collect() -> Collect:
+    """One real collection cycle of a runtime."""
+
+    def collect(telemetry: Telemetry) -> Collection:
+        return asyncio.run(telemetry.collect())
+
+    return collect
+
+
+@pytest.fixture
+def make_runtime() -> Iterator[Callable[..., Telemetry]]:
+    """Extra runtimes (a restarted process, a disabled SDK), shut down after the test."""
+    created: list[Telemetry] = []
+
+    def make(**options: Any) -> Telemetry:
+        runtime = Telemetry(TelemetryConfig(service_name="t", **options))
+        created.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in created:
+        runtime.shutdown()
+
+
+@pytest.fixture
+def make_inputs(telemetry: Telemetry, collect: Collect) -> MakeInputs:
+    """ViewInputs over ``telemetry`` (a fresh collection unless one is given)."""
+
+    def make(
+        collection: Collection | None = None,
+        *,
+        runtime: Telemetry | None = None,
+        previous: Collection | None = None,
+        thresholds: Thresholds | None = None,
+        now: int | None = None,
+        category: str | None = None,
+        service: str | None = None,
+    ) -> ViewInputs:
+        runtime = runtime or telemetry
+        collection = collection or collect(runtime)
+        return ViewInputs(
+            collection=collection,
+            previous=previous,
+            components=runtime.components.snapshot(),
+            buses=runtime.components.buses(),
+            thresholds=thresholds or Thresholds(cpu_count=4),
+            now_unix_nano=collection.time_unix_nano + 1_000_000_000 if now is None else now,
+            category=category,
+            service=service,
+        )
+
+    return make
+
+
+@pytest.fixture
+def render(make_inputs: MakeInputs) -> Render:
+    """``render_view(name, make_inputs(...))``."""
+
+    def render(name: str, collection: Collection | None = None, **options: Any) -> RenderedView:
+        return render_view(name, make_inputs(collection, **options))
+
+    return render
