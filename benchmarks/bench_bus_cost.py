@@ -3,9 +3,10 @@
 Two telemetry runtimes side by side in one process:
 
 * ``bare``: one service, no bus.
-* ``loaded``: the whole demo runtime (21 services, 6 bus-only providers) with its six buses, and
-  the measured service attached to one of them as a provider. Exporters are attached here too as
-  they are added to the package (none ships yet: see benchmarks/README.md).
+* ``loaded``: the whole demo runtime (21 services, 6 bus-only providers) with its six buses, the
+  measured service attached to one of them as a provider, and every push exporter attached (OTLP
+  gRPC and HTTP, Graphite, InfluxDB: aimed at closed loopback ports with a one-hour interval, since
+  exports never run on the recording path).
 
 Two comparisons, each against its ``bare`` baseline:
 
@@ -26,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from _harness import compare, write_results
+from bench_hot_path import every_exporter
 from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint
 
 from telemetry_otel import Telemetry, TelemetryConfig
@@ -49,12 +51,16 @@ class Runtime:
         """Release the runtime."""
         if self.demo is not None:
             self.demo.close()
-        self.telemetry.shutdown()
+        self.telemetry.shutdown(timeout_millis=2_000)
 
 
 def build(loaded: bool) -> Runtime:
     """A runtime with one measured service; ``loaded`` adds the demo's six buses and providers."""
-    telemetry = Telemetry(TelemetryConfig(service_name="bench-bus"))
+    if loaded:
+        config = TelemetryConfig(service_name="bench-bus", export_interval_millis=3_600_000)
+        telemetry = Telemetry(config, every_exporter())
+    else:
+        telemetry = Telemetry(TelemetryConfig(service_name="bench-bus"))
     demo = DemoRuntime(telemetry, seed=1) if loaded else None
     service = instrument_service("measured", category="runtime", telemetry=telemetry)
     if demo is not None:
@@ -100,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         counter = compare(
             "counter_add_bus_cost",
-            {"bare": bare.add, "six_buses": loaded.add},
+            {"bare": bare.add, "six_buses_all_exporters": loaded.add},
             baseline="bare",
             rounds=args.rounds,
             ops=args.ops,
@@ -108,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         vitals = compare(
             "record_request_bus_cost",
-            {"bare": bare.record, "six_buses": loaded.record},
+            {"bare": bare.record, "six_buses_all_exporters": loaded.record},
             baseline="bare",
             rounds=args.rounds,
             ops=args.ops,
@@ -135,9 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(vitals.report())
     print()
     for comparison in (counter, vitals):
-        ratio = comparison.ratio("six_buses", "bare")
+        ratio = comparison.ratio("six_buses_all_exporters", "bare")
         verdict = "met" if ratio <= 1.2 else "NOT met"
-        print(f"{comparison.name}: six_buses / bare = {ratio:.3f} (target <= 1.2: {verdict})")
+        exporters = len(loaded.telemetry.exports.exporters)
+        print(
+            f"{comparison.name}: six_buses_all_exporters ({exporters} exporters) / bare = {ratio:.3f} "
+            f"(target <= 1.2: {verdict})"
+        )
     print(
         f"verified: each runtime recorded {counter.total_ops} counter adds and {vitals.total_ops} requests; "
         f"the tool bus aggregated all {vitals.total_ops} of the measured provider's requests"
