@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from telemetry_otel import CachedCollection, CollectionCache, Telemetry, __version__
+from telemetry_otel import CachedCollection, Collection, CollectionCache, Telemetry, __version__
 from telemetry_otel.formats import (
     OPENMETRICS_CONTENT_TYPE,
     PROMETHEUS_TEXT_CONTENT_TYPE,
@@ -85,6 +86,7 @@ def create_app(
     its end.
     """
     cache = CollectionCache(telemetry, ttl_seconds=cache_ttl_seconds)
+    rendered = _RenderCache()
     limits = thresholds if thresholds is not None else Thresholds()
     base = f"/api/{agent}/v1/telemetry"
     probes = {f"{base}/health/live", f"{base}/health/ready"}
@@ -124,12 +126,20 @@ def create_app(
         served = await _collect(cache, live=query.live)
         if isinstance(served, Response):
             return served
-        view_inputs = inputs(served, query.category, query.service)
-        rendered = render_view(query.view, view_inputs)
+        body = rendered.get(served.collection, query)
+        if body is None:
+            view_inputs = inputs(served, query.category, query.service)
+            view = render_view(query.view, view_inputs)
+            if query.format == "json":
+                body = json.dumps(view.document, allow_nan=False, separators=(",", ":")).encode("utf-8")
+            else:
+                body = _ENCODERS[query.format](view_metrics(view_inputs, view)).encode("utf-8")
+            rendered.put(served.collection, query, body)
         if query.format == "json":
-            return JSONResponse({**meta(query.view, served), **rendered.document})
-        text = _ENCODERS[query.format](view_metrics(view_inputs, rendered))
-        return Response(text, media_type=FORMATS[query.format])
+            # The view is rendered once per collection and query; the metadata is per request.
+            head = json.dumps(meta(query.view, served), separators=(",", ":")).encode("utf-8")
+            body = head[:-1] + b"," + body[1:] if body != b"{}" else head
+        return Response(body, media_type=FORMATS[query.format])
 
     async def health_endpoint(request: Request) -> Response:
         problem = _check_agent(request, agent)
@@ -244,6 +254,24 @@ def _check_agent(request: Request, agent: str) -> Response | None:
     if requested != agent:
         return _error(404, f"unknown agent {requested!r}", agents=[agent])
     return None
+
+
+class _RenderCache:
+    """Rendered bodies of the current collection, by query; emptied when the collection changes."""
+
+    def __init__(self) -> None:
+        self._collection: Collection | None = None
+        self._bodies: dict[_Query, bytes] = {}
+
+    def get(self, collection: Collection, query: _Query) -> bytes | None:
+        if collection is not self._collection:
+            return None
+        return self._bodies.get(query)
+
+    def put(self, collection: Collection, query: _Query, body: bytes) -> None:
+        if collection is not self._collection:
+            self._collection, self._bodies = collection, {}
+        self._bodies[query] = body
 
 
 @dataclass(frozen=True)

@@ -268,3 +268,19 @@ def test_no_query_string_ever_causes_a_500(client: TestClient, pairs: list[tuple
     assert response.status_code in (200, 400), response.text
     if response.status_code == 400:
         assert response.json()["allowed"] is not None
+
+
+def test_rendered_views_follow_each_new_collection(telemetry: Telemetry) -> None:
+    service = instrument_service("memory", category="graph", telemetry=telemetry)
+    service.record_request(0.01)
+    service.report_health("pass")
+    with TestClient(create_app(telemetry, agent="demo")) as client:
+        params = {"view": "operational", "service": "memory"}
+        before = client.get(BASE, params=params).json()["services"]["memory"]["requests"]
+        for _ in range(4):
+            service.record_request(0.01)
+        assert client.get(BASE, params=params).json()["services"]["memory"]["requests"] == before  # cached
+        live = client.get(BASE, params={**params, "live": "true"}).json()
+        assert (live["cached"], live["services"]["memory"]["requests"]) == (False, before + 4)
+        again = client.get(BASE, params=params).json()
+        assert (again["cached"], again["services"]["memory"]["requests"]) == (True, before + 4)
