@@ -108,7 +108,7 @@ def main() -> int:
         server.wait(timeout=15)
     ratios = [s / t for s, t in zip(summary_rps, trivial_rps, strict=True)]
     print(
-        f"endpoint_throughput: {args.rounds} rounds x {args.seconds:g} s per URL, wrk -t1 -c{args.connections}"
+        f"endpoint_throughput: {args.rounds} rounds x {args.seconds} s per URL, wrk -t1 -c{args.connections}"
     )
     print(f"{'url':<28}{'median req/s':>14}{'min':>10}{'max':>10}")
     for name, values in (("cached summary view", summary_rps), ("trivial JSON route", trivial_rps)):
