@@ -28,6 +28,8 @@ __all__ = ["main"]
 APP_FACTORY = "telemetry_otel.views:create_app"
 DEMO_FACTORY = "telemetry_otel.instrumentation.demo:build_demo"
 EXIT_USAGE = 2
+#: Environment variable holding the bearer token that guards the endpoint (unset: open).
+TOKEN_VARIABLE = "TELEMETRY_OTEL_API_TOKEN"
 EXIT_FAILURE = 1
 
 
@@ -88,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log verbosity"
+    )
+    serve.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an alert threshold (repeatable), e.g. --threshold cpu_warn=0.8",
     )
     serve.add_argument(
         "--cache-ttl",
@@ -160,18 +169,26 @@ def _serve(args: argparse.Namespace) -> int:
         on_shutdown.append(close)
     on_shutdown.append(telemetry.shutdown)
     create_app = load_object(APP_FACTORY)
-    app = create_app(
-        telemetry,
-        agent=args.agent,
-        cache_ttl_seconds=args.cache_ttl,
-        background=background,
-        on_shutdown=on_shutdown,
-    )
+    token = os.environ.get(TOKEN_VARIABLE) or None  # never printed nor logged
+    try:
+        app = create_app(
+            telemetry,
+            agent=args.agent,
+            cache_ttl_seconds=args.cache_ttl,
+            thresholds=_thresholds(args.threshold),
+            token=token,
+            background=background,
+            on_shutdown=on_shutdown,
+        )
+    except ValueError as exc:
+        telemetry.shutdown()
+        raise CliError(str(exc), EXIT_USAGE) from None
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
+    access = f", bearer token from {TOKEN_VARIABLE}" if token else ""
     print(
         f"telemetry-otel {__version__}: serving agent {args.agent!r} "
-        f"({len(telemetry.components)} components{', SDK disabled' if telemetry.disabled else ''})\n"
+        f"({len(telemetry.components)} components{', SDK disabled' if telemetry.disabled else ''}{access})\n"
         f"  http://{_url_host(host)}:{port}/api/{args.agent}/v1/telemetry\n"
         f"  http://{_url_host(host)}:{port}/metrics",
         file=sys.stderr,
@@ -183,6 +200,26 @@ def _serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(server.serve(sockets=[sock]))
     return 0
+
+
+def _thresholds(items: Sequence[str]) -> dict[str, object] | None:
+    """``KEY=VALUE`` overrides: integers and numbers are parsed, anything else stays text."""
+    if not items:
+        return None
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--threshold {item!r} is not of the form KEY=VALUE", EXIT_USAGE)
+        value: object = raw
+        for parse in (int, float):
+            try:
+                value = parse(raw)
+                break
+            except ValueError:
+                continue
+        overrides[key.strip()] = value
+    return overrides
 
 
 def _start_runtime(args: argparse.Namespace, telemetry: Telemetry) -> object:

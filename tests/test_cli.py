@@ -98,6 +98,9 @@ def test_serve_needs_a_source() -> None:
         (("serve", "--app", "telemetry_otel:nothing_here"), 2, "has no attribute 'nothing_here'"),
         (("frobnicate",), 2, "invalid choice: 'frobnicate'"),
         (("serve", "--app", "x:y", "--seed", "3"), 2, "--seed applies to --demo only"),
+        (("serve", "--demo", "--port", "0", "--threshold", "cpu_warn"), 2, "is not of the form KEY=VALUE"),
+        (("serve", "--demo", "--port", "0", "--threshold", "speed=9"), 2, "unknown threshold key(s) 'speed'"),
+        (("serve", "--demo", "--port", "0", "--threshold", "cpu_warn=2"), 2, "cpu_warn"),
     ],
 )
 def test_usage_errors_name_what_is_allowed_without_a_traceback(
@@ -138,3 +141,36 @@ def test_version() -> None:
     result = _run("--version")
     assert result.returncode == 0
     assert re.fullmatch(r"telemetry-otel \d+\.\d+\.\d+.*\n", result.stdout)
+
+
+def test_a_token_from_the_environment_guards_the_server_and_is_never_printed() -> None:
+    secret = "cli-s3cret-token"
+    env = {**os.environ, "TELEMETRY_OTEL_API_TOKEN": secret}
+    process = subprocess.Popen(
+        [*COMMAND, "serve", "--demo", "--port", "0", "--log-level", "debug"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=NEUTRAL_CWD,
+    )
+    assert process.stderr is not None
+    printed: list[str] = []
+    base = None
+    while base is None:
+        line = process.stderr.readline()
+        if not line:
+            break
+        printed.append(line)
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/metrics", line)
+        base = found.group(1) if found else None
+    try:
+        assert base is not None
+        assert httpx.get(f"{base}/metrics", timeout=10).status_code == 401
+        assert httpx.get(f"{base}/api/demo/v1/telemetry/health/live", timeout=10).status_code == 200
+        authorized = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {secret}"}, timeout=10)
+        assert authorized.status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=15)
+    assert secret not in "".join(printed) + out + err

@@ -8,7 +8,7 @@ import gzip
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,7 +67,7 @@ def create_app(
     *,
     agent: str = "demo",
     cache_ttl_seconds: float = 30.0,
-    thresholds: Thresholds | None = None,
+    thresholds: Thresholds | Mapping[str, object] | None = None,
     token: str | None = None,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     on_shutdown: Sequence[Callable[[], None]] = (),
@@ -81,13 +81,19 @@ def create_app(
     * ``GET {base}/health/live`` and ``{base}/health/ready``: the probes (always open);
     * ``GET /metrics``: the Prometheus scrape (text 0.0.4 or OpenMetrics by ``Accept``, gzip).
 
+    ``thresholds`` overrides alert thresholds (a :class:`Thresholds` or a mapping of its fields).
     With ``token``, every other path needs ``Authorization: Bearer <token>``. ``background``
     coroutines (a demo runtime's ``run``) run for the app's lifetime; ``on_shutdown`` callbacks at
     its end.
     """
     cache = CollectionCache(telemetry, ttl_seconds=cache_ttl_seconds)
     rendered = _RenderCache()
-    limits = thresholds if thresholds is not None else Thresholds()
+    if thresholds is None:
+        limits = Thresholds()
+    elif isinstance(thresholds, Thresholds):
+        limits = thresholds
+    else:
+        limits = Thresholds.from_mapping(thresholds)
     base = f"/api/{agent}/v1/telemetry"
     probes = {f"{base}/health/live", f"{base}/health/ready"}
 
