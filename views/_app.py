@@ -300,7 +300,7 @@ def _parse_query(request: Request, telemetry: Telemetry) -> _Query | Response:
         "view": VIEWS,
         "format": list(FORMATS),
         "category": sorted({c.category for c in components if c.category is not None}),
-        "service": sorted(c.name for c in components),
+        "service": sorted(c.name for c in components if c.category is not None),
         "live": list(_BOOLEANS),
     }
     chosen: dict[str, str | None] = {}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from telemetry_otel import Collection, Snapshot, Telemetry
+from telemetry_otel import Collection, HealthStatus, Snapshot, SnapshotFunction, Telemetry
 from telemetry_otel.instrumentation import Bus, gauge, instrument_service
 from telemetry_otel.views._model import build_model, roll_up
 from telemetry_otel.views._render import RenderedView, ViewInputs
@@ -19,6 +19,11 @@ Collect = Callable[[Telemetry], Collection]
 MakeInputs = Callable[..., ViewInputs]
 SECOND = 10**9
 DEPTH = [gauge("service.queue.depth", "{item}", "Waiting.")]
+
+
+def _breaker(state: str) -> SnapshotFunction:
+    series = [({"circuit_breaker.state": s}, int(s == state)) for s in ("closed", "open", "half_open")]
+    return lambda: {"service.circuit_breaker.state": series}
 
 
 def test_zero_services_is_fail_and_not_healthy(telemetry: Telemetry, render: Render) -> None:
@@ -218,7 +223,7 @@ def test_overall_status_rules(telemetry: Telemetry, render: Render) -> None:
 
 
 def test_category_roll_up_keeps_unknown_distinct(telemetry: Telemetry, render: Render) -> None:
-    layout = {
+    layout: dict[str, list[tuple[str, HealthStatus | None]]] = {
         "ok": [("ok1", "pass"), ("ok2", "pass")],
         "partly_known": [("p1", "pass"), ("p2", None)],
         "dark": [("d1", None), ("d2", None)],
@@ -227,10 +232,8 @@ def test_category_roll_up_keeps_unknown_distinct(telemetry: Telemetry, render: R
     for category, members in layout.items():
         for name, status in members:
             service = instrument_service(name, category=category, telemetry=telemetry)
-            if status == "pass":
-                service.report_health("pass")
-            elif status == "fail":
-                service.report_health("fail")
+            if status is not None:
+                service.report_health(status)
     categories = render("health").document["categories"]
     assert {name: section["status"] for name, section in categories.items()} == {
         "ok": "pass",
@@ -246,7 +249,8 @@ def test_category_roll_up_keeps_unknown_distinct(telemetry: Telemetry, render: R
 
 def test_health_score_formula_with_missing_inputs(telemetry: Telemetry, render: Render) -> None:
     # Three services: two pass, one fail. 200 requests, 10 errors (5 %). All latencies 2 s.
-    for name, status, errors in (("a", "pass", 10), ("b", "pass", 0), ("c", "fail", 0)):
+    cases: tuple[tuple[str, HealthStatus, int], ...] = (("a", "pass", 10), ("b", "pass", 0), ("c", "fail", 0))
+    for name, status, errors in cases:
         service = instrument_service(name, category="runtime", telemetry=telemetry)
         for index in range(100 if name != "c" else 0):
             service.record_request(2.0, error=index < errors)
@@ -281,11 +285,7 @@ def test_resource_pressure_and_breakers_in_the_score(telemetry: Telemetry, rende
         service = instrument_service(
             name,
             category="infra",
-            snapshot=lambda state=state: {
-                "service.circuit_breaker.state": [
-                    ({"circuit_breaker.state": s}, int(s == state)) for s in ("closed", "open", "half_open")
-                ]
-            },
+            snapshot=_breaker(state),
             metrics=breaker,
             telemetry=telemetry,
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from telemetry_otel import Collection, Snapshot, Telemetry
+from telemetry_otel import Collection, Snapshot, SnapshotFunction, Telemetry
 from telemetry_otel.instrumentation import gauge, instrument_service
 from telemetry_otel.views._render import RenderedView
 from telemetry_otel.views._thresholds import Alert, Thresholds
@@ -29,6 +29,14 @@ def _breaker(state: str) -> Snapshot:
             ({"circuit_breaker.state": name}, int(name == state)) for name in ("closed", "open", "half_open")
         ]
     }
+
+
+def _resources(cpu: float, memory: float | None) -> SnapshotFunction:
+    return lambda: {"process.cpu.utilization": cpu, "system.memory.utilization": memory}
+
+
+def _breaker_snapshot(state: str) -> SnapshotFunction:
+    return lambda: _breaker(state)
 
 
 def _alerts(view: RenderedView) -> list[dict[str, Any]]:
@@ -101,10 +109,7 @@ def test_cpu_and_memory_thresholds(telemetry: Telemetry, render: Render) -> None
         service = instrument_service(
             name,
             category="runtime",
-            snapshot=lambda cpu=cpu, memory=memory: {
-                "process.cpu.utilization": cpu,
-                "system.memory.utilization": memory,
-            },
+            snapshot=_resources(cpu, memory),
             metrics=RESOURCES,
             telemetry=telemetry,
         )
@@ -162,7 +167,7 @@ def test_circuit_breaker_open_and_its_override(telemetry: Telemetry, render: Ren
         service = instrument_service(
             name,
             category="runtime",
-            snapshot=lambda state=state: _breaker(state),
+            snapshot=_breaker_snapshot(state),
             metrics=BREAKER,
             telemetry=telemetry,
         )
