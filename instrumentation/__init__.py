@@ -11,12 +11,16 @@ Example::
     )
     with service.request():
         handle(message)
+
+A metric declared in a catalog (docs/catalog.md) takes its unit and description from there:
+``from_catalog(load_catalog("catalog.yaml"), "memory.nodes")``.
 """
 
 from __future__ import annotations
 
 from telemetry_otel.instrumentation._aggregation import DEFAULT_GAUGE_RULE, GAUGE_RULES, GaugeRule
 from telemetry_otel.instrumentation._bus import BUS_SCOPE_NAME, Bus, BusConfigurationError
+from telemetry_otel.instrumentation._catalog import from_catalog
 from telemetry_otel.instrumentation._service import SCOPE_NAME, InstrumentedService, instrument_service
 from telemetry_otel.instrumentation._snapshots import (
     MetricKind,
@@ -40,6 +44,7 @@ __all__ = [
     "MetricKind",
     "SnapshotMetric",
     "counter",
+    "from_catalog",
     "gauge",
     "instrument_service",
     "updown_counter",

@@ -72,6 +72,8 @@ BUS_SCOPE_NAME = "telemetry_otel.bus"
 BUILTIN_GAUGE_RULES: Mapping[str, GaugeRule] = {}
 
 _logger = logging.getLogger("telemetry_otel.bus")
+#: Scopes whose series carry ``service.name`` without being the service's own measurements.
+_NOT_PROVIDER_SCOPES = frozenset({"telemetry_otel.collector", BUS_SCOPE_NAME})
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
 _Value: TypeAlias = float | int | HistogramValue
 
@@ -268,6 +270,8 @@ class Bus(MetricReader):
         readings: dict[str, _Reading] = {}
         for resource_metrics in data.resource_metrics:
             for scope_metrics in resource_metrics.scope_metrics:
+                if scope_metrics.scope.name in _NOT_PROVIDER_SCOPES:
+                    continue  # the collector's series are about components, not recorded by them
                 for metric in scope_metrics.metrics:
                     if metric.name in NOT_AGGREGATED or metric.name.startswith("bus."):
                         continue

@@ -266,3 +266,15 @@ def test_no_two_writers_for_one_stream_in_the_shared_output(telemetry: Telemetry
     series = _series(telemetry.read_metrics())  # asserts one writer per (name, attributes)
     assert _get(series, "bus.requests", bus__name="one") == 2
     assert _get(series, "bus.requests", bus__name="two") == 2
+
+
+def test_the_collectors_series_about_a_provider_are_not_aggregated_as_its_own(telemetry: Telemetry) -> None:
+    depth = gauge("service.queue.depth", "{item}", "Items waiting.")
+    provider = instrument_service(
+        "p", snapshot=lambda: {"service.queue.depth": 1}, metrics=[depth], telemetry=telemetry
+    )
+    Bus("tool", telemetry=telemetry).attach(provider)
+    data = asyncio.run(telemetry.collect()).metrics
+    names = {key[0] for key in _series(data)}
+    assert "bus.queue.depth" in names
+    assert not [name for name in names if "collection" in name]
