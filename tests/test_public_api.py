@@ -88,6 +88,12 @@ EXPECTED = {
     "telemetry_otel.views": {
         "FORMATS",
         "HEALTH_JSON",
+        "HTML_VIEWS",
+        "HistoryPoint",
+        "StatusHistory",
+        "dashboard_paths",
+        "load_dashboard",
+        "render_html",
         "QUERY_PARAMETERS",
         "VIEWS",
         "Alert",

@@ -1,10 +1,13 @@
-"""Renders collected telemetry and serves it: six views in five formats, health, and ``/metrics``."""
+"""Renders collected telemetry and serves it: six views in six formats, health, ``/metrics``, dashboards."""
 
 from __future__ import annotations
 
 from telemetry_otel.views._app import FORMATS, HEALTH_JSON, QUERY_PARAMETERS, create_app
+from telemetry_otel.views._dashboards import dashboard_paths, load_dashboard
 from telemetry_otel.views._detailed import render_detailed
 from telemetry_otel.views._health_json import health_json
+from telemetry_otel.views._history import HistoryPoint, StatusHistory
+from telemetry_otel.views._html import HTML_VIEWS, render_html
 from telemetry_otel.views._model import ViewInputs
 from telemetry_otel.views._render import VIEWS, RenderedView, render_view, view_metrics
 from telemetry_otel.views._thresholds import Alert, Thresholds
@@ -12,15 +15,21 @@ from telemetry_otel.views._thresholds import Alert, Thresholds
 __all__ = [
     "FORMATS",
     "HEALTH_JSON",
+    "HTML_VIEWS",
     "QUERY_PARAMETERS",
     "VIEWS",
     "Alert",
+    "HistoryPoint",
     "RenderedView",
+    "StatusHistory",
     "Thresholds",
     "ViewInputs",
     "create_app",
+    "dashboard_paths",
     "health_json",
+    "load_dashboard",
     "render_detailed",
+    "render_html",
     "render_view",
     "view_metrics",
 ]

@@ -34,6 +34,8 @@ from telemetry_otel.formats import (
 )
 from telemetry_otel.views._auth import BearerTokenMiddleware
 from telemetry_otel.views._health_json import health_json
+from telemetry_otel.views._history import StatusHistory
+from telemetry_otel.views._html import HTML_VIEWS, refresh_seconds_for, status_page
 from telemetry_otel.views._model import ViewInputs
 from telemetry_otel.views._render import VIEWS, render_view, view_metrics
 from telemetry_otel.views._thresholds import Thresholds
@@ -49,6 +51,7 @@ FORMATS: dict[str, str] = {
     "openmetrics": OPENMETRICS_CONTENT_TYPE,
     "graphite": "text/plain; charset=utf-8",
     "influxdb": "text/plain; charset=utf-8",
+    "html": "text/html; charset=utf-8",
 }
 _ENCODERS: dict[str, Callable[[MetricsData], str]] = {
     "prometheus": encode_prometheus_text,
@@ -88,6 +91,8 @@ def create_app(
     """
     cache = CollectionCache(telemetry, ttl_seconds=cache_ttl_seconds)
     rendered = _RenderCache()
+    history = StatusHistory()  # runtime-wide trend points of the status page, one per new collection
+    refresh_seconds = refresh_seconds_for(cache_ttl_seconds)
     if thresholds is None:
         limits = Thresholds()
     elif isinstance(thresholds, Thresholds):
@@ -129,10 +134,28 @@ def create_app(
         query = _parse_query(request, telemetry)
         if isinstance(query, Response):
             return query
+        if query.format == "html" and query.view not in HTML_VIEWS:
+            return _error(
+                400,
+                f"format=html shows the summary and health views, not {query.view!r}",
+                allowed=list(HTML_VIEWS),
+            )
         served = await _collect(cache, live=query.live)
         if isinstance(served, Response):
             return served
+        if history.is_new(served.collection.time_unix_nano):
+            summary = render_view("summary", inputs(served, None, None)).document
+            history.record(served.collection.time_unix_nano, summary)
         body = rendered.get(served.collection, query)
+        if body is None and query.format == "html":
+            page = status_page(
+                inputs(served, query.category, query.service),
+                history.points(),
+                agent=agent,
+                refresh_seconds=refresh_seconds,
+            )
+            body = page.encode("utf-8")
+            rendered.put(served.collection, query, body)
         if body is None:
             view_inputs = inputs(served, query.category, query.service)
             view = render_view(query.view, view_inputs)

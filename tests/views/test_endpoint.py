@@ -51,6 +51,10 @@ def client(telemetry: Telemetry) -> Iterator[TestClient]:
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_every_view_in_every_format(client: TestClient, view: str, fmt: str) -> None:
     response = client.get(BASE, params={"view": view, "format": fmt})
+    if fmt == "html" and view not in ("summary", "health"):
+        assert response.status_code == 400, response.text  # the page shows the summary and health views
+        assert response.json()["allowed"] == ["summary", "health"]
+        return
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].split(";")[0] == FORMATS[fmt].split(";")[0]
     if fmt == "json":
@@ -61,6 +65,8 @@ def test_every_view_in_every_format(client: TestClient, view: str, fmt: str) -> 
     elif fmt == "openmetrics":
         assert response.text.endswith("# EOF\n")
         assert list(parse_openmetrics(response.text))
+    elif fmt == "html":
+        assert response.text.startswith("<!DOCTYPE html>")
     else:
         lines = response.text.splitlines()
         assert lines

@@ -1,0 +1,420 @@
+"""The status page (``format=html``): escaping, structure, self-refresh, no external asset, history."""
+
+from __future__ import annotations
+
+import copy
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from telemetry_otel import Telemetry
+from telemetry_otel.instrumentation import Bus, instrument_service
+from telemetry_otel.instrumentation.demo import BUSES, SERVICES, DemoRuntime
+from telemetry_otel.views import create_app
+from telemetry_otel.views._history import HistoryPoint, StatusHistory
+from telemetry_otel.views._html import HTML_VIEWS, refresh_seconds_for, render_html, status_page
+
+BASE = "/api/demo/v1/telemetry"
+SCRIPT = "<script>alert(1)</script>"
+IMAGE = '<img src=x onerror="alert(2)">'
+BOLD = "<b>bold</b>"
+HOSTILE = f"{SCRIPT} {IMAGE} {BOLD} & 'quotes' \"double\""
+#: Every element and attribute the page may contain: nothing that runs, loads or submits.
+ALLOWED_TAGS = {
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "header",
+    "section",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "p",
+    "div",
+    "span",
+    "a",
+    "table",
+    "colgroup",
+    "col",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "svg",
+    "line",
+    "polyline",
+    "circle",
+}
+ALLOWED_ATTRIBUTES = {
+    "lang",
+    "charset",
+    "http-equiv",
+    "content",
+    "name",
+    "class",
+    "id",
+    "href",
+    "xmlns",
+    "width",
+    "height",
+    "viewbox",
+    "role",
+    "aria-label",
+    "x1",
+    "x2",
+    "y1",
+    "y2",
+    "points",
+    "cx",
+    "cy",
+    "r",
+    "fill",
+}
+
+
+class _Page(HTMLParser):
+    """The page's elements, attributes and text, as a browser's tokenizer sees them."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.attributes: list[tuple[str, str | None]] = []
+        self.text: list[str] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attributes.extend(attrs)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    @property
+    def all_text(self) -> str:
+        return "".join(self.text)
+
+
+def _summary(**overrides: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "view": "summary",
+        "timestamp": "2026-11-25T18:31:54.171040Z",
+        "age_seconds": 0.5,
+        "sdk_disabled": False,
+        "filter": {"category": None, "service": None},
+        "status": "warn",
+        "reason": f"1 service warn: svc; {HOSTILE}",
+        "health_score": {"score": 98.1, "inputs": {}, "missing_inputs": []},
+        "services": {"total": 3, "healthy": 2, "degraded": 1, "down": 0, "unknown": 0},
+        "requests": {"total": 160, "errors": 10, "error_ratio": 0.0625, "rate_per_second": 12.5},
+        "latency_p95_seconds": 0.449,
+        "alerts": {"critical": 0, "warning": 1},
+    }
+    document.update(overrides)
+    return document
+
+
+def _health() -> dict[str, Any]:
+    return {
+        "view": "health",
+        "status": "warn",
+        "reason": "x",
+        "counts": {"total": 3, "healthy": 2, "degraded": 1, "down": 0, "unknown": 0},
+        "categories": {
+            "graph": {
+                "status": "pass",
+                "reason": None,
+                "counts": {"total": 1, "healthy": 1, "degraded": 0, "down": 0, "unknown": 0},
+                "services": ["memory"],
+            },
+            f"cat{BOLD}": {
+                "status": f"warn{SCRIPT}",
+                "reason": HOSTILE,
+                "counts": {"total": 2, "healthy": 1, "degraded": 1, "down": 0, "unknown": 0},
+                "services": ["llm", f"svc{IMAGE}"],
+            },
+        },
+        "services": {
+            "memory": {"category": "graph", "status": "pass", "reason": None, "snapshot_outcome": "ok"},
+            "llm": {"category": f"cat{BOLD}", "status": "pass", "reason": None, "snapshot_outcome": "none"},
+            f"svc{IMAGE}": {
+                "category": f"cat{BOLD}",
+                "status": "warn",
+                "reason": HOSTILE,
+                "snapshot_outcome": f"error{SCRIPT}",
+            },
+        },
+        "buses": {
+            "llm": {
+                "status": "warn",
+                "reason": "openai_primary: fail",
+                "providers": {
+                    "openai_primary": {"component": "openai_primary", "status": "fail", "reason": "down"},
+                    "openai_fallback": {"component": "openai_fallback", "status": "pass", "reason": None},
+                    "local": {"component": "local", "status": "unknown", "reason": "not registered"},
+                },
+            },
+            f"bus{SCRIPT}": {"status": "fail", "reason": "no providers attached", "providers": {}},
+        },
+    }
+
+
+ALERTS = [
+    {
+        "severity": "warning",
+        "component": f"svc{IMAGE}",
+        "rule": "error_ratio_warn",
+        "value": 0.5,
+        "threshold": 0.1,
+        "message": f"error ratio 50% {HOSTILE}",
+    }
+]
+
+
+def _points(*rates: float | None) -> list[HistoryPoint]:
+    return [
+        HistoryPoint(index * 30 * 10**9, rate, None if rate is None else rate / 100, 0.1)
+        for index, rate in enumerate(rates, start=1)
+    ]
+
+
+def test_every_value_is_escaped_text_never_markup() -> None:
+    page = render_html(_summary(), _health(), _points(1.0, 2.0), f"agent{SCRIPT}", 10, alerts=ALERTS)
+    parsed = _Page(page)
+    assert set(parsed.tags) <= ALLOWED_TAGS, set(parsed.tags) - ALLOWED_TAGS
+    names = {name for name, _ in parsed.attributes}
+    assert names <= ALLOWED_ATTRIBUTES, names - ALLOWED_ATTRIBUTES
+    assert not any(name.startswith("on") for name in names)
+    assert "script" not in parsed.tags
+    assert "img" not in parsed.tags
+    assert "b" not in parsed.tags
+    # The markup is there, as text: in the services table, the category, the alert, the agent.
+    text = parsed.all_text
+    assert text.count(HOSTILE) >= 4
+    assert f"svc{IMAGE}" in text
+    assert f"cat{BOLD}" in text
+    assert f"bus{SCRIPT}" in text
+    assert f"agent{SCRIPT}" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
+    assert "<script" not in page
+    assert "<img" not in page
+    assert "<b>" not in page
+    # An unknown status is shown as text but never picks a CSS class of its own.
+    assert re.findall(r'class="badge ([^"]*)"', page)
+    kinds = set(re.findall(r'class="badge ([a-z]+)', page))
+    assert kinds <= {"pass", "warn", "fail", "unknown", "critical", "warning"}
+    assert "unknown" in kinds  # the category whose status is "warn<script>..." is badged unknown
+
+
+def test_the_page_is_self_contained_and_refreshes_itself() -> None:
+    page = render_html(_summary(), _health(), _points(1.0, 2.0), "demo", 7, alerts=ALERTS)
+    assert page.startswith('<!DOCTYPE html>\n<html lang="en">')
+    assert page.endswith("</html>\n")
+    assert '<meta http-equiv="refresh" content="7">' in page
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page)
+    assert policy is not None
+    assert "default-src 'none'" in policy.group(1)
+    assert "script" not in policy.group(1)  # no script source allowed at all
+    # No external asset: no src, no stylesheet link, no CSS url() or @import, no absolute URL
+    # other than the SVG namespace (an identifier, never fetched).
+    assert "src" not in {name for name, _ in _Page(page).attributes}
+    assert "<link" not in page
+    assert "url(" not in page
+    assert "@import" not in page
+    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) == {"http://www.w3.org/2000/svg"}
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert hrefs
+    assert all(href.startswith("/") for href in hrefs)
+
+
+def test_the_page_shows_status_score_categories_buses_alerts_and_trends() -> None:
+    page = _Page(
+        render_html(_summary(), _health(), _points(10.0, None, 12.0, 11.0), "demo", 10, alerts=ALERTS)
+    )
+    text = page.all_text
+    assert "warn" in text
+    assert "98.1" in text
+    assert "6.25 %" in text
+    assert "12.5 /s" in text
+    assert "449.0 ms" in text
+    assert "graph" in text
+    assert f"cat{BOLD}" in text
+    assert "Active alerts (1)" in text
+    assert "error_ratio_warn" in text
+    # Buses with provider counts: 3 providers, 1 pass, 0 warn, 1 fail, 1 unknown.
+    assert "openai_primary: fail" in text
+    row = re.search(r"<td>llm</td>(.*?)</tr>", render_html(_summary(), _health(), [], "demo", 10))
+    assert row is not None
+    assert re.findall(r'<td class="num">(\d+)</td>', row.group(1)) == ["3", "1", "0", "1", "1"]
+    assert "last 4 collections over 1.5 min" in text
+    rendered = render_html(_summary(), _health(), _points(10.0, None, 12.0, 11.0), "demo", 10)
+    # The gap (None) splits the request-rate line: one dot, then a two-point line.
+    trend = rendered.split('id="trend-request-rate"')[1].split("</svg>")[0]
+    assert trend.count("<polyline") == 1
+    assert trend.count("<circle") == 1
+
+
+def test_unknown_values_are_dashes_and_a_trend_needs_two_points() -> None:
+    summary = _summary(
+        health_score={"score": None, "inputs": {}, "missing_inputs": ["availability"]},
+        requests={"total": 0, "errors": 0, "error_ratio": None, "rate_per_second": None},
+        latency_p95_seconds=None,
+    )
+    page = render_html(summary, _health(), _points(5.0), "demo", 10)
+    text = _Page(page).all_text
+    assert "missing: availability" in text
+    assert "1 collection so far" in text
+    assert "<polyline" not in page
+    assert "—" in text
+    empty = render_html({}, {}, [], "demo", 10)
+    assert "No services." in empty
+    assert "No active alerts." in empty
+    assert "No buses." in empty
+
+
+@pytest.mark.parametrize("refresh", [0, -1, True, 2.5])
+def test_refresh_must_be_a_positive_integer(refresh: Any) -> None:
+    with pytest.raises(ValueError, match="refresh_seconds must be a positive integer"):
+        render_html(_summary(), _health(), [], "demo", refresh)
+
+
+def test_refresh_follows_the_cache_window_within_bounds() -> None:
+    assert [refresh_seconds_for(ttl) for ttl in (0, 0.5, 5, 12.2, 30, 600, float("inf"))] == [
+        5,
+        5,
+        5,
+        13,
+        30,
+        60,
+        60,
+    ]
+
+
+def test_render_html_is_pure() -> None:
+    summary, health, points = _summary(), _health(), _points(1.0, 2.0)
+    kept = copy.deepcopy((summary, health, points))
+    first = render_html(summary, health, points, "demo", 10, alerts=ALERTS)
+    assert render_html(summary, health, points, "demo", 10, alerts=ALERTS) == first
+    assert (summary, health, points) == kept
+
+
+def test_history_is_bounded_and_takes_one_point_per_new_collection() -> None:
+    history = StatusHistory(max_points=3)
+    summary = _summary()
+    assert history.record(10, summary)
+    assert not history.record(10, summary)  # the same collection again: no point
+    assert not history.record(5, summary)  # an older one: no point
+    for time_unix_nano in (20, 30, 40, 50):
+        assert history.record(time_unix_nano, summary)
+    assert len(history) == history.max_points == 3
+    assert [point.time_unix_nano for point in history.points()] == [30, 40, 50]
+    assert history.points()[-1] == HistoryPoint(50, 12.5, 0.0625, 0.449)
+    history.record(60, {"requests": {"rate_per_second": None, "error_ratio": float("nan")}})
+    assert history.points()[-1] == HistoryPoint(60, None, None, None)
+    for bad in (1, 0, True, 2.0):
+        with pytest.raises(ValueError, match="max_points"):
+            StatusHistory(max_points=bad)
+
+
+def test_status_page_renders_a_real_demo_collection(telemetry: Telemetry, make_inputs: Any) -> None:
+    demo = DemoRuntime(telemetry, seed=4)
+    try:
+        for _ in range(3):
+            demo.step()
+        inputs = make_inputs()
+        page = status_page(inputs, [], agent="demo", refresh_seconds=30)
+    finally:
+        demo.close()
+    text = _Page(page).all_text
+    for category in SERVICES:
+        assert category in text
+    for service in SERVICES["runtime"]:
+        assert service in text
+    for bus in BUSES:
+        assert bus in text
+    assert "Buses" in text
+
+
+def _populate(telemetry: Telemetry) -> None:
+    probe = instrument_service("probe", category="edge", telemetry=telemetry)
+    for index in range(30):
+        probe.record_request(0.01, index % 3 == 0)
+    probe.report_health("warn", HOSTILE)
+    calm = instrument_service("calm", category="core", telemetry=telemetry)
+    calm.record_request(0.002)
+    calm.report_health("pass")
+    Bus("queue", telemetry=telemetry).attach(calm)
+
+
+def test_the_endpoint_serves_the_page(telemetry: Telemetry) -> None:
+    _populate(telemetry)
+    with TestClient(create_app(telemetry, agent="demo", cache_ttl_seconds=60)) as client:
+        response = client.get(BASE, params={"format": "html"})
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        page = _Page(response.text)
+        assert "script" not in page.tags
+        text = page.all_text
+        assert HOSTILE in text
+        assert "edge" in text
+        assert "core" in text
+        assert "error_ratio_warn" in text
+        assert '<meta http-equiv="refresh" content="60">' in response.text
+        for view in HTML_VIEWS:
+            assert client.get(BASE, params={"format": "html", "view": view}).status_code == 200
+        filtered = client.get(BASE, params={"format": "html", "category": "core"}).text
+        assert "Filtered: category=core" in _Page(filtered).all_text
+        assert "probe" not in _Page(filtered.split('id="trends"')[1]).all_text
+
+
+@pytest.mark.parametrize("view", ["operational", "performance", "reliability", "detailed"])
+def test_other_views_are_a_400_naming_the_page_views(telemetry: Telemetry, view: str) -> None:
+    _populate(telemetry)
+    with TestClient(create_app(telemetry, agent="demo")) as client:
+        response = client.get(BASE, params={"format": "html", "view": view})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": f"format=html shows the summary and health views, not {view!r}",
+        "allowed": ["summary", "health"],
+    }
+
+
+def test_history_takes_a_point_per_new_collection_not_per_request(telemetry: Telemetry) -> None:
+    _populate(telemetry)
+
+    def collections(page: str) -> str:
+        found = re.search(r"(\d+) collections? (so far|over)", page)
+        assert found is not None
+        return found.group(1)
+
+    with TestClient(create_app(telemetry, agent="demo", cache_ttl_seconds=60)) as client:
+        first = client.get(BASE, params={"format": "html"}).text
+        client.get(BASE)  # the same cached collection: no new point
+        assert collections(client.get(BASE, params={"format": "html"}).text) == collections(first) == "1"
+        for _ in range(3):
+            client.get(BASE, params={"live": "true"})  # a new collection each time
+        page = client.get(BASE, params={"format": "html", "live": "true"}).text
+        assert collections(page) == "5"
+        # The request rate needs two collections: the trend shows a number now.
+        assert "/s" in _Page(page.split('id="trend-request-rate"')[1]).all_text
+
+
+def test_the_cached_page_is_rendered_once_per_collection(telemetry: Telemetry) -> None:
+    _populate(telemetry)
+    with TestClient(create_app(telemetry, agent="demo", cache_ttl_seconds=60)) as client:
+        first = client.get(BASE, params={"format": "html"})
+        again = client.get(BASE, params={"format": "html"})
+    # Rendering again would give another "age" (it is read from the clock): the body was reused.
+    assert first.content == again.content
