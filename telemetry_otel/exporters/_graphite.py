@@ -60,6 +60,10 @@ class GraphiteExporter:
             self._close()
 
     def _send_tcp(self, payload: bytes, timeout: float) -> None:
+        if self._socket is not None and _peer_closed(self._socket):
+            # The server went away (it sent a FIN): writing would "succeed" into the kernel buffer
+            # and the batch would be lost. Reconnect instead, which fails while it is down.
+            self._close()
         try:
             if self._socket is None:
                 self._socket = socket.create_connection((self.host, self.port), timeout=timeout)
@@ -78,6 +82,16 @@ class GraphiteExporter:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True when the peer has closed or reset the connection (carbon never writes to us)."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # open, and nothing to read: the normal case
+    except OSError:
+        return True
 
 
 def _datagrams(payload: bytes) -> list[bytes]:

@@ -57,7 +57,9 @@ class InfluxExporter:
             self._headers["Authorization"] = f"Token {token}"
             self.name = f"influxdb-v2({base}, bucket={bucket})"
         else:
-            query = {"db": database or "", "precision": precision}
+            # InfluxDB 1.x spells microseconds "u" and takes an unknown spelling as nanoseconds,
+            # silently storing every point in 1970.
+            query = {"db": database or "", "precision": "u" if precision == "us" else precision}
             if username is not None:
                 query.update(u=username, p=password or "")
             self._url = f"{base}/write?{urllib.parse.urlencode(query)}"

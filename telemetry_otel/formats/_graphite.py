@@ -49,6 +49,7 @@ value, ``<path> <value> <timestamp>\\n``, the timestamp in integer seconds: the 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Final
@@ -73,6 +74,7 @@ __all__ = ["encode_graphite"]
 _SCOPE_TAG: Final = "otel.scope.name"
 
 _NANOS_PER_SECOND: Final = 1_000_000_000
+_MAX_FLOAT_INT: Final = int(sys.float_info.max)
 _INVALID_NODE_CHAR = re.compile(r"[^A-Za-z0-9_-]")
 _INVALID_TAG_KEY_CHAR = re.compile(r"[;!^=\s\x00-\x1f\x7f-\x9f]")
 _INVALID_TAG_VALUE_CHAR = re.compile(r"[;\s\x00-\x1f\x7f-\x9f]")
@@ -268,14 +270,18 @@ def _fixed_tags(
 
 
 def _format_value(value: float) -> str | None:
-    """Format a value: ints as ints, finite floats in shortest repr; ``None`` for NaN and +-Inf."""
+    """Format a value: ints as ints, finite floats in shortest repr; ``None`` for NaN and +-Inf.
+
+    An int beyond the float range is ``None`` too: carbon reads values as floats, so it would store
+    an infinity.
+    """
     kind = type(value)
     if kind is int:
-        return repr(value)
+        return repr(value) if -_MAX_FLOAT_INT <= value <= _MAX_FLOAT_INT else None
     if kind is float:
         return repr(value) if value - value == 0 else None  # inf - inf and nan - nan are nan
     if isinstance(value, int):  # bool and other int subclasses
-        return repr(int(value))
+        return _format_value(int(value))
     return _format_value(float(value))
 
 

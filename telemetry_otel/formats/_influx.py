@@ -33,11 +33,12 @@ construct they read differently.
   the internal service while the resource's ``service.name`` names the whole runtime.
   ``resource_tags`` copies the named resource attributes as ``resource.<key>`` tags (same rules; a
   data point attribute with the same key wins). No unit tag: the unit is part of the metric's meaning.
-* Fields of Sums and Gauges: ``value``, an int as ``123i`` (a bool as ``0i``/``1i``), a float as its
-  shortest ``repr``. Ints outside int64 (InfluxDB integers) are written as floats; ints too large for
-  a float are dropped. InfluxDB fixes a field's type per measurement (and shard): an instrument that
-  records ints and later floats (an observable gauge returning ``1`` and then ``1.5``) makes InfluxDB
-  reject the later points with "field type conflict", so such instruments should record floats.
+* Fields of monotonic Sums (counters): ``value``, an int as ``123i`` (a bool as ``0i``/``1i``), a float
+  as its shortest ``repr``. Ints outside int64 (InfluxDB integers) are written as floats; ints too
+  large for a float are dropped.
+* Fields of Gauges and up-down Sums: ``value``, always a float (``3`` is written ``3.0``). InfluxDB
+  fixes a field's type per measurement (and shard), and a gauge may report ``1`` and later ``1.5``:
+  with ints kept, InfluxDB would reject the later points with "field type conflict".
 * Fields of Histograms: ``count`` (int); ``sum``, ``min`` and ``max`` always as floats, so they never
   change type (``min``/``max`` only when recorded, i.e. finite); and one ``le_<bound>`` field per
   bucket holding the *cumulative* count, like Prometheus, with the bound as the shortest float

@@ -42,6 +42,7 @@ import json
 import logging
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Final
@@ -124,7 +125,16 @@ _RESERVED_SUFFIXES: Final[Mapping[str, tuple[str, ...]]] = {
     INFO: ("", "_info"),
 }
 
+#: Text 0.0.4: a counter family's name already ends in ``_total``, and there are no ``_created`` samples.
+_TEXT_RESERVED_SUFFIXES: Final[Mapping[str, tuple[str, ...]]] = {
+    COUNTER: ("",),
+    GAUGE: ("",),
+    HISTOGRAM: ("", "_bucket", "_count", "_sum"),
+    INFO: ("",),
+}
+
 _INF: Final = math.inf
+_MAX_FLOAT_INT: Final = int(sys.float_info.max)
 _NINF: Final = -math.inf
 _NANOS: Final = 1_000_000_000
 
@@ -162,7 +172,7 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
     ``_created`` samples, and points OpenMetrics cannot carry are dropped or trimmed.
     """
     families: dict[str, Family] = {}  # insertion order is output order
-    reserved: set[str] = set()  # OpenMetrics: every sample name the families so far may use
+    reserved: set[str] = set()  # every sample name the families so far may use
     escape_cache: dict[str, str] = {}
     label_cache: dict[str, str] = {}
     created: dict[int, str] = {}  # start time -> _created value text
@@ -177,7 +187,7 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
         lines = [f"{_TARGET_INFO_NAME}{{{target_labels}}} 1\n"]
         if openmetrics:
             families[_TARGET_FAMILY] = Family(INFO, _TARGET_INFO_HELP, "", lines)
-            reserved.update(_reserved_names(_TARGET_FAMILY, INFO))
+            reserved.update(_reserved_names(_TARGET_FAMILY, INFO, openmetrics))
         else:
             families[_TARGET_INFO_NAME] = Family(GAUGE, _TARGET_INFO_HELP, "", lines)
 
@@ -210,18 +220,18 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
                 key, unit_word = _openmetrics_family(name, unit, kind, ratio) if openmetrics else (name, "")
                 family = families.get(key)
                 if family is None:
-                    if openmetrics:
-                        names = _reserved_names(key, kind)
-                        if not reserved.isdisjoint(names):
-                            _logger.warning(
-                                "Dropping metric %r: OpenMetrics family %r (%s) reuses a name of an earlier "
-                                "family",
-                                metric.name,
-                                key,
-                                kind,
-                            )
-                            continue
-                        reserved.update(names)
+                    # A family may not reuse a sample name an earlier family owns (a gauge ``h_count``
+                    # beside a histogram ``h``): parsers reject it, and Prometheus keeps one value.
+                    names = _reserved_names(key, kind, openmetrics)
+                    if not reserved.isdisjoint(names):
+                        _logger.warning(
+                            "Dropping metric %r: family %r (%s) reuses a sample name of an earlier family",
+                            metric.name,
+                            key,
+                            kind,
+                        )
+                        continue
+                    reserved.update(names)
                     family = families[key] = Family(kind, "", unit_word, [])
                 elif family.kind != kind:
                     _logger.warning(
@@ -420,10 +430,17 @@ def _format_le(bound: float) -> str:
 
 
 def _format_number(value: float) -> str:
-    """Format a sample value: ints as ints, floats in shortest repr, ``NaN``, ``+Inf``, ``-Inf``."""
+    """Format a sample value: ints as ints, floats in shortest repr, ``NaN``, ``+Inf``, ``-Inf``.
+
+    An int beyond the float range (only a ``MetricProducer`` can deliver one) is written as the
+    infinity of its sign: Prometheus parses sample values as floats, and one unparsable value would
+    fail the whole scrape.
+    """
     kind = type(value)
     if kind is int:
-        return repr(value)
+        if -_MAX_FLOAT_INT <= value <= _MAX_FLOAT_INT:
+            return repr(value)
+        return "+Inf" if value > 0 else "-Inf"
     if kind is float:
         if value != value:
             return "NaN"
@@ -559,8 +576,9 @@ def _openmetrics_family(name: str, unit: str, kind: str, gauge_ratio: bool) -> t
     return family, word if word and family.endswith("_" + word) else ""
 
 
-def _reserved_names(family: str, kind: str) -> tuple[str, ...]:
-    return tuple(family + suffix for suffix in _RESERVED_SUFFIXES[kind])
+def _reserved_names(family: str, kind: str, openmetrics: bool) -> tuple[str, ...]:
+    suffixes = _RESERVED_SUFFIXES if openmetrics else _TEXT_RESERVED_SUFFIXES
+    return tuple(family + suffix for suffix in suffixes[kind])
 
 
 @lru_cache(maxsize=1024)

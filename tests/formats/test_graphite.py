@@ -13,10 +13,12 @@ import math
 import re
 import string
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
+from _data import collect, metrics_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -27,12 +29,9 @@ from opentelemetry.sdk.metrics.export import (
     Gauge,
     Histogram,
     HistogramDataPoint,
-    InMemoryMetricReader,
     Metric,
     MetricsData,
     NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
 )
 from opentelemetry.sdk.metrics.view import (
     ExplicitBucketHistogramAggregation,
@@ -40,11 +39,8 @@ from opentelemetry.sdk.metrics.view import (
     View,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel.formats import encode_graphite
-
-Record = Callable[[MeterProvider], None]
 
 HOSTILE_VALUES: tuple[str, ...] = (
     "with space",
@@ -156,41 +152,7 @@ def expected_node(text: str) -> str:
 # --- recording helpers ---------------------------------------------------------------------------
 
 
-def _collect(
-    record: Record,
-    *,
-    resource: Resource | None = None,
-    views: Sequence[View] = (),
-    temporality: dict[type, AggregationTemporality] | None = None,
-) -> MetricsData:
-    reader = InMemoryMetricReader(preferred_temporality=temporality)
-    provider = MeterProvider(
-        metric_readers=[reader],
-        resource=resource if resource is not None else Resource.create({"service.name": "agent"}),
-        views=list(views),
-        shutdown_on_exit=False,
-    )
-    try:
-        record(provider)
-        data = reader.get_metrics_data()
-    finally:
-        provider.shutdown()
-    assert data is not None
-    return data
-
-
-def _single_point_data(metric: Metric, scope: str = "producer") -> MetricsData:
-    return MetricsData(
-        resource_metrics=[
-            ResourceMetrics(
-                resource=Resource.get_empty(),
-                scope_metrics=[
-                    ScopeMetrics(scope=InstrumentationScope(scope), metrics=[metric], schema_url="")
-                ],
-                schema_url="",
-            )
-        ]
-    )
+_collect = partial(collect, service_name="agent")
 
 
 def _round_trip(value: str, *, tagged: bool) -> list[Line]:
@@ -612,8 +574,8 @@ def test_non_finite_values_are_dropped_and_logged(caplog: pytest.LogCaptureFixtu
         min=math.nan,
         max=math.inf,
     )
-    gauge = _single_point_data(Metric(name="odd", description="", unit="", data=Gauge(data_points=points)))
-    histogram = _single_point_data(
+    gauge = metrics_data(Metric(name="odd", description="", unit="", data=Gauge(data_points=points)))
+    histogram = metrics_data(
         Metric(
             name="odd.hist",
             description="",
@@ -637,7 +599,7 @@ def test_timestamps_from_points_or_override() -> None:
     point = NumberDataPoint(
         attributes={}, start_time_unix_nano=0, time_unix_nano=1_700_000_000_999_999_999, value=1
     )
-    data = _single_point_data(Metric(name="t", description="", unit="", data=Gauge(data_points=[point])))
+    data = metrics_data(Metric(name="t", description="", unit="", data=Gauge(data_points=[point])))
     assert encode_graphite(data) == "t;otel.scope.name=producer 1 1700000000\n"  # floor, not rounded
     assert encode_graphite(data, timestamp_seconds=42, tagged=False) == "t 1 42\n"
 
@@ -670,9 +632,7 @@ def test_scope_tag_separates_scopes_and_yields_to_attributes() -> None:
     assert paths == ["jobs.done.queue.q", "jobs.done.queue.q", "jobs.done.otel_scope_name.mine"]
     # An empty scope name adds no tag.
     point = NumberDataPoint(attributes={}, start_time_unix_nano=0, time_unix_nano=0, value=1)
-    anonymous = _single_point_data(
-        Metric(name="anon", description="", unit="", data=Gauge([point])), scope=""
-    )
+    anonymous = metrics_data(Metric(name="anon", description="", unit="", data=Gauge([point])), scope="")
     assert encode_graphite(anonymous) == "anon 1 0\n"
 
 

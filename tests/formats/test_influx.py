@@ -14,11 +14,13 @@ import itertools
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, cast
 
 import pytest
+from _data import collect, metrics_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -29,12 +31,9 @@ from opentelemetry.sdk.metrics.export import (
     Gauge,
     Histogram,
     HistogramDataPoint,
-    InMemoryMetricReader,
     Metric,
     MetricsData,
     NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
     Sum,
 )
 from opentelemetry.sdk.metrics.view import (
@@ -43,11 +42,8 @@ from opentelemetry.sdk.metrics.view import (
     View,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel.formats import encode_influx
-
-Record = Callable[[MeterProvider], None]
 
 HOSTILE_VALUES: tuple[str, ...] = (
     "with space",
@@ -248,41 +244,7 @@ def expected_key(key: str) -> str:
 # --- recording helpers ---------------------------------------------------------------------------
 
 
-def _collect(
-    record: Record,
-    *,
-    resource: Resource | None = None,
-    views: Sequence[View] = (),
-    temporality: dict[type, AggregationTemporality] | None = None,
-) -> MetricsData:
-    reader = InMemoryMetricReader(preferred_temporality=temporality)
-    provider = MeterProvider(
-        metric_readers=[reader],
-        resource=resource if resource is not None else Resource.create({"service.name": "agent"}),
-        views=list(views),
-        shutdown_on_exit=False,
-    )
-    try:
-        record(provider)
-        data = reader.get_metrics_data()
-    finally:
-        provider.shutdown()
-    assert data is not None
-    return data
-
-
-def _data(*metrics: Metric, scope: str = "producer") -> MetricsData:
-    return MetricsData(
-        resource_metrics=[
-            ResourceMetrics(
-                resource=Resource.get_empty(),
-                scope_metrics=[
-                    ScopeMetrics(scope=InstrumentationScope(scope), metrics=list(metrics), schema_url="")
-                ],
-                schema_url="",
-            )
-        ]
-    )
+_collect = partial(collect, service_name="agent")
 
 
 def _gauge(name: str, *values: tuple[str, float], time_unix_nano: int = 1_000_000_000) -> Metric:
@@ -313,7 +275,9 @@ def _counter(name: str, *values: tuple[str, float], time_unix_nano: int = 1_000_
 
 
 def test_gauges_and_up_down_sums_are_always_floats_so_a_field_never_changes_type() -> None:
-    points = parse_influx(encode_influx(_data(_gauge("g", ("int", 3), ("float", 3.5), ("bool", True)))))
+    points = parse_influx(
+        encode_influx(metrics_data(_gauge("g", ("int", 3), ("float", 3.5), ("bool", True))))
+    )
     assert {point.tags["v"]: point.raw_fields["value"] for point in points} == {
         "int": "3.0",
         "float": "3.5",
@@ -404,7 +368,7 @@ def test_measurement_names(name: str, expected_line: str) -> None:
 
 @pytest.mark.parametrize("name", ["#comment", " leading space", "\tleading tab", "\x00nul"])
 def test_unusable_measurement_names_are_dropped(name: str, caplog: pytest.LogCaptureFixture) -> None:
-    data = _data(_gauge(name, ("a", 1)), _gauge("kept", ("a", 2)))
+    data = metrics_data(_gauge(name, ("a", 1)), _gauge("kept", ("a", 2)))
     with caplog.at_level(logging.WARNING, logger="telemetry_otel.formats"):
         points = parse_influx(encode_influx(data))
     assert [point.measurement for point in points] == ["kept"]
@@ -611,7 +575,7 @@ def test_histogram_without_min_max_and_bound_formats() -> None:
 
 
 def test_counter_values_ints_floats_and_int64_range(caplog: pytest.LogCaptureFixture) -> None:
-    data = _data(
+    data = metrics_data(
         _counter(
             "values",
             ("max", 2**63 - 1),
@@ -665,7 +629,7 @@ def test_non_finite_values_are_dropped_and_logged(caplog: pytest.LogCaptureFixtu
             data_points=[histogram_point], aggregation_temporality=AggregationTemporality.CUMULATIVE
         ),
     )
-    data = _data(
+    data = metrics_data(
         _gauge("odd", ("nan", math.nan), ("inf", math.inf), ("ninf", -math.inf), ("ok", 1.5)), histogram
     )
     with caplog.at_level(logging.DEBUG, logger="telemetry_otel.formats"):
@@ -690,7 +654,7 @@ def test_non_finite_values_are_dropped_and_logged(caplog: pytest.LogCaptureFixtu
     ],
 )
 def test_precision(precision: Literal["s", "ms", "us", "ns"], expected: int) -> None:
-    data = _data(_counter("t", ("a", 1), time_unix_nano=1_700_000_000_123_456_789))
+    data = metrics_data(_counter("t", ("a", 1), time_unix_nano=1_700_000_000_123_456_789))
     assert encode_influx(data, precision=precision) == f"t,otel.scope.name=producer,v=a value=1i {expected}\n"
 
 
@@ -722,7 +686,9 @@ def test_scope_tag_separates_scopes_and_yields_to_attributes() -> None:
         {"otel.scope.name": "scope.b", "queue": "q"},
         {"otel.scope.name": "mine"},
     ]
-    assert encode_influx(_data(_gauge("anon", ("a", 1)), scope="")) == "anon,v=a value=1.0 1000000000\n"
+    assert (
+        encode_influx(metrics_data(_gauge("anon", ("a", 1)), scope="")) == "anon,v=a value=1.0 1000000000\n"
+    )
 
 
 def test_resource_attributes_only_on_request() -> None:

@@ -7,9 +7,10 @@ import logging
 import math
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pytest
+from _data import Record, collect, meter_provider, record_hostile, record_realistic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -20,7 +21,6 @@ from opentelemetry.sdk.metrics.export import (
     Gauge,
     InMemoryMetricReader,
     Metric,
-    MetricReader,
     MetricsData,
     NumberDataPoint,
     ResourceMetrics,
@@ -29,13 +29,10 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.util.types import AttributeValue
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry_otel.formats import PROMETHEUS_TEXT_CONTENT_TYPE, encode_prometheus_text
-
-Record = Callable[[MeterProvider], None]
 
 HOSTILE_VALUES: tuple[str, ...] = (
     "with space",
@@ -55,34 +52,7 @@ HOSTILE_VALUES: tuple[str, ...] = (
     "# not a comment",
 )
 
-
-def _provider(
-    *readers: MetricReader, resource: Resource | None = None, views: Sequence[View] = ()
-) -> MeterProvider:
-    return MeterProvider(
-        metric_readers=list(readers),
-        resource=resource if resource is not None else Resource.create({"service.name": "checkout"}),
-        views=list(views),
-        shutdown_on_exit=False,
-    )
-
-
-def _collect(
-    record: Record,
-    *,
-    resource: Resource | None = None,
-    views: Sequence[View] = (),
-    temporality: dict[type, AggregationTemporality] | None = None,
-) -> MetricsData:
-    reader = InMemoryMetricReader(preferred_temporality=temporality)
-    provider = _provider(reader, resource=resource, views=views)
-    try:
-        record(provider)
-        data = reader.get_metrics_data()
-    finally:
-        provider.shutdown()
-    assert data is not None
-    return data
+_record_hostile = record_hostile(HOSTILE_VALUES)
 
 
 def _encode(
@@ -92,7 +62,7 @@ def _encode(
     views: Sequence[View] = (),
     temporality: dict[type, AggregationTemporality] | None = None,
 ) -> str:
-    return encode_prometheus_text(_collect(record, resource=resource, views=views, temporality=temporality))
+    return encode_prometheus_text(collect(record, resource=resource, views=views, temporality=temporality))
 
 
 def _samples(text: str) -> dict[str, list[tuple[str, dict[str, str], float]]]:
@@ -109,101 +79,6 @@ def _promtool() -> str:
     return path
 
 
-# --- recordings -------------------------------------------------------------------------------
-
-
-def _memory(options: CallbackOptions) -> Iterable[Observation]:
-    yield Observation(123_456_789, {"process.memory.type": "rss"})
-    yield Observation(987_654_321, {"process.memory.type": "vms"})
-
-
-def _cpu(options: CallbackOptions) -> Iterable[Observation]:
-    yield Observation(0.25, {"cpu.mode": "user"})
-    yield Observation(0.125, {"cpu.mode": "system"})
-
-
-def _record_realistic(provider: MeterProvider) -> None:
-    meter = provider.get_meter("checkout.http", "2.1.0")
-    requests = meter.create_counter("service.requests", unit="{request}", description="Requests handled.")
-    duration = meter.create_histogram("service.request.duration", unit="s", description="Request latency.")
-    active = meter.create_up_down_counter(
-        "service.requests.active", unit="{request}", description="Requests in flight."
-    )
-    meter.create_observable_gauge(
-        "process.memory.usage", callbacks=[_memory], unit="By", description="Process memory."
-    )
-    meter.create_observable_gauge(
-        "process.cpu.utilization", callbacks=[_cpu], unit="1", description="CPU utilisation."
-    )
-    for method, route, status, seconds in (
-        ("GET", "/cart", 200, 0.012),
-        ("GET", "/cart", 200, 0.3),
-        ("POST", "/cart/items", 201, 0.045),
-        ("POST", "/checkout", 500, 2.7),
-        ("GET", "/healthz", 200, 0.0004),
-    ):
-        attributes: dict[str, AttributeValue] = {
-            "http.request.method": method,
-            "http.route": route,
-            "http.response.status_code": status,
-        }
-        requests.add(1, attributes)
-        duration.record(seconds, attributes)
-    active.add(3, {"http.route": "/cart"})
-    active.add(-1, {"http.route": "/cart"})
-
-
-def _bytes_read(options: CallbackOptions) -> Iterable[Observation]:
-    yield Observation(4096, {"disk.device": "sda"})
-    yield Observation(2**40, {"disk.device": "nvme0n1"})
-
-
-def _queue_depth(options: CallbackOptions) -> Iterable[Observation]:
-    yield Observation(-7, {"queue-name": "jobs, urgent"})
-
-
-def _record_hostile(provider: MeterProvider) -> None:
-    meter = provider.get_meter("hostile.lib", "0.9.0-beta+1")
-    other = provider.get_meter("other-lib")  # no version: the same families from a second scope
-    for scope_meter in (meter, other):
-        scope_meter.create_counter(
-            "service.requests", unit="{request}", description='Requests, "quoted" \\ and\nmultiline.'
-        ).add(2, {"http.request.method": "GET"})
-    hits = meter.create_counter("cache-hits.total", description="Cache hits.")
-    sent = meter.create_counter("net.io.sent", unit="By", description="Bytes sent.")
-    for index, value in enumerate(HOSTILE_VALUES):
-        attributes: dict[str, AttributeValue] = {
-            "hostile.value": value,
-            "http-method": "GET",
-            "retry.count": index,
-            "cache.hit": index % 2 == 0,
-            "load.ratio": index / 8,
-            "tags": ("a", 'b"', str(index)),
-        }
-        hits.add(index + 1, attributes)
-        sent.add(1000 * index, attributes)
-    rpc = meter.create_histogram(
-        "rpc.client.duration",
-        unit="ms",
-        description="RPC latency.",
-        explicit_bucket_boundaries_advisory=[0.5, 1, 2.5, 100, 1e9],
-    )
-    for millis in (0.1, 0.5, 0.75, 3.0, 250.0, 2e9):
-        rpc.record(millis, {"rpc.service": "Cart", "rpc.method": "Add"})
-    rpc.record(7.0, {"rpc.service": "Cart", "rpc.method": "Remove"})
-    meter.create_histogram("payload.size", unit="By", description="Payload size.").record(512)
-    meter.create_up_down_counter("db.pool.connections", unit="{connection}", description="Pool.").add(
-        -3, {"pool.name": "primary"}
-    )
-    meter.create_gauge("room.temperature", unit="Cel", description="Temperature.").set(21.5, {"room": "lab"})
-    meter.create_observable_gauge("process.memory.usage", callbacks=[_memory], unit="By", description="Mem.")
-    meter.create_observable_gauge("system.cpu.utilization", callbacks=[_cpu], unit="1", description="CPU.")
-    meter.create_observable_counter("disk.io.read", callbacks=[_bytes_read], unit="By", description="Read.")
-    meter.create_observable_up_down_counter("queue.depth", callbacks=[_queue_depth], description="Depth.")
-    meter.create_counter("net.throughput", unit="By/s", description="Throughput.").add(5)
-    meter.create_counter("events.rate", unit="1/s", description="Rate.").add(1.5)
-
-
 # --- 1. promtool ------------------------------------------------------------------------------
 
 
@@ -214,7 +89,7 @@ def _run_promtool(text: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_promtool_accepts_realistic_exposition() -> None:
-    text = _encode(_record_realistic)
+    text = _encode(record_realistic)
     assert "service_requests_total{" in text
     assert "service_request_duration_seconds_bucket{" in text
     result = _run_promtool(text)
@@ -274,7 +149,7 @@ def test_matches_reference_exporter() -> None:
     registry = CollectorRegistry()
     reference = PrometheusMetricReader(registry=registry)
     reader = InMemoryMetricReader()
-    provider = _provider(reader, reference)
+    provider = meter_provider(reader, reference)
     try:
         _record_hostile(provider)
         data = reader.get_metrics_data()
