@@ -85,13 +85,20 @@ class GraphiteExporter:
 
 
 def _peer_closed(sock: socket.socket) -> bool:
-    """True when the peer has closed or reset the connection (carbon never writes to us)."""
+    """True when the peer has closed or reset the connection (carbon never writes to us).
+
+    The peek must not wait: a socket with a timeout would first wait that long for data.
+    """
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
     try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        return sock.recv(1, socket.MSG_PEEK) == b""
     except BlockingIOError:
         return False  # open, and nothing to read: the normal case
     except OSError:
         return True
+    finally:
+        sock.settimeout(timeout)
 
 
 def _datagrams(payload: bytes) -> list[bytes]:
