@@ -63,6 +63,7 @@ from telemetry_otel.instrumentation._aggregation import (
     stream_attributes,
 )
 from telemetry_otel.instrumentation._service import InstrumentedService
+from telemetry_otel.instrumentation._snapshots import truncate
 
 __all__ = ["BUS_SCOPE_NAME", "Bus", "BusConfigurationError"]
 
@@ -129,8 +130,9 @@ class Bus(MetricReader):
             if rule not in GAUGE_RULES:
                 raise ValueError(f"gauge rule {rule!r} for {metric} is not one of {', '.join(GAUGE_RULES)}")
         super().__init__()
-        self.name = name
         self._telemetry = telemetry if telemetry is not None else current_telemetry()
+        # ``bus.name`` is an attribute value: cut to the runtime's length limit, like service names.
+        self.name = truncate(name, self._telemetry.config.attribute_value_length_limit)
         self._rules = rules
         self._default_rule = default_gauge_rule
         self._scope = InstrumentationScope(BUS_SCOPE_NAME, __version__, None, None)
@@ -145,7 +147,7 @@ class Bus(MetricReader):
         # The SDK wires a reader to a MeterProvider through this hook; a bus is wired to the shared
         # read instead, so it adds no storage to the provider's measurement path.
         self._set_collect_callback(self._collect_shared)
-        self._telemetry.components.declare_bus(name)
+        self._telemetry.components.declare_bus(self.name)
         self._telemetry.add_aggregator(self)
 
     @property

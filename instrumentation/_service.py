@@ -21,7 +21,7 @@ from telemetry_otel import (
     __version__,
     current_telemetry,
 )
-from telemetry_otel.instrumentation._snapshots import SnapshotMetric, SnapshotMetrics
+from telemetry_otel.instrumentation._snapshots import SnapshotMetric, SnapshotMetrics, truncate
 from telemetry_otel.instrumentation._vitals import RequestVitals, VitalsProducer
 
 __all__ = ["SCOPE_NAME", "InstrumentedService", "instrument_service"]
@@ -132,7 +132,12 @@ def _state_for(telemetry: Telemetry) -> _State:
         if state is None:
             meter = telemetry.get_meter(SCOPE_NAME, __version__)
             scope = InstrumentationScope(SCOPE_NAME, __version__, None, None)
-            state = _State(VitalsProducer(scope), SnapshotMetrics(meter))
+            snapshots = SnapshotMetrics(
+                meter,
+                cardinality_limit=telemetry.config.cardinality_limit,
+                attribute_value_length_limit=telemetry.config.attribute_value_length_limit,
+            )
+            state = _State(VitalsProducer(scope), snapshots)
             telemetry.add_producer(state.vitals)
             meter.create_observable_gauge(
                 UPTIME_METRIC[0], [_uptime_callback(telemetry)], UPTIME_METRIC[1], UPTIME_METRIC[2]
@@ -184,11 +189,19 @@ def instrument_service(
     ``service.errors`` and ``service.request.duration`` (s, histogram from 100 us to 60 s). Every
     series carries ``service.name`` and, for runtime services, ``service.category``. ``snapshot``
     (sync or async) returns the values of ``metrics`` by name; it runs once per collection cycle.
+
+    ``name`` and ``category`` are attribute values: each is cut to its first
+    ``attribute_value_length_limit`` characters (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``, 256 by
+    default), and the service is registered under the cut name (two names equal once cut are the
+    same name, refused as a duplicate).
     """
     metrics = list(metrics)
     if metrics and snapshot is None:
         raise ValueError(f"service {name!r} declares snapshot metrics but has no snapshot function")
     runtime = telemetry if telemetry is not None else current_telemetry()
+    length = runtime.config.attribute_value_length_limit
+    name = truncate(name, length)
+    category = None if category is None else truncate(category, length)
     attributes: dict[str, str] = {"service.name": name}
     if category is not None:
         attributes["service.category"] = category

@@ -7,7 +7,7 @@ import inspect
 import math
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, cast
 
@@ -74,11 +74,21 @@ async def _collect_one(
     started = time.perf_counter()
     running_since = component.snapshot_running_since
     if running_since is not None:
-        # A synchronous call from an earlier cycle has not returned: do not stack another on it.
+        # A call from an earlier cycle has not returned (a thread cannot be stopped, and a coroutine
+        # may ignore its cancellation): do not stack another on it.
         stuck = time.monotonic() - running_since
         return _failed(component, "timeout", f"previous snapshot still running after {stuck:.1f} s", started)
+    call = _start(component, function, executor)
+    done, _ = await asyncio.wait({call}, timeout=timeout_seconds)
+    if not done:
+        call.cancel()  # never awaited: a snapshot that ignores cancellation cannot hold the cycle
+        error = f"snapshot timed out after {timeout_seconds * 1000:.0f} ms"
+        return _failed(component, "timeout", error, started)
     try:
-        raw = await asyncio.wait_for(_call(component, function, executor), timeout_seconds)
+        raw = call.result()
+        if inspect.isawaitable(raw):  # a plain function that returned a coroutine
+            remaining = max(0.0, timeout_seconds - (time.perf_counter() - started))
+            raw = await asyncio.wait_for(raw, remaining)
     except TimeoutError:
         error = f"snapshot timed out after {timeout_seconds * 1000:.0f} ms"
         return _failed(component, "timeout", error, started)
@@ -106,20 +116,35 @@ def _failed(component: Component, outcome: Outcome, error: str, started: float) 
     )
 
 
-async def _call(component: Component, function: SnapshotFunction, executor: ThreadPoolExecutor) -> object:
-    if inspect.iscoroutinefunction(function):
-        return await function()
-    component.snapshot_running_since = time.monotonic()
-    future: Future[Any] = executor.submit(function)
+def _start(
+    component: Component, function: SnapshotFunction, executor: ThreadPoolExecutor
+) -> asyncio.Future[Any]:
+    """Start the snapshot (a task for a coroutine function, a pool thread otherwise), marked running.
 
-    def finished(_: Future[Any]) -> None:
+    The mark is cleared when the call itself ends: for a thread, when the function returns (a
+    cancelled wrapper does not stop it); for a task, when the coroutine finishes.
+    """
+    component.snapshot_running_since = time.monotonic()
+
+    def finished(_: object) -> None:
         component.snapshot_running_since = None
 
-    future.add_done_callback(finished)
-    result = await asyncio.wrap_future(future)
-    if inspect.isawaitable(result):
-        return await result
-    return result
+    future: asyncio.Future[Any]
+    if inspect.iscoroutinefunction(function):
+        future = asyncio.ensure_future(function())
+        future.add_done_callback(finished)
+    else:
+        thread_call = executor.submit(function)
+        thread_call.add_done_callback(finished)
+        future = asyncio.wrap_future(thread_call)
+    future.add_done_callback(_retrieve)
+    return future
+
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    """Retrieve a late outcome: a failure after the timeout is reported already, not to be logged."""
+    if not done.cancelled():
+        done.exception()
 
 
 def _clean(raw: Mapping[object, object]) -> tuple[dict[str, SnapshotValue], list[str]]:
@@ -128,7 +153,7 @@ def _clean(raw: Mapping[object, object]) -> tuple[dict[str, SnapshotValue], list
     problems: list[str] = []
     for key, value in raw.items():
         if not isinstance(key, str):
-            problems.append(f"key {key!r} is not a metric name")
+            problems.append(f"a key of type {type(key).__name__} is not a metric name")
             continue
         if value is None:
             continue
@@ -140,8 +165,16 @@ def _clean(raw: Mapping[object, object]) -> tuple[dict[str, SnapshotValue], list
         elif isinstance(value, int | float) and _is_number(value):
             kept[key] = value
         else:
-            problems.append(f"{key}: {value!r} is not a finite number")
+            problems.append(f"{key}: {_describe(value)} is not a finite number")
     return kept, problems
+
+
+def _describe(value: object) -> str:
+    """A value named without echoing it (a snapshot may return a secret by mistake): NaN and the
+    infinities as themselves, anything else by its type."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return f"a {type(value).__name__}"
 
 
 def _is_number(value: object) -> bool:

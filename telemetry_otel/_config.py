@@ -7,7 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-__all__ = ["ConfigurationError", "TelemetryConfig"]
+__all__ = [
+    "DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "DEFAULT_CARDINALITY_LIMIT",
+    "ConfigurationError",
+    "TelemetryConfig",
+]
+
+#: Series (distinct attribute sets) kept per instrument before the rest fold into one overflow
+#: series ``otel.metric.overflow=true``: the OpenTelemetry specification's default.
+DEFAULT_CARDINALITY_LIMIT = 2_000
+#: Characters kept of a string attribute value this package records (the OpenTelemetry default is
+#: no limit; metric attributes are series labels, so this package keeps them short).
+DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT = 256
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
@@ -32,6 +44,10 @@ class TelemetryConfig:
     service_timeout_millis: float = 2_000
     export_interval_millis: float = 60_000
     export_timeout_millis: float = 30_000
+    #: Distinct attribute sets per instrument (``TELEMETRY_OTEL_CARDINALITY_LIMIT``).
+    cardinality_limit: int = DEFAULT_CARDINALITY_LIMIT
+    #: Characters kept of a string attribute value (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``).
+    attribute_value_length_limit: int = DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT
 
     @classmethod
     def resolve(
@@ -44,6 +60,8 @@ class TelemetryConfig:
         service_timeout_millis: float | None = None,
         export_interval_millis: float | None = None,
         export_timeout_millis: float | None = None,
+        cardinality_limit: int | None = None,
+        attribute_value_length_limit: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> TelemetryConfig:
         """Merge explicit arguments over the environment (``OTEL_*`` variables) over defaults."""
@@ -78,6 +96,18 @@ class TelemetryConfig:
             env.get("OTEL_METRIC_EXPORT_TIMEOUT"),
             cls.export_timeout_millis,
         )
+        limit = _pick_count(
+            "TELEMETRY_OTEL_CARDINALITY_LIMIT",
+            cardinality_limit,
+            env.get("TELEMETRY_OTEL_CARDINALITY_LIMIT"),
+            cls.cardinality_limit,
+        )
+        length = _pick_count(
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            attribute_value_length_limit,
+            env.get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+            cls.attribute_value_length_limit,
+        )
         return cls(
             service_name=name or cls.service_name,
             resource_attributes=attributes,
@@ -86,6 +116,8 @@ class TelemetryConfig:
             service_timeout_millis=per_service,
             export_interval_millis=interval,
             export_timeout_millis=export_timeout,
+            cardinality_limit=limit,
+            attribute_value_length_limit=length,
         )
 
 
@@ -110,6 +142,25 @@ def _pick_millis(name: str, explicit: float | None, raw: str | None, default: fl
         value = default
     if not value > 0:
         raise ConfigurationError(f"{name} must be a positive number of milliseconds, got {value!r}")
+    return value
+
+
+def _pick_count(name: str, explicit: int | None, raw: str | None, default: int) -> int:
+    """A positive integer: the explicit argument, else the environment variable, else the default."""
+    value: object
+    if explicit is not None:
+        value = explicit
+    elif raw is not None and raw.strip():
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigurationError(
+                f"{name}={raw!r} is not a whole number; use a positive integer"
+            ) from None
+    else:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
     return value
 
 

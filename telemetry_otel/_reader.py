@@ -4,6 +4,14 @@ Every consumer (the endpoint, ``/metrics``, buses, push exporters) reads through
 so the SDK keeps exactly one storage per instrument and a measurement costs the same however many
 consumers there are. Metrics recorded outside the SDK (the vitals fast path) come in through
 :class:`MetricProducer` objects and are merged into the same ``MetricsData``.
+
+Cardinality: the reader passes one limit (``TelemetryConfig.cardinality_limit``, 2000 by default)
+to the SDK for every instrument kind. The SDK then keeps at most that many distinct attribute sets
+per instrument and folds every further one into a single extra series with the attribute
+``otel.metric.overflow=true`` (sums add up, gauges keep the last value, histograms merge), so an
+instrument holds at most ``limit + 1`` series whatever its attribute values. :func:`merge_produced`
+applies the same rule to the metrics merged in from producers and aggregators (:func:`cap_series`):
+the first ``limit`` series in produced order are kept, the rest fold into the overflow series.
 """
 
 from __future__ import annotations
@@ -26,16 +34,34 @@ from opentelemetry.sdk.metrics import (
 )
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    HistogramDataPoint,
     Metric,
     MetricReader,
     MetricsData,
+    NumberDataPoint,
     ResourceMetrics,
     ScopeMetrics,
 )
+from opentelemetry.sdk.metrics.export import Gauge as GaugeData
+from opentelemetry.sdk.metrics.export import Histogram as HistogramData
+from opentelemetry.sdk.metrics.export import Sum as SumData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-__all__ = ["MetricAggregator", "MetricProducer", "PullReader", "merge_produced"]
+from telemetry_otel._config import DEFAULT_CARDINALITY_LIMIT
+
+__all__ = [
+    "DEFAULT_CARDINALITY_LIMIT",
+    "OVERFLOW_ATTRIBUTE",
+    "MetricAggregator",
+    "MetricProducer",
+    "PullReader",
+    "cap_series",
+    "merge_produced",
+]
+
+#: The attribute of the one series that holds every measurement beyond the cardinality limit.
+OVERFLOW_ATTRIBUTE = "otel.metric.overflow"
 
 _CUMULATIVE: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.CUMULATIVE
@@ -85,10 +111,25 @@ class MetricAggregator(Protocol):
 
 
 class PullReader(MetricReader):
-    """A cumulative reader collected on demand; the only reader on the shared provider."""
+    """A cumulative reader collected on demand; the only reader on the shared provider.
 
-    def __init__(self) -> None:
-        super().__init__(preferred_temporality=dict(_CUMULATIVE))
+    ``cardinality_limit`` bounds the distinct attribute sets the SDK keeps per instrument, for
+    every instrument kind (beyond it, measurements fold into the ``otel.metric.overflow=true``
+    series).
+    """
+
+    def __init__(self, cardinality_limit: int = DEFAULT_CARDINALITY_LIMIT) -> None:
+        if (
+            isinstance(cardinality_limit, bool)
+            or not isinstance(cardinality_limit, int)
+            or cardinality_limit < 1
+        ):
+            raise ValueError(f"cardinality_limit must be a positive integer, got {cardinality_limit!r}")
+        self.cardinality_limit = cardinality_limit
+        super().__init__(
+            preferred_temporality=dict(_CUMULATIVE),
+            cardinality_limits=dict.fromkeys(_CUMULATIVE, cardinality_limit),
+        )
         self._lock = threading.Lock()
         self._received: MetricsData | None = None
 
@@ -134,12 +175,85 @@ def _merge_by_name(metrics: Sequence[Metric]) -> list[Metric]:
     return kept
 
 
+def _is_overflow(point: NumberDataPoint | HistogramDataPoint) -> bool:
+    return bool((point.attributes or {}).get(OVERFLOW_ATTRIBUTE))
+
+
+def _fold_numbers(points: Sequence[NumberDataPoint], *, last: bool) -> NumberDataPoint:
+    value: int | float = points[-1].value if last else sum(point.value for point in points)
+    starts = [point.start_time_unix_nano for point in points if point.start_time_unix_nano is not None]
+    return NumberDataPoint(
+        attributes={OVERFLOW_ATTRIBUTE: True},
+        # A gauge's points have no start time (None), like the SDK's.
+        start_time_unix_nano=min(starts) if starts else points[0].start_time_unix_nano,
+        time_unix_nano=max(point.time_unix_nano for point in points),
+        value=value,
+    )
+
+
+def _fold_histograms(points: Sequence[HistogramDataPoint]) -> HistogramDataPoint:
+    bounds = tuple(points[0].explicit_bounds)
+    # Points with other bounds cannot be added bucket by bucket; the vitals all share their bounds.
+    same = [point for point in points if tuple(point.explicit_bounds) == bounds]
+    buckets = [0] * (len(bounds) + 1)
+    for point in same:
+        for index, count in enumerate(point.bucket_counts):
+            buckets[index] += count
+    return HistogramDataPoint(
+        attributes={OVERFLOW_ATTRIBUTE: True},
+        start_time_unix_nano=min(point.start_time_unix_nano for point in same),
+        time_unix_nano=max(point.time_unix_nano for point in same),
+        count=sum(point.count for point in same),
+        sum=sum(point.sum for point in same),
+        bucket_counts=tuple(buckets),
+        explicit_bounds=bounds,
+        min=min(point.min for point in same),
+        max=max(point.max for point in same),
+    )
+
+
+def cap_series(metric: Metric, limit: int) -> Metric:
+    """``metric`` with at most ``limit`` series plus one ``otel.metric.overflow=true`` series.
+
+    The first ``limit`` series (in order, not counting an overflow series already there) are kept
+    as they are; every other one folds into the overflow series like the SDK folds measurements:
+    sums add up, a gauge keeps the last value, histograms with the same bounds merge. Metrics
+    within the limit (and exponential histograms) are returned unchanged.
+    """
+    data = metric.data
+    points: Sequence[Any] = data.data_points
+    if len(points) <= limit or not isinstance(data, SumData | GaugeData | HistogramData):
+        return metric
+    kept: list[Any] = []
+    folded: list[Any] = []
+    for point in points:
+        if len(kept) < limit and not _is_overflow(point):
+            kept.append(point)
+        else:
+            folded.append(point)
+    if not folded:
+        return metric
+    if isinstance(data, HistogramData):
+        capped: SumData | GaugeData | HistogramData = replace(
+            data, data_points=[*kept, _fold_histograms(folded)]
+        )
+    else:
+        overflow = _fold_numbers(folded, last=isinstance(data, GaugeData))
+        capped = replace(data, data_points=[*kept, overflow])
+    return Metric(name=metric.name, description=metric.description, unit=metric.unit, data=capped)
+
+
 def merge_produced(
     data: MetricsData | None,
     resource: Resource,
     produced: Sequence[tuple[InstrumentationScope, Sequence[Metric]]],
+    cardinality_limit: int | None = None,
 ) -> MetricsData:
-    """Return ``data`` with ``produced`` metrics added under their scopes (new scopes appended)."""
+    """Return ``data`` with ``produced`` metrics added under their scopes (new scopes appended).
+
+    With ``cardinality_limit``, each metric of a scope that received produced metrics is capped by
+    :func:`cap_series` (the SDK's own metrics are already within it).
+    """
     if data is None or not data.resource_metrics:
         resource_metrics = ResourceMetrics(resource=resource, scope_metrics=[], schema_url="")
     else:
@@ -152,13 +266,17 @@ def merge_produced(
             if existing.scope == scope:
                 scopes[index] = ScopeMetrics(
                     scope=existing.scope,
-                    metrics=_merge_by_name([*existing.metrics, *metrics]),
+                    metrics=_capped(_merge_by_name([*existing.metrics, *metrics]), cardinality_limit),
                     schema_url=existing.schema_url,
                 )
                 break
         else:
             scopes.append(
-                ScopeMetrics(scope=scope, metrics=_merge_by_name(metrics), schema_url=scope.schema_url or "")
+                ScopeMetrics(
+                    scope=scope,
+                    metrics=_capped(_merge_by_name(metrics), cardinality_limit),
+                    schema_url=scope.schema_url or "",
+                )
             )
     merged = ResourceMetrics(
         resource=resource_metrics.resource,
@@ -167,3 +285,9 @@ def merge_produced(
     )
     rest = list(data.resource_metrics[1:]) if data is not None else []
     return MetricsData(resource_metrics=[merged, *rest])
+
+
+def _capped(metrics: list[Metric], limit: int | None) -> list[Metric]:
+    if limit is None:
+        return metrics
+    return [cap_series(metric, limit) for metric in metrics]

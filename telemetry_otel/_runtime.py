@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import Meter, NoOpMeterProvider
@@ -30,6 +32,105 @@ __all__ = ["Telemetry", "current_telemetry", "get_meter", "setup_telemetry", "sh
 _logger = logging.getLogger("telemetry_otel")
 #: Threads for synchronous snapshot functions: enough for every service of a large runtime at once.
 SNAPSHOT_THREADS = 32
+#: Longest ``shutdown()`` waits for the runtime's pool threads to finish (idle ones end at once).
+THREAD_JOIN_SECONDS = 1.0
+_IDLE_JOIN_SECONDS = 0.1
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_WorkItem = tuple[Future[Any], Callable[[], Any]]
+
+
+class DaemonThreadPool(ThreadPoolExecutor):
+    """A ``ThreadPoolExecutor`` whose workers are daemon threads, joined within a bound at shutdown.
+
+    The standard pool joins its workers at interpreter exit, so one snapshot function stuck for
+    ever would keep the whole process from exiting. Here a worker stuck in a call is a daemon thread:
+    :meth:`shutdown` waits for it at most ``join_seconds`` and leaves it to finish on its own.
+    Workers start on demand up to ``max_workers`` and are reused when idle, like the standard pool's.
+    """
+
+    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+        self._limit = max_workers
+        self._prefix = thread_name_prefix
+        self._items: queue.SimpleQueue[_WorkItem | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._pool_lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._closed = False
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The worker threads started so far (alive or not)."""
+        with self._pool_lock:
+            return list(self._workers)
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        """Run ``fn(*args, **kwargs)`` on a worker; RuntimeError after :meth:`shutdown`."""
+        future: Future[_T] = Future()
+        with self._pool_lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._items.put((future, lambda: fn(*args, **kwargs)))
+            if not self._idle.acquire(blocking=False) and len(self._workers) < self._limit:
+                worker = threading.Thread(
+                    target=self._work, name=f"{self._prefix}_{len(self._workers)}", daemon=True
+                )
+                self._workers.append(worker)
+                worker.start()
+        return future
+
+    def shutdown(
+        self, wait: bool = True, *, cancel_futures: bool = False, join_seconds: float | None = None
+    ) -> None:
+        """Stop the workers once their current call returns; a second call does nothing more.
+
+        ``cancel_futures`` cancels the calls not started yet. With ``wait``, waits for the workers
+        at most ``join_seconds`` in all (None: until they end).
+        """
+        with self._pool_lock:
+            first = not self._closed
+            self._closed = True
+            workers = list(self._workers)
+        if first:
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._items.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item[0].cancel()
+            for _ in workers:
+                self._items.put(None)
+        if not wait:
+            return
+        deadline = None if join_seconds is None else time.monotonic() + join_seconds
+        for worker in workers:
+            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _work(self) -> None:
+        while True:
+            item = self._items.get()
+            if item is None:
+                return
+            future, call = item
+            del item
+            if not future.set_running_or_notify_cancel():
+                self._idle.release()
+                continue
+            try:
+                result = call()
+            except BaseException as exc:  # handed to the caller through the future
+                # Idle before the caller hears of it: its next submit reuses this thread.
+                self._idle.release()
+                future.set_exception(exc)
+            else:
+                self._idle.release()
+                future.set_result(result)
+                del result
+            del future, call
 
 
 class Telemetry:
@@ -53,10 +154,8 @@ class Telemetry:
         self._collect_lock = threading.Lock()
         # Synchronous snapshots run here, all services at once; the SDK read has its own thread so
         # it never queues behind a snapshot that is stuck.
-        self._executor = ThreadPoolExecutor(
-            max_workers=SNAPSHOT_THREADS, thread_name_prefix="telemetry-snapshot"
-        )
-        self._read_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telemetry-read")
+        self._executor = DaemonThreadPool(SNAPSHOT_THREADS, "telemetry-snapshot")
+        self._read_executor = DaemonThreadPool(1, "telemetry-read")
         self._shut_down = False
         self._reader: PullReader | None
         self.meter_provider: MeterProvider | NoOpMeterProvider
@@ -64,7 +163,7 @@ class Telemetry:
             self._reader = None
             self.meter_provider = NoOpMeterProvider()
         else:
-            self._reader = PullReader()
+            self._reader = PullReader(cardinality_limit=config.cardinality_limit)
             self.meter_provider = MeterProvider(resource=self.resource, metric_readers=[self._reader])
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
         self.exports = ExportPipeline(
@@ -123,13 +222,14 @@ class Telemetry:
         produced: dict[InstrumentationScope, list[Metric]] = {}
         for producer in producers:
             produced.setdefault(producer.scope, []).extend(producer.produce(now))
-        merged = merge_produced(data, self.resource, list(produced.items()))
+        limit = self.config.cardinality_limit
+        merged = merge_produced(data, self.resource, list(produced.items()), limit)
         if not aggregators:
             return merged
         derived: dict[InstrumentationScope, list[Metric]] = {}
         for aggregator in aggregators:
             derived.setdefault(aggregator.scope, []).extend(aggregator.aggregate(merged))
-        return merge_produced(merged, self.resource, list(derived.items()))
+        return merge_produced(merged, self.resource, list(derived.items()), limit)
 
     async def collect(self) -> Collection:
         """Run one collection cycle: every snapshot in parallel, bounded per component, then one read.
@@ -161,7 +261,15 @@ class Telemetry:
             self._collect_lock.release()
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
-        """Shut the provider down and release the runtime; a second call does nothing."""
+        """Shut the provider down and release the runtime; a second call does nothing.
+
+        Order: the final export and flush (bounded by ``timeout_millis``), the provider, then the
+        pool threads, waited for at most ``THREAD_JOIN_SECONDS`` (or what is left of
+        ``timeout_millis``, if less, but at least 0.1 s). Idle threads end at once; a thread still
+        inside a stuck snapshot function is a daemon thread that ends when the function returns,
+        and never keeps the process from exiting.
+        """
+        started = time.monotonic()
         with _state_lock:
             global _current
             if self._shut_down:
@@ -172,8 +280,27 @@ class Telemetry:
         self.exports.shutdown(timeout_millis)  # the final export and flush, before anything closes
         if isinstance(self.meter_provider, MeterProvider):
             self.meter_provider.shutdown(timeout_millis=timeout_millis)
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._read_executor.shutdown(wait=False, cancel_futures=True)
+        # Idle threads end within microseconds of their stop signal: give them that much even when
+        # the final export used up ``timeout_millis``.
+        left = timeout_millis / 1000 - (time.monotonic() - started)
+        deadline = time.monotonic() + min(THREAD_JOIN_SECONDS, max(left, _IDLE_JOIN_SECONDS))
+        pools = (self._executor, self._read_executor)
+        for pool in pools:  # signal every worker first, then wait for all of them together
+            pool.shutdown(wait=False, cancel_futures=True)
+        for pool in pools:
+            pool.shutdown(join_seconds=max(0.0, deadline - time.monotonic()))
+        stuck = [
+            thread.name
+            for thread in self._executor.threads + self._read_executor.threads
+            if thread.is_alive()
+        ]
+        if stuck:
+            _logger.warning(
+                "telemetry shut down with %d thread(s) still inside a snapshot or read call (%s); "
+                "they are daemon threads and end when the call returns",
+                len(stuck),
+                ", ".join(stuck),
+            )
 
 
 _state_lock = threading.RLock()
@@ -191,6 +318,8 @@ def setup_telemetry(
     exporters: Sequence[PushExporter] | None = None,
     export_interval_millis: float | None = None,
     export_timeout_millis: float | None = None,
+    cardinality_limit: int | None = None,
+    attribute_value_length_limit: int | None = None,
     set_global: bool = True,
 ) -> Telemetry:
     """Configure the shared telemetry runtime once and return its handle.
@@ -213,6 +342,8 @@ def setup_telemetry(
         service_timeout_millis=service_timeout_millis,
         export_interval_millis=export_interval_millis,
         export_timeout_millis=export_timeout_millis,
+        cardinality_limit=cardinality_limit,
+        attribute_value_length_limit=attribute_value_length_limit,
     )
     with _state_lock:
         if _current is not None:
@@ -222,7 +353,11 @@ def setup_telemetry(
                     f"({_current.config}); call shutdown() on its handle before setting it up again"
                 )
             return _current
-        pushed = list(exporters) if exporters is not None else exporters_from_env()
+        pushed = (
+            list(exporters)
+            if exporters is not None
+            else exporters_from_env(export_timeout_millis=config.export_timeout_millis)
+        )
         telemetry = Telemetry(config, pushed)
         _current = telemetry
         _bind_pending(telemetry)

@@ -260,6 +260,8 @@ def create_app(
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
+    # No redirect for a trailing slash: every unknown path is a 404 that lists the routes.
+    app.router.redirect_slashes = False
     app.state.cache = cache
     app.state.agent = agent
     return app
@@ -357,7 +359,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         "/metrics",
     ]
     if exc.status_code == 404:
-        return _error(404, f"no route {request.url.path!r}", routes=routes)
+        # scope["path"], not request.url: a query string that is not UTF-8 must not make this a 500.
+        return _error(404, f"no route {request.scope.get('path', '')!r}", routes=routes)
     if exc.status_code == 405:
         return _error(405, f"method {request.method} is not allowed here", allowed=["GET"])
     return _error(exc.status_code, str(exc.detail))

@@ -18,8 +18,13 @@ __all__ = ["EXPORTER_NAMES", "exporters_from_env"]
 EXPORTER_NAMES = ("otlp", "graphite", "influxdb", "prometheus", "none")
 
 
-def exporters_from_env(environ: Mapping[str, str] | None = None) -> list[PushExporter]:
-    """The push exporters ``OTEL_METRICS_EXPORTER`` names (default ``none``), configured from env."""
+def exporters_from_env(
+    environ: Mapping[str, str] | None = None, *, export_timeout_millis: float | None = None
+) -> list[PushExporter]:
+    """The push exporters ``OTEL_METRICS_EXPORTER`` names (default ``none``), configured from env.
+
+    ``export_timeout_millis`` bounds each OTLP export (unless ``OTEL_EXPORTER_OTLP_TIMEOUT`` says).
+    """
     env = os.environ if environ is None else environ
     names = [
         name.strip().lower() for name in env.get("OTEL_METRICS_EXPORTER", "none").split(",") if name.strip()
@@ -34,7 +39,9 @@ def exporters_from_env(environ: Mapping[str, str] | None = None) -> list[PushExp
     for name in dict.fromkeys(names):
         if name == "otlp":
             try:
-                exporters.append(OTLPExporter(otlp_protocol(env)))
+                exporters.append(
+                    OTLPExporter(otlp_protocol(env), export_timeout_millis=export_timeout_millis)
+                )
             except ValueError as exc:
                 raise ConfigurationError(str(exc)) from None
         elif name == "graphite":
