@@ -65,7 +65,12 @@ def _start_server(probe: Path) -> tuple[subprocess.Popen[bytes], str, queue.Queu
     command = [sys.executable, "-m", "telemetry_otel", "serve", "--app", "_load_app:build", "--port", "0"]
     command += ["--cache-ttl", str(CACHE_TTL_S), "--log-level", "warning"]
     server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        cwd="/",  # ``python -m`` puts the working directory first: use the installed package
     )
     lines: queue.Queue[str] = queue.Queue()
 

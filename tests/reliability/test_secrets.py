@@ -289,7 +289,12 @@ def test_the_serve_command_never_prints_or_logs_the_token(tmp_path: Any) -> None
     command = [sys.executable, "-m", "telemetry_otel", "serve", "--demo", "--seed", "1", "--port", "0"]
     command += ["--log-level", "debug", "--cache-ttl", "0"]
     server = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        cwd="/",  # ``python -m`` puts the working directory first: use the installed package
     )
     try:
         assert server.stderr is not None

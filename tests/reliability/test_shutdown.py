@@ -265,7 +265,12 @@ def test_a_snapshot_stuck_for_ever_neither_holds_shutdown_nor_the_process_exit(r
     )
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=20, check=False
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+        cwd="/",  # ``python -c`` puts the working directory first: use the installed package
     )
     total = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
