@@ -33,6 +33,7 @@ from telemetry_otel.formats import (
     wants_gzip,
 )
 from telemetry_otel.views._auth import BearerTokenMiddleware
+from telemetry_otel.views._detailed import iso_time
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._history import StatusHistory
 from telemetry_otel.views._html import HTML_VIEWS, refresh_seconds_for, status_page
@@ -118,7 +119,7 @@ def create_app(
         return {
             "agent": agent,
             "view": view,
-            "timestamp": _iso(served.collection.time_unix_nano),
+            "timestamp": iso_time(served.collection.time_unix_nano),
             "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "collection_duration_seconds": round(served.collection.duration_seconds, 6),
             "cached": served.cached,
@@ -343,10 +344,6 @@ def _parse_query(request: Request, telemetry: Telemetry) -> _Query | Response:
         service=chosen["service"],
         live=_BOOLEANS[chosen["live"] or "false"],
     )
-
-
-def _iso(time_unix_nano: int) -> str:
-    return datetime.fromtimestamp(time_unix_nano / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics.export import (
 from telemetry_otel import Collection, Component
 from telemetry_otel.views._buses import render_buses
 
-__all__ = ["render_detailed"]
+__all__ = ["iso_time", "render_detailed"]
 
 _IDENTITY_KEYS = ("service.name", "service.category")
 
@@ -55,7 +55,7 @@ def render_detailed(
                 "outcome": outcome.outcome,
                 "error": outcome.error,
                 "duration_seconds": outcome.duration_seconds,
-                "last_success": _iso(outcome.last_success_unix_nano),
+                "last_success": iso_time(outcome.last_success_unix_nano),
                 "problems": list(outcome.problems),
             },
             "metrics": per_service.get(component.name, []),
@@ -68,7 +68,7 @@ def render_detailed(
             categories.setdefault(component.category, []).append(component.name)
 
     return {
-        "timestamp": _iso(collection.time_unix_nano),
+        "timestamp": iso_time(collection.time_unix_nano),
         "view": "detailed",
         "sdk_disabled": collection.sdk_disabled,
         "collection_duration_seconds": collection.duration_seconds,
@@ -178,7 +178,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _iso(time_unix_nano: int | None) -> str | None:
+def iso_time(time_unix_nano: int | None) -> str | None:
+    """A Unix time in nanoseconds as ISO 8601 UTC text (``...Z``); None stays None."""
     if time_unix_nano is None:
         return None
     return datetime.fromtimestamp(time_unix_nano / 1e9, UTC).isoformat().replace("+00:00", "Z")
