@@ -76,8 +76,6 @@ def cold_request(telemetry: Telemetry) -> Callable[[int], None]:
             ViewInputs(
                 collection=collection,
                 previous=None,
-                components=telemetry.components.snapshot(),
-                buses=telemetry.components.buses(),
                 thresholds=Thresholds(),
                 now_unix_nano=collection.time_unix_nano,
             ),

@@ -10,8 +10,13 @@ The application configures that provider once with :func:`setup_telemetry`.
 
 from __future__ import annotations
 
-from telemetry_otel._cache import CachedCollection, CollectionCache
-from telemetry_otel._collection import Collection, ComponentOutcome, Outcome
+from telemetry_otel._collection import (
+    Collection,
+    ComponentKind,
+    ComponentOutcome,
+    ComponentRecord,
+    Outcome,
+)
 from telemetry_otel._components import (
     HEALTH_STATUSES,
     Component,
@@ -22,9 +27,11 @@ from telemetry_otel._components import (
     SnapshotFunction,
     SnapshotValue,
 )
-from telemetry_otel._config import ConfigurationError, TelemetryConfig
+from telemetry_otel._config import DEFAULT_CACHE_TTL_SECONDS, ConfigurationError, TelemetryConfig
+from telemetry_otel._cycle import CachedCollection, CollectionCycle, CycleStats
 from telemetry_otel._reader import MetricAggregator, MetricProducer
 from telemetry_otel._runtime import (
+    SERVICE_INSTANCE_ID,
     Telemetry,
     current_telemetry,
     get_meter,
@@ -34,14 +41,19 @@ from telemetry_otel._runtime import (
 from telemetry_otel._version import __version__
 
 __all__ = [
+    "DEFAULT_CACHE_TTL_SECONDS",
     "HEALTH_STATUSES",
+    "SERVICE_INSTANCE_ID",
     "CachedCollection",
     "Collection",
-    "CollectionCache",
+    "CollectionCycle",
     "Component",
+    "ComponentKind",
     "ComponentOutcome",
+    "ComponentRecord",
     "ComponentRegistry",
     "ConfigurationError",
+    "CycleStats",
     "HealthReport",
     "HealthStatus",
     "MetricAggregator",

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from telemetry_otel._config import ConfigurationError
+from telemetry_otel._config import DEFAULT_CACHE_TTL_SECONDS, ConfigurationError
 from telemetry_otel._runtime import Telemetry, setup_telemetry
 from telemetry_otel._version import __version__
 from telemetry_otel.catalog import (
@@ -125,9 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--cache-ttl",
         type=_seconds,
-        default=30.0,
+        default=DEFAULT_CACHE_TTL_SECONDS,
         metavar="SECONDS",
-        help="how long a collection is served from cache (default: 30)",
+        help="how old a collection may be before a request starts a new one in the background; 0: "
+        f"every request waits for its own (default: {DEFAULT_CACHE_TTL_SECONDS:g})",
     )
     serve.set_defaults(handler=_serve)
     _catalog_parser(commands)
@@ -318,10 +320,23 @@ def _serve(args: argparse.Namespace) -> int:
     )
     config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
-    # uvicorn re-raises the SIGINT it handled once it has shut down cleanly: that is a normal exit.
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve(sockets=[sock]))
+    # uvicorn shuts down cleanly on SIGINT and SIGTERM (the final export included), then re-raises
+    # the signal to the handler it found: a graceful stop is a normal exit, status 0.
+    previous = signal.signal(signal.SIGTERM, _stopped_by_sigterm)
+    try:
+        with contextlib.suppress(KeyboardInterrupt, _SigtermStopError):
+            asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _SigtermStopError(Exception):
+    """SIGTERM arrived after the server had shut down gracefully."""
+
+
+def _stopped_by_sigterm(signum: int, frame: object) -> None:
+    raise _SigtermStopError
 
 
 def _thresholds(items: Sequence[str]) -> dict[str, object] | None:

@@ -6,16 +6,37 @@ import asyncio
 import inspect
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, cast
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from telemetry_otel._components import Component, SnapshotFunction, SnapshotValue
+from telemetry_otel._components import (
+    AttributeValue,
+    Component,
+    HealthReport,
+    SnapshotFunction,
+    SnapshotValue,
+)
 
-__all__ = ["Collection", "ComponentOutcome", "Outcome", "collect_snapshots"]
+__all__ = [
+    "Collection",
+    "ComponentKind",
+    "ComponentOutcome",
+    "ComponentRecord",
+    "CoroutineRunner",
+    "Outcome",
+    "collect_snapshots",
+    "freeze_components",
+]
+
+#: ``service``: a runtime service (it has a category); ``provider``: a bus-only provider.
+ComponentKind: TypeAlias = Literal["service", "provider"]
+#: Runs a snapshot coroutine somewhere else (another thread's event loop); None: the running loop.
+CoroutineRunner: TypeAlias = Callable[[Awaitable[Any]], "asyncio.Future[Any]"]
 
 Outcome: TypeAlias = Literal["ok", "error", "timeout", "none"]
 
@@ -37,14 +58,94 @@ class ComponentOutcome:
 
 
 @dataclass(frozen=True)
+class ComponentRecord:
+    """One component as it stood in one collection cycle: what it is, what it reported, where it sits.
+
+    Plain data, frozen when the cycle read the metrics, so that every consumer of the cycle sees the
+    same health and bus membership as the metrics, however the live registry changes afterwards.
+    """
+
+    name: str
+    category: str | None
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    #: The component has a snapshot function (its values come from the cycle's snapshots).
+    has_snapshot: bool = False
+    #: The health the component had reported when the cycle read the metrics (None: never reported).
+    health: HealthReport | None = None
+    #: The buses the component is a provider of, by bus name (sorted).
+    buses: tuple[str, ...] = ()
+    started_unix_nano: int | None = None
+
+    @property
+    def kind(self) -> ComponentKind:
+        """``service`` for a runtime service (it has a category), ``provider`` for a bus-only one."""
+        return "service" if self.category is not None else "provider"
+
+    @property
+    def is_service(self) -> bool:
+        """True for a runtime service (it belongs to a category), False for a bus-only provider."""
+        return self.category is not None
+
+
+def freeze_components(
+    components: list[Component], buses: Mapping[str, Mapping[str, str]]
+) -> tuple[ComponentRecord, ...]:
+    """The records of ``components`` as they stand now, with their bus membership from ``buses``."""
+    memberships: dict[str, set[str]] = {}
+    for bus, providers in buses.items():
+        for component in providers.values():
+            memberships.setdefault(component, set()).add(bus)
+    return tuple(
+        ComponentRecord(
+            name=component.name,
+            category=component.category,
+            attributes=MappingProxyType(dict(component.attributes)),
+            has_snapshot=component.snapshot_function is not None,
+            health=component.health,
+            buses=tuple(sorted(memberships.get(component.name, ()))),
+            started_unix_nano=component.started_unix_nano,
+        )
+        for component in components
+    )
+
+
+def _frozen_buses(buses: Mapping[str, Mapping[str, str]]) -> Mapping[str, Mapping[str, str]]:
+    return MappingProxyType({bus: MappingProxyType(dict(providers)) for bus, providers in buses.items()})
+
+
+@dataclass(frozen=True, eq=False)
 class Collection:
-    """The result of one collection cycle: the metric data and how each component fared."""
+    """The complete, immutable state of one collection cycle.
+
+    ``metrics`` is the metric data of the cycle's one read, ``outcomes`` how each component's
+    snapshot went, ``components`` every component as it stood when the metrics were read (kind,
+    category, reported health, bus membership) and ``buses`` the bus membership (bus -> provider ->
+    component). It is plain data: a runtime makes one per cycle, and anything else (an aggregator of
+    worker processes, a query of a time-series database) can build one, which every view and format
+    then reads unchanged. ``start_unix_nano`` is when the cycle began and ``time_unix_nano`` when it
+    read the metrics.
+    """
 
     metrics: MetricsData
     outcomes: Mapping[str, ComponentOutcome]
     time_unix_nano: int
     duration_seconds: float
     sdk_disabled: bool
+    components: tuple[ComponentRecord, ...] = ()
+    buses: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    start_unix_nano: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcomes", MappingProxyType(dict(self.outcomes)))
+        object.__setattr__(self, "components", tuple(self.components))
+        object.__setattr__(self, "buses", _frozen_buses(self.buses))
+
+    def component(self, name: str) -> ComponentRecord | None:
+        """The record of the component ``name`` in this cycle, or None."""
+        for record in self.components:
+            if record.name == name:
+                return record
+        return None
 
 
 async def collect_snapshots(
@@ -52,21 +153,26 @@ async def collect_snapshots(
     *,
     timeout_seconds: float,
     executor: ThreadPoolExecutor,
+    run_coroutine: CoroutineRunner | None = None,
 ) -> dict[str, ComponentOutcome]:
     """Run every component's snapshot function concurrently, each bounded by ``timeout_seconds``.
 
     Synchronous functions run on ``executor`` so they never block the event loop. A successful
     snapshot is stored on its component for the observable callbacks to read; a failed one leaves
-    the last good snapshot in place and records the error.
+    the last good snapshot in place and records the error. Coroutine functions run on the running
+    event loop, or through ``run_coroutine`` (the loop of the server that hosts the runtime).
     """
     results = await asyncio.gather(
-        *(_collect_one(component, timeout_seconds, executor) for component in components)
+        *(_collect_one(component, timeout_seconds, executor, run_coroutine) for component in components)
     )
     return {outcome.name: outcome for outcome in results}
 
 
 async def _collect_one(
-    component: Component, timeout_seconds: float, executor: ThreadPoolExecutor
+    component: Component,
+    timeout_seconds: float,
+    executor: ThreadPoolExecutor,
+    run_coroutine: CoroutineRunner | None,
 ) -> ComponentOutcome:
     function = component.snapshot_function
     if function is None:
@@ -78,7 +184,7 @@ async def _collect_one(
         # may ignore its cancellation): do not stack another on it.
         stuck = time.monotonic() - running_since
         return _failed(component, "timeout", f"previous snapshot still running after {stuck:.1f} s", started)
-    call = _start(component, function, executor)
+    call = _start(component, function, executor, run_coroutine)
     done, _ = await asyncio.wait({call}, timeout=timeout_seconds)
     if not done:
         call.cancel()  # never awaited: a snapshot that ignores cancellation cannot hold the cycle
@@ -117,7 +223,10 @@ def _failed(component: Component, outcome: Outcome, error: str, started: float) 
 
 
 def _start(
-    component: Component, function: SnapshotFunction, executor: ThreadPoolExecutor
+    component: Component,
+    function: SnapshotFunction,
+    executor: ThreadPoolExecutor,
+    run_coroutine: CoroutineRunner | None,
 ) -> asyncio.Future[Any]:
     """Start the snapshot (a task for a coroutine function, a pool thread otherwise), marked running.
 
@@ -131,7 +240,8 @@ def _start(
 
     future: asyncio.Future[Any]
     if inspect.iscoroutinefunction(function):
-        future = asyncio.ensure_future(function())
+        coroutine = function()
+        future = asyncio.ensure_future(coroutine) if run_coroutine is None else run_coroutine(coroutine)
         future.add_done_callback(finished)
     else:
         thread_call = executor.submit(function)

@@ -9,10 +9,34 @@ from urllib.parse import unquote
 
 __all__ = [
     "DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "DEFAULT_CACHE_TTL_SECONDS",
     "DEFAULT_CARDINALITY_LIMIT",
+    "DEFAULT_COLLECTION_TIMEOUT_MILLIS",
+    "DEFAULT_EXPORT_INTERVAL_MILLIS",
+    "DEFAULT_EXPORT_TIMEOUT_MILLIS",
+    "DEFAULT_LIVE_MIN_INTERVAL_MILLIS",
+    "DEFAULT_SERVICE_TIMEOUT_MILLIS",
+    "DEFAULT_STALE_AFTER_TTLS",
     "ConfigurationError",
     "TelemetryConfig",
 ]
+
+# Every default of the runtime, in this one place.
+#: Bound on reading the SDK in one collection (``TELEMETRY_OTEL_COLLECTION_TIMEOUT_MILLIS``).
+DEFAULT_COLLECTION_TIMEOUT_MILLIS = 5_000.0
+#: Bound on each service's snapshot in one collection (``TELEMETRY_OTEL_SERVICE_TIMEOUT_MILLIS``).
+DEFAULT_SERVICE_TIMEOUT_MILLIS = 2_000.0
+#: ``OTEL_METRIC_EXPORT_INTERVAL`` default of the OpenTelemetry specification.
+DEFAULT_EXPORT_INTERVAL_MILLIS = 60_000.0
+#: ``OTEL_METRIC_EXPORT_TIMEOUT`` default of the OpenTelemetry specification.
+DEFAULT_EXPORT_TIMEOUT_MILLIS = 30_000.0
+#: How old a collection the HTTP app (and ``serve --cache-ttl``) accepts before it asks for a new one.
+DEFAULT_CACHE_TTL_SECONDS = 30.0
+#: Fewest milliseconds between two live collections (``TELEMETRY_OTEL_LIVE_MIN_INTERVAL_MILLIS``).
+DEFAULT_LIVE_MIN_INTERVAL_MILLIS = 1_000.0
+#: A refresh due for this many TTLs without a completed cycle makes the data stale
+#: (``TELEMETRY_OTEL_STALE_AFTER_TTLS``).
+DEFAULT_STALE_AFTER_TTLS = 3.0
 
 #: Series (distinct attribute sets) kept per instrument before the rest fold into one overflow
 #: series ``otel.metric.overflow=true``: the OpenTelemetry specification's default.
@@ -40,14 +64,19 @@ class TelemetryConfig:
     service_name: str = "unknown_service"
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
     disabled: bool = False
-    collection_timeout_millis: float = 5_000
-    service_timeout_millis: float = 2_000
-    export_interval_millis: float = 60_000
-    export_timeout_millis: float = 30_000
+    collection_timeout_millis: float = DEFAULT_COLLECTION_TIMEOUT_MILLIS
+    service_timeout_millis: float = DEFAULT_SERVICE_TIMEOUT_MILLIS
+    export_interval_millis: float = DEFAULT_EXPORT_INTERVAL_MILLIS
+    export_timeout_millis: float = DEFAULT_EXPORT_TIMEOUT_MILLIS
     #: Distinct attribute sets per instrument (``TELEMETRY_OTEL_CARDINALITY_LIMIT``).
     cardinality_limit: int = DEFAULT_CARDINALITY_LIMIT
     #: Characters kept of a string attribute value (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``).
     attribute_value_length_limit: int = DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT
+    #: Fewest milliseconds between two live collections (``TELEMETRY_OTEL_LIVE_MIN_INTERVAL_MILLIS``).
+    live_min_interval_millis: float = DEFAULT_LIVE_MIN_INTERVAL_MILLIS
+    #: A refresh due for this many TTLs with no completed cycle is stale
+    #: (``TELEMETRY_OTEL_STALE_AFTER_TTLS``).
+    stale_after_ttls: float = DEFAULT_STALE_AFTER_TTLS
 
     @classmethod
     def resolve(
@@ -62,6 +91,8 @@ class TelemetryConfig:
         export_timeout_millis: float | None = None,
         cardinality_limit: int | None = None,
         attribute_value_length_limit: int | None = None,
+        live_min_interval_millis: float | None = None,
+        stale_after_ttls: float | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> TelemetryConfig:
         """Merge explicit arguments over the environment (``OTEL_*`` variables) over defaults."""
@@ -108,6 +139,20 @@ class TelemetryConfig:
             env.get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
             cls.attribute_value_length_limit,
         )
+        live_floor = _pick_number(
+            "TELEMETRY_OTEL_LIVE_MIN_INTERVAL_MILLIS",
+            live_min_interval_millis,
+            env.get("TELEMETRY_OTEL_LIVE_MIN_INTERVAL_MILLIS"),
+            cls.live_min_interval_millis,
+            allow_zero=True,
+        )
+        stale_after = _pick_number(
+            "TELEMETRY_OTEL_STALE_AFTER_TTLS",
+            stale_after_ttls,
+            env.get("TELEMETRY_OTEL_STALE_AFTER_TTLS"),
+            cls.stale_after_ttls,
+            allow_zero=False,
+        )
         return cls(
             service_name=name or cls.service_name,
             resource_attributes=attributes,
@@ -118,6 +163,8 @@ class TelemetryConfig:
             export_timeout_millis=export_timeout,
             cardinality_limit=limit,
             attribute_value_length_limit=length,
+            live_min_interval_millis=live_floor,
+            stale_after_ttls=stale_after,
         )
 
 
@@ -142,6 +189,25 @@ def _pick_millis(name: str, explicit: float | None, raw: str | None, default: fl
         value = default
     if not value > 0:
         raise ConfigurationError(f"{name} must be a positive number of milliseconds, got {value!r}")
+    return value
+
+
+def _pick_number(
+    name: str, explicit: float | None, raw: str | None, default: float, *, allow_zero: bool
+) -> float:
+    """A finite number, positive (or zero with ``allow_zero``): argument, else environment, else default."""
+    if explicit is not None:
+        value = float(explicit)
+    elif raw is not None and raw.strip():
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    else:
+        value = default
+    if not (value >= 0 if allow_zero else value > 0) or value == float("inf"):
+        allowed = "zero or a positive number" if allow_zero else "a positive number"
+        raise ConfigurationError(f"{name} must be {allowed}, got {value!r}")
     return value
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
 import queue
 import threading
 import time
+import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -18,14 +22,15 @@ from opentelemetry.sdk.metrics.export import Metric, MetricsData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from telemetry_otel._collection import Collection, collect_snapshots
+from telemetry_otel._collection import Collection, CoroutineRunner, collect_snapshots, freeze_components
 from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import ConfigurationError, TelemetryConfig
+from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
 from telemetry_otel._deferred import DeferredMeter
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._version import __version__
-from telemetry_otel.exporters import ExportPipeline, PushExporter, exporters_from_env
+from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter, exporters_from_env
 
 __all__ = ["Telemetry", "current_telemetry", "get_meter", "setup_telemetry", "shutdown_telemetry"]
 
@@ -35,6 +40,9 @@ SNAPSHOT_THREADS = 32
 #: Longest ``shutdown()`` waits for the runtime's pool threads to finish (idle ones end at once).
 THREAD_JOIN_SECONDS = 1.0
 _IDLE_JOIN_SECONDS = 0.1
+
+#: Resource attribute that identifies one process of a runtime (OTel resource semantic conventions).
+SERVICE_INSTANCE_ID = "service.instance.id"
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -142,7 +150,11 @@ class Telemetry:
 
     def __init__(self, config: TelemetryConfig, exporters: Sequence[PushExporter] = ()) -> None:
         self.config = config
-        attributes = {**config.resource_attributes, "service.name": config.service_name}
+        attributes = {
+            SERVICE_INSTANCE_ID: process_instance_id(),
+            **config.resource_attributes,
+            "service.name": config.service_name,
+        }
         self.resource = Resource.create(attributes)
         self.components = ComponentRegistry()
         self._producers: list[MetricProducer] = []
@@ -165,14 +177,26 @@ class Telemetry:
         else:
             self._reader = PullReader(cardinality_limit=config.cardinality_limit)
             self.meter_provider = MeterProvider(resource=self.resource, metric_readers=[self._reader])
+        #: The one owner of collection cycles: every consumer asks it for a collection no older than X.
+        self.cycle = CollectionCycle(
+            self._collect_for_cycle,
+            live_min_interval_millis=config.live_min_interval_millis,
+            stale_after_ttls=config.stale_after_ttls,
+        )
+        self._host_loop: asyncio.AbstractEventLoop | None = None
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
         self.exports = ExportPipeline(
-            self,
+            self.export_source,
             [] if self.disabled else exporters,
             interval_millis=config.export_interval_millis,
             timeout_millis=config.export_timeout_millis,
         )
         self.exports.start()
+        if self.exports.exporters:
+            # A plain script that never calls shutdown() still gets its final export at exit,
+            # from the cycle's thread, started now while threads may still be started.
+            self.cycle.start()
+            atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     @property
     def disabled(self) -> bool:
@@ -231,10 +255,33 @@ class Telemetry:
             derived.setdefault(aggregator.scope, []).extend(aggregator.aggregate(merged))
         return merge_produced(merged, self.resource, list(derived.items()), limit)
 
-    async def collect(self) -> Collection:
+    def use_event_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Run async snapshot functions on ``loop`` (a server's, where their resources live); None:
+        on the collection cycle's own loop. A server binds its loop at start-up and unbinds it before
+        shutting the runtime down."""
+        self._host_loop = loop
+
+    async def _collect_for_cycle(self) -> Collection:
+        host = self._host_loop
+        runner: CoroutineRunner | None = None
+        if host is not None and host.is_running() and not host.is_closed():
+            runner = run_coroutine_on(host)
+        return await self.collect(run_coroutine=runner)
+
+    def export_source(self, demand: ExportDemand) -> MetricsData:
+        """The metric data an :class:`ExportPipeline` asks for, from :attr:`cycle`: a collection no
+        older than the demand's age (the newest, counted late, when none completes in time), or for
+        the final export one that starts now."""
+        if demand.final:
+            return self.cycle.collect_now(demand.timeout_seconds).metrics
+        return self.cycle.get_blocking(demand.max_age_seconds, demand.timeout_seconds).collection.metrics
+
+    async def collect(self, *, run_coroutine: CoroutineRunner | None = None) -> Collection:
         """Run one collection cycle: every snapshot in parallel, bounded per component, then one read.
 
-        Concurrent callers are serialised, so snapshot functions never run twice at once.
+        Concurrent callers are serialised, so snapshot functions never run twice at once. Consumers
+        normally ask :attr:`cycle` for a collection instead, which caches and shares cycles. Async
+        snapshot functions run on the running loop, or through ``run_coroutine``.
         """
         loop = asyncio.get_running_loop()
         # One cycle at a time across every thread and event loop (the server's, the exporters').
@@ -242,20 +289,34 @@ class Telemetry:
             await asyncio.sleep(0.002)
         try:
             started = time.perf_counter()
+            start_unix_nano = time.time_ns()
             outcomes = await collect_snapshots(
                 self.components.snapshot(),
                 timeout_seconds=self.config.service_timeout_millis / 1000,
                 executor=self._executor,
+                run_coroutine=run_coroutine,
             )
             self.collector_metrics.record(outcomes, time.perf_counter() - started)
+            # The layout and reported health as of the read, so the collection is one moment whole.
+            buses = self.components.buses()
+            records = freeze_components(self.components.snapshot(), buses)
             read = loop.run_in_executor(self._read_executor, self.read_metrics)
-            metrics = await asyncio.wait_for(read, self.config.collection_timeout_millis / 1000)
+            bound = self.config.collection_timeout_millis
+            try:
+                metrics = await asyncio.wait_for(read, bound / 1000)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"reading the metrics took longer than collection_timeout_millis ({bound:g} ms)"
+                ) from None
             return Collection(
                 metrics=metrics,
                 outcomes=outcomes,
                 time_unix_nano=time.time_ns(),
                 duration_seconds=time.perf_counter() - started,
                 sdk_disabled=self.disabled,
+                components=records,
+                buses=buses,
+                start_unix_nano=start_unix_nano,
             )
         finally:
             self._collect_lock.release()
@@ -277,7 +338,9 @@ class Telemetry:
             self._shut_down = True
             if _current is self:
                 _current = None
+        self._host_loop = None  # the final collection runs on the cycle's own loop
         self.exports.shutdown(timeout_millis)  # the final export and flush, before anything closes
+        self.cycle.close()
         if isinstance(self.meter_provider, MeterProvider):
             self.meter_provider.shutdown(timeout_millis=timeout_millis)
         # Idle threads end within microseconds of their stop signal: give them that much even when
@@ -303,6 +366,25 @@ class Telemetry:
             )
 
 
+def _shutdown_at_exit(reference: weakref.ref[Telemetry]) -> None:
+    telemetry = reference()
+    if telemetry is not None:
+        telemetry.shutdown(telemetry.config.export_timeout_millis)
+
+
+_instance_id: tuple[int, str] | None = None
+
+
+def process_instance_id() -> str:
+    """This process's ``service.instance.id``: a random UUID, new in every process (a forked child
+    gets its own). ``OTEL_RESOURCE_ATTRIBUTES`` may set another for the runtime's resource."""
+    global _instance_id
+    pid = os.getpid()
+    if _instance_id is None or _instance_id[0] != pid:
+        _instance_id = (pid, str(uuid.uuid4()))
+    return _instance_id[1]
+
+
 _state_lock = threading.RLock()
 _current: Telemetry | None = None
 _global_provider_set = False
@@ -320,6 +402,8 @@ def setup_telemetry(
     export_timeout_millis: float | None = None,
     cardinality_limit: int | None = None,
     attribute_value_length_limit: int | None = None,
+    live_min_interval_millis: float | None = None,
+    stale_after_ttls: float | None = None,
     set_global: bool = True,
 ) -> Telemetry:
     """Configure the shared telemetry runtime once and return its handle.
@@ -331,7 +415,9 @@ def setup_telemetry(
 
     ``exporters`` are the push exporters of the first setup; without them ``OTEL_METRICS_EXPORTER``
     names them (default none). They export every ``export_interval_millis``
-    (``OTEL_METRIC_EXPORT_INTERVAL``, 60 s) and a final time at ``shutdown()``.
+    (``OTEL_METRIC_EXPORT_INTERVAL``, 60 s) and a final time at ``shutdown()`` (or at process exit).
+    ``live_min_interval_millis`` floors live collections and ``stale_after_ttls`` says when data that
+    stopped refreshing is stale: see ``docs/collection-cycle.md``.
     """
     global _current, _global_provider_set
     config = TelemetryConfig.resolve(
@@ -344,6 +430,8 @@ def setup_telemetry(
         export_timeout_millis=export_timeout_millis,
         cardinality_limit=cardinality_limit,
         attribute_value_length_limit=attribute_value_length_limit,
+        live_min_interval_millis=live_min_interval_millis,
+        stale_after_ttls=stale_after_ttls,
     )
     with _state_lock:
         if _current is not None:

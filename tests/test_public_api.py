@@ -8,14 +8,19 @@ import pytest
 
 EXPECTED = {
     "telemetry_otel": {
+        "DEFAULT_CACHE_TTL_SECONDS",
         "HEALTH_STATUSES",
+        "SERVICE_INSTANCE_ID",
         "CachedCollection",
         "Collection",
-        "CollectionCache",
+        "CollectionCycle",
         "Component",
+        "ComponentKind",
         "ComponentOutcome",
+        "ComponentRecord",
         "ComponentRegistry",
         "ConfigurationError",
+        "CycleStats",
         "HealthReport",
         "HealthStatus",
         "MetricAggregator",
@@ -120,6 +125,7 @@ EXPECTED = {
         "EXPORTER_NAMES",
         "DeliveryStats",
         "DeltaConverter",
+        "ExportDemand",
         "ExportPipeline",
         "GraphiteExporter",
         "InfluxExporter",

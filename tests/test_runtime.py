@@ -1,20 +1,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterable
 
 import pytest
-from opentelemetry.metrics import NoOpCounter, Observation
+from opentelemetry.metrics import CallbackOptions, NoOpCounter, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, Metric, MetricsData, NumberDataPoint, Sum
 
 from telemetry_otel import (
     ConfigurationError,
     Telemetry,
+    TelemetryConfig,
     current_telemetry,
     get_meter,
     setup_telemetry,
-    shutdown_telemetry,
 )
 
 
@@ -25,14 +27,6 @@ def _metrics(data: MetricsData) -> dict[str, Metric]:
         for scope_metrics in resource_metrics.scope_metrics
         for metric in scope_metrics.metrics
     }
-
-
-@pytest.fixture
-def shared() -> Iterator[None]:
-    """Leave no process-wide runtime behind, whatever the test did."""
-    shutdown_telemetry()
-    yield
-    shutdown_telemetry()
 
 
 def test_get_meter_instruments_come_from_one_shared_provider(shared: None) -> None:
@@ -115,3 +109,75 @@ def test_a_measurement_before_setup_sets_up_from_the_environment_and_is_kept(
         for p in _metrics(handle.read_metrics())["eager.calls"].data.data_points
         if isinstance(p, NumberDataPoint)
     ] == [3]
+
+
+class _SlowRead:
+    """An observable gauge callback (it runs inside the SDK read) that blocks while ``hold`` is set:
+    for ``seconds`` at most, or until ``release()``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.hold = threading.Event()
+        self.hold.set()
+        self._released = threading.Event()
+
+    def __call__(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self.hold.is_set():
+            self._released.wait(self.seconds)
+        return [Observation(1.5)]
+
+    def release(self) -> None:
+        self.hold.clear()
+        self._released.set()
+
+
+def test_a_collection_whose_sdk_read_outlasts_collection_timeout_millis_fails_within_it() -> None:
+    slow = _SlowRead(seconds=5)
+    telemetry = Telemetry(TelemetryConfig(service_name="slow-read", collection_timeout_millis=200))
+    try:
+        telemetry.get_meter("slow.reader").create_observable_gauge("slow.gauge", [slow])
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            asyncio.run(telemetry.collect())
+        elapsed = time.monotonic() - started
+        assert 0.2 <= elapsed < 1.0, elapsed  # bounded by the timeout, not by the 5 s read
+        slow.release()
+        collection = asyncio.run(telemetry.collect())  # a read within the bound succeeds again
+        point = _metrics(collection.metrics)["slow.gauge"].data.data_points[0]
+        assert isinstance(point, NumberDataPoint)
+        assert point.value == 1.5
+    finally:
+        slow.release()
+        telemetry.shutdown()
+
+
+def test_a_read_slower_than_the_default_would_allow_completes_under_a_longer_timeout() -> None:
+    slow = _SlowRead(seconds=0.4)  # longer than 200 ms, well under 3 s
+    telemetry = Telemetry(TelemetryConfig(service_name="slow-read", collection_timeout_millis=3_000))
+    try:
+        telemetry.get_meter("slow.reader").create_observable_gauge("slow.gauge", [slow])
+        collection = asyncio.run(telemetry.collect())
+        assert collection.duration_seconds >= 0.4
+        point = _metrics(collection.metrics)["slow.gauge"].data.data_points[0]
+        assert isinstance(point, NumberDataPoint)
+        assert point.value == 1.5
+    finally:
+        slow.release()
+        telemetry.shutdown()
+
+
+def test_collection_timeout_millis_is_read_from_the_environment(
+    shared: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TELEMETRY_OTEL_COLLECTION_TIMEOUT_MILLIS", "200")
+    slow = _SlowRead(seconds=5)
+    telemetry = setup_telemetry(service_name="slow-read", set_global=False)
+    try:
+        assert telemetry.config.collection_timeout_millis == 200
+        get_meter("slow.reader").create_observable_gauge("slow.gauge", [slow])
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            asyncio.run(telemetry.collect())
+        assert time.monotonic() - started < 1.0
+    finally:
+        slow.release()

@@ -16,7 +16,7 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-from telemetry_otel import Collection, Component
+from telemetry_otel import Collection, ComponentRecord
 from telemetry_otel.views._buses import render_buses
 
 __all__ = ["iso_time", "render_detailed"]
@@ -26,7 +26,7 @@ _IDENTITY_KEYS = ("service.name", "service.category")
 
 def render_detailed(
     collection: Collection,
-    components: Sequence[Component],
+    components: Sequence[ComponentRecord],
     buses: Mapping[str, Mapping[str, str]],
 ) -> dict[str, Any]:
     """Build the detailed JSON document from one collection (pure: no I/O, no clock)."""

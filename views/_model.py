@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeAlias
 
 from opentelemetry.sdk.metrics.export import Gauge, HistogramDataPoint, Metric, NumberDataPoint
 
-from telemetry_otel import Collection, Component, HealthStatus
+from telemetry_otel import Collection, ComponentRecord, HealthStatus
 from telemetry_otel.views._quantiles import Buckets, merge_buckets
 from telemetry_otel.views._thresholds import Alert, Thresholds
 
@@ -71,16 +71,27 @@ _BREAKER_STATE = "circuit_breaker.state"
 
 @dataclass(frozen=True)
 class ViewInputs:
-    """Everything a view is rendered from: one collection, its predecessor and the runtime's layout."""
+    """Everything a view is rendered from: one collection, its predecessor, thresholds and a filter.
+
+    The components and bus membership come from the collection itself, as they stood in its cycle.
+    """
 
     collection: Collection
     previous: Collection | None
-    components: Sequence[Component]
-    buses: Mapping[str, Mapping[str, str]]
     thresholds: Thresholds
     now_unix_nano: int
     category: str | None = None
     service: str | None = None
+
+    @property
+    def components(self) -> Sequence[ComponentRecord]:
+        """Every component of the collection's cycle, in registration order."""
+        return self.collection.components
+
+    @property
+    def buses(self) -> Mapping[str, Mapping[str, str]]:
+        """Bus name -> (provider name -> component name), as in the collection's cycle."""
+        return self.collection.buses
 
 
 @dataclass(frozen=True)
@@ -427,7 +438,7 @@ def _interval(inputs: ViewInputs) -> float | None:
 
 
 def _component_state(
-    component: Component,
+    component: ComponentRecord,
     collection: Collection,
     series: _Series,
     previous: _Series | None,
@@ -436,9 +447,7 @@ def _component_state(
     now: int,
 ) -> ComponentState:
     outcome = collection.outcomes.get(component.name)
-    has_snapshot = component.snapshot_function is not None or (
-        outcome is not None and outcome.outcome != "none"
-    )
+    has_snapshot = component.has_snapshot or (outcome is not None and outcome.outcome != "none")
     last_success = None if outcome is None else outcome.last_success_unix_nano
     last_success_age = age(now, last_success) if has_snapshot else None
     report = component.health

@@ -10,7 +10,7 @@ from telemetry_otel.exporters._env import EXPORTER_NAMES, exporters_from_env
 from telemetry_otel.exporters._graphite import GraphiteExporter
 from telemetry_otel.exporters._influx import InfluxExporter
 from telemetry_otel.exporters._otlp import OTLPExporter
-from telemetry_otel.exporters._pipeline import ExportPipeline, MetricsSource
+from telemetry_otel.exporters._pipeline import ExportDemand, ExportPipeline, MetricsSource
 from telemetry_otel.exporters._retry import (
     DeliveryStats,
     PermanentExportError,
@@ -24,6 +24,7 @@ __all__ = [
     "EXPORTER_NAMES",
     "DeliveryStats",
     "DeltaConverter",
+    "ExportDemand",
     "ExportPipeline",
     "GraphiteExporter",
     "InfluxExporter",

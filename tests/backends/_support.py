@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -836,14 +837,26 @@ class Carbon(Server):
         return Path(f"{self.whisper_dir}/{normal.replace('.', '/').lstrip('/')}.wsp")
 
     def read_series(self, name: str, since: int | None = None) -> list[tuple[int, float]]:
-        """The (timestamp, value) points of the 1 s archive (last 6 h, or from ``since``); [] if none."""
+        """The (timestamp, value) points of the 1 s archive (last 6 h, or from ``since``).
+
+        [] while there is no whisper file yet, or while carbon is still writing it (shorter than
+        its full size): any other failure, such as a file at full size that whisper cannot read,
+        raises at once.
+        """
+        whisper = whisper_module()
         path = self.series_path(name)
-        if not path.exists():
-            return []
         now = int(time.time())
         oldest = now - 6 * 3600 + 1
         start = oldest if since is None else max(since - 1, oldest)
-        fetched = whisper_module().fetch(str(path), start, now + 1, archiveToSelect="1s")
+        try:
+            fetched = whisper.fetch(str(path), start, now + 1, archiveToSelect="1s")
+        except FileNotFoundError:
+            return []
+        except (whisper.CorruptWhisperFile, struct.error):
+            # A header or an archive cut short: carbon has created the file and not written it all.
+            if path.stat().st_size < whisper_file_size(whisper):
+                return []
+            raise
         if fetched is None:
             return []
         (first, _, step), values = fetched
@@ -851,14 +864,22 @@ class Carbon(Server):
 
     def wait_for_series(self, name: str, points: int = 1, timeout: float = 10.0) -> list[tuple[int, float]]:
         """``read_series(name)`` once it holds at least ``points`` points (carbon writes within ~1 s)."""
+        return poll(
+            lambda: self.read_series(name),
+            lambda got: len(got) >= points,
+            timeout,
+            f"{points} points of {name} in carbon",
+        )
 
-        def read() -> list[tuple[int, float]]:
-            try:
-                return self.read_series(name)
-            except Exception:  # a whisper file caught while carbon creates it
-                return []
 
-        return poll(read, lambda got: len(got) >= points, timeout, f"{points} points of {name} in carbon")
+def whisper_file_size(whisper: ModuleType) -> int:
+    """The size in bytes of a whisper file of ``CARBON_RETENTIONS`` once carbon has written all of it."""
+    archives: list[tuple[int, int]] = [
+        whisper.parseRetentionDef(definition) for definition in CARBON_RETENTIONS.split(",")
+    ]
+    header: int = whisper.metadataSize + whisper.archiveInfoSize * len(archives)
+    point: int = whisper.pointSize
+    return header + sum(points * point for _, points in archives)
 
 
 class Promtool:

@@ -161,7 +161,7 @@ def _run_with_faults(telemetry: Telemetry, server: Server, exporters: dict[str, 
     """Down at start, up, killed mid-run, restarted; with the application recording throughout."""
     pipelines = {
         name: ExportPipeline(
-            telemetry,
+            telemetry.export_source,
             [exporter],
             interval_millis=INTERVAL_MS,
             timeout_millis=1_000,
@@ -342,7 +342,7 @@ def test_a_batch_written_to_a_killed_carbon_is_not_counted_as_sent(
         service = instrument_service("checkout", category="shop", telemetry=runtime)
         exporter = GraphiteExporter(*carbon.line_address, prefix="kill", tagged=False)
         policy = RetryPolicy(initial_backoff_seconds=0.01, max_backoff_seconds=0.01)
-        pipeline = ExportPipeline(runtime, [exporter], timeout_millis=2_000, policy=policy)
+        pipeline = ExportPipeline(runtime.export_source, [exporter], timeout_millis=2_000, policy=policy)
         service.record_request(0.01)
         pipeline.export_now()  # connected, delivered
         series = "kill.service.requests.service_category.shop.service_name.checkout"

@@ -566,11 +566,7 @@ def _carbon_points(carbon: Carbon, names: Sequence[str], since: int) -> dict[str
     """Second -> value of every series in ``names``, from carbon's cache and its whisper files."""
     points: dict[str, dict[int, float]] = {name: {} for name in names}
     for name in names:
-        try:
-            stored = carbon.read_series(name, since=since)
-        except Exception:  # a whisper file caught while carbon creates it
-            stored = []
-        points[name].update(stored)
+        points[name].update(carbon.read_series(name, since=since))
     for name, cached in _carbon_cache(carbon, names).items():
         points[name].update((int(stamp), value) for stamp, value in cached)
     return points

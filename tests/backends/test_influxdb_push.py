@@ -147,7 +147,7 @@ def test_realistic_data_is_accepted_and_reads_back_with_types(
 ) -> None:
     db = _database(influxdb, "realistic")
     bus = _record_realistic(telemetry)
-    pipeline = ExportPipeline(telemetry, [InfluxExporter(influxdb.url, database=db)])
+    pipeline = ExportPipeline(telemetry.export_source, [InfluxExporter(influxdb.url, database=db)])
     try:
         started = int(time.time())
         pipeline.export_now()
@@ -248,7 +248,7 @@ def test_an_unknown_database_is_a_permanent_rejection(influxdb: InfluxDB, teleme
         exporter.export(data, 5_000)
 
     telemetry.get_meter("influx.test").create_counter("rejected.jobs").add(3)
-    pipeline = ExportPipeline(telemetry, [exporter])
+    pipeline = ExportPipeline(telemetry.export_source, [exporter])
     try:
         pipeline.export_now()
         [stats] = pipeline.stats()
@@ -267,14 +267,15 @@ def test_a_field_type_conflict_is_a_permanent_rejection(influxdb: InfluxDB, tele
     db = _database(influxdb, "conflict")
     now = time.time_ns()
     batches = iter([_counter_data("conflict.jobs", 5, now), _counter_data("conflict.jobs", 5.5, now + 1)])
-    pipeline = ExportPipeline(telemetry, [InfluxExporter(influxdb.url, database=db, precision="ns")])
-    pipeline.use_source(lambda timeout_millis: next(batches))
+    pipeline = ExportPipeline(
+        lambda demand: MetricsData(resource_metrics=[]) if demand.final else next(batches),
+        [InfluxExporter(influxdb.url, database=db, precision="ns")],
+    )
     try:
         pipeline.export_now()
         pipeline.export_now()
         [stats] = pipeline.stats()
     finally:
-        pipeline.use_source(None)
         pipeline.shutdown()
     assert (stats.sent, stats.rejected, stats.failed_attempts, stats.buffered) == (1, 1, 0, 0), stats
     assert stats.last_error is not None
@@ -312,7 +313,7 @@ def test_a_server_down_at_start_gets_every_held_batch_after_it_restarts(
             initial_backoff_seconds=0.001, max_backoff_seconds=0.001, max_buffered_batches=held
         )
         exporter = InfluxExporter(influxdb.url, database=db, precision="ns")
-        return ExportPipeline(telemetry, [exporter], policy=policy, timeout_millis=5_000)
+        return ExportPipeline(telemetry.export_source, [exporter], policy=policy, timeout_millis=5_000)
 
     roomy, tight = pipeline(roomy_db, 16), pipeline(tight_db, 2)
     try:

@@ -30,7 +30,7 @@ def test_v2_writes_reach_a_real_v2_write_api(victoria_metrics: VictoriaMetrics) 
         for _ in range(7):
             service.record_request(0.01)
         exporter = InfluxExporter(victoria_metrics.http_url, org="acme", bucket="telemetry", token="t0k")
-        pipeline = ExportPipeline(telemetry, [exporter])
+        pipeline = ExportPipeline(telemetry.export_source, [exporter])
         pipeline.export_now()
         stats = pipeline.stats()[0]
         assert (stats.sent, stats.failed_attempts, stats.rejected) == (1, 0, 0), stats
@@ -72,7 +72,7 @@ def test_v2_sends_org_bucket_precision_and_the_token(capture: str) -> None:
     try:
         instrument_service("ledger", category="graph", telemetry=telemetry).record_request(0.01)
         exporter = InfluxExporter(capture, org="acme corp", bucket="b1", token="s3cret", precision="ms")
-        ExportPipeline(telemetry, [exporter]).export_now()
+        ExportPipeline(telemetry.export_source, [exporter]).export_now()
     finally:
         telemetry.shutdown()
     (path, authorization, body) = _Capture.seen[0]

@@ -72,20 +72,19 @@ def test_graphite_influx_and_prometheus_ingestion_agree(
     assert (requests.value, depth.value) == (5, 17.5)
 
     # Graphite (tagged, TCP) and Influx (HTTP /write) through the real pipeline, with the same batch.
+    # The same batch for each cycle; none at shutdown.
     pipeline = ExportPipeline(
-        telemetry,
+        lambda demand: MetricsData(resource_metrics=[]) if demand.final else data,
         [
             GraphiteExporter(*victoria_metrics.graphite_address, tagged=True),
             InfluxExporter(victoria_metrics.influx_url, database="x"),
         ],
     )
-    pipeline.use_source(lambda timeout_millis: data)
     try:
         pipeline.export_now()
         for stats in pipeline.stats():
             assert (stats.sent, stats.failed_attempts, stats.rejected, stats.last_error) == (1, 0, 0, None)
     finally:
-        pipeline.use_source(lambda timeout_millis: MetricsData(resource_metrics=[]))  # no final export
         pipeline.shutdown()
     # Prometheus text, as /metrics serves it, through VictoriaMetrics' import API.
     response = httpx2.post(

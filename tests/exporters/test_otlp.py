@@ -128,7 +128,7 @@ def test_otlp_over_grpc_decodes_to_the_expected_metrics_resource_and_scope(
     receiver, port = grpc_receiver
     _record(telemetry)
     pipeline = ExportPipeline(
-        telemetry,
+        telemetry.export_source,
         [OTLPExporter("grpc", endpoint=f"http://127.0.0.1:{port}", insecure=True)],
         timeout_millis=5_000,
     )
@@ -145,7 +145,7 @@ def test_otlp_over_http_decodes_to_the_expected_metrics_resource_and_scope(
     receiver, port = http_receiver
     _record(telemetry)
     exporter = OTLPExporter("http/protobuf", endpoint=f"http://127.0.0.1:{port}/v1/metrics")
-    pipeline = ExportPipeline(telemetry, [exporter], timeout_millis=5_000)
+    pipeline = ExportPipeline(telemetry.export_source, [exporter], timeout_millis=5_000)
     pipeline.export_now()
     assert len(receiver.requests) == 1
     assert receiver.headers_seen[0]["content-type"] == "application/x-protobuf"
@@ -203,7 +203,7 @@ def _check_delta(requests: list[ExportMetricsServiceRequest], service_name: str)
 def test_a_collector_that_is_down_never_reaches_the_application(telemetry: Telemetry) -> None:
     _record(telemetry)
     exporter = OTLPExporter("http/protobuf", endpoint="http://127.0.0.1:9/v1/metrics", timeout=1)
-    pipeline = ExportPipeline(telemetry, [exporter], timeout_millis=2_000)
+    pipeline = ExportPipeline(telemetry.export_source, [exporter], timeout_millis=2_000)
     pipeline.export_now()  # does not raise
     stats = pipeline.stats()[0]
     assert (stats.sent, stats.failed_attempts, stats.buffered) == (0, 1, 1)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
+from opentelemetry.sdk.metrics.export import MetricsData
 
 from telemetry_otel import Telemetry
 from telemetry_otel.exporters import GraphiteExporter, InfluxExporter, RetryingExporter, RetryPolicy
@@ -125,8 +126,8 @@ def test_backoff_holds_attempts_until_it_has_passed(recorded: Telemetry) -> None
         exporter.submit(recorded.read_metrics(), 1_000)
     assert (exporter.stats().failed_attempts, exporter.stats().buffered) == (1, 4)
     clock.now += 11
-    exporter.submit(recorded.read_metrics(), 1_000)
-    assert exporter.stats().failed_attempts >= 2
+    exporter.submit(recorded.read_metrics(), 1_000)  # the backoff has passed: exactly one more attempt
+    assert (exporter.stats().failed_attempts, exporter.stats().buffered) == (2, 5)
 
 
 class _Rejecting(http.server.BaseHTTPRequestHandler):
@@ -178,3 +179,99 @@ def test_policy_and_exporter_arguments_are_validated() -> None:
         InfluxExporter("http://127.0.0.1:1", bucket="b")
     with pytest.raises(ValueError, match="graphite protocol 'sctp' is not one of tcp, udp"):
         GraphiteExporter(protocol=cast(Any, "sctp"))
+
+
+class _Backend:
+    """A push exporter of our own: refuses every batch while ``down``, keeps what it accepts."""
+
+    name = "backend"
+
+    def __init__(self, clock: _Clock) -> None:
+        self.down = True
+        self.attempts: list[float] = []  # the clock at each export call
+        self.received: list[MetricsData] = []
+        self._clock = clock
+
+    def export(self, data: MetricsData, timeout_millis: float) -> None:
+        self.attempts.append(self._clock())
+        if self.down:
+            raise ConnectionRefusedError("backend down")
+        self.received.append(data)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _batch() -> MetricsData:
+    return MetricsData(resource_metrics=[])
+
+
+def test_the_default_policy_is_1s_doubling_to_60s_holding_16_batches() -> None:
+    policy = RetryPolicy()
+    assert (policy.initial_backoff_seconds, policy.max_backoff_seconds, policy.max_buffered_batches) == (
+        1.0,
+        60.0,
+        16,
+    )
+    assert RetryingExporter(_Backend(_Clock())).policy == policy
+
+
+def test_backoff_doubles_from_1s_to_a_60s_cap_with_at_least_half_of_it_waited() -> None:
+    """After the n-th failure in a row the next attempt comes between half the backoff and the
+    backoff (equal jitter), the backoff being 1 s, 2 s, 4 s, ... capped at 60 s."""
+    clock = _Clock()
+    backend = _Backend(clock)
+    exporter = RetryingExporter(backend, clock=clock)  # the default policy
+    exporter.submit(_batch(), 1_000)
+    assert len(backend.attempts) == 1
+    for backoff in (1, 2, 4, 8, 16, 32, 60, 60, 60):
+        failed_at = backend.attempts[-1]
+        clock.now = failed_at + backoff / 2 - 0.001
+        exporter.submit(_batch(), 1_000)
+        assert backend.attempts[-1] == failed_at, f"retried before half of the {backoff} s backoff"
+        clock.now = failed_at + backoff
+        exporter.submit(_batch(), 1_000)
+        assert backend.attempts[-1] == clock.now, f"not retried within the {backoff} s backoff"
+    assert exporter.stats().failed_attempts == 10
+
+
+def test_a_success_resets_the_backoff_to_its_first_step() -> None:
+    clock = _Clock()
+    backend = _Backend(clock)
+    exporter = RetryingExporter(
+        backend, RetryPolicy(initial_backoff_seconds=1, max_backoff_seconds=60), clock
+    )
+    exporter.submit(_batch(), 1_000)
+    for backoff in (1, 2, 4):  # three failures in a row: the backoff is now 8 s
+        clock.now = backend.attempts[-1] + backoff
+        exporter.submit(_batch(), 1_000)
+    backend.down = False
+    clock.now = backend.attempts[-1] + 8
+    exporter.submit(_batch(), 1_000)
+    assert exporter.stats().buffered == 0
+    backend.down = True
+    exporter.submit(_batch(), 1_000)  # fails: the first step again
+    failed_at = backend.attempts[-1]
+    clock.now = failed_at + 0.499
+    exporter.submit(_batch(), 1_000)
+    assert backend.attempts[-1] == failed_at
+    clock.now = failed_at + 1
+    exporter.submit(_batch(), 1_000)
+    assert backend.attempts[-1] == clock.now
+
+
+def test_by_default_16_batches_are_held_and_the_oldest_dropped_first() -> None:
+    clock = _Clock()
+    backend = _Backend(clock)
+    exporter = RetryingExporter(backend, clock=clock)
+    batches = [_batch() for _ in range(20)]
+    for batch in batches:  # the clock stands still: one attempt, then every batch waits
+        exporter.submit(batch, 1_000)
+    stats = exporter.stats()
+    assert (stats.failed_attempts, stats.buffered, stats.dropped, stats.sent) == (1, 16, 4, 0)
+    backend.down = False
+    assert exporter.flush(1_000)
+    position = {id(batch): index for index, batch in enumerate(batches)}  # equal batches: by identity
+    assert [position[id(batch)] for batch in backend.received] == list(range(4, 20))  # in order
+    stats = exporter.stats()
+    assert (stats.sent, stats.buffered, stats.dropped) == (16, 0, 4)

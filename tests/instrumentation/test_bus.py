@@ -12,7 +12,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
 )
 
-from telemetry_otel import CollectionCache, Snapshot, Telemetry
+from telemetry_otel import Snapshot, Telemetry
 from telemetry_otel.instrumentation import (
     LATENCY_BUCKETS,
     Bus,
@@ -169,6 +169,29 @@ def test_gauges_follow_the_declared_rule(telemetry: Telemetry, rule: GaugeRule, 
 
 
 def test_default_gauge_rule_is_sum_and_bad_rules_are_rejected(telemetry: Telemetry) -> None:
+    depth = gauge("service.queue.depth", "{item}", "Items waiting.")
+    a = instrument_service(
+        "a", snapshot=lambda: {"service.queue.depth": 2}, metrics=[depth], telemetry=telemetry
+    )
+    b = instrument_service(
+        "b", snapshot=lambda: {"service.queue.depth": 7}, metrics=[depth], telemetry=telemetry
+    )
+    undeclared = Bus("undeclared", telemetry=telemetry)  # no rules at all
+    other = Bus("other", telemetry=telemetry, gauge_rules={"llm.tokens.input": "max"})  # a rule elsewhere
+    undeclared.attach(a)
+    undeclared.attach(b)
+    c = instrument_service(
+        "c", snapshot=lambda: {"service.queue.depth": 2}, metrics=[depth], telemetry=telemetry
+    )
+    d = instrument_service(
+        "d", snapshot=lambda: {"service.queue.depth": 7}, metrics=[depth], telemetry=telemetry
+    )
+    other.attach(c)
+    other.attach(d)
+    series = _series(asyncio.run(telemetry.collect()).metrics)
+    # 2 and 7: the sum (9) is what no other rule gives (min 2, max 7, mean 4.5, last 7).
+    assert _get(series, "bus.queue.depth", bus__name="undeclared") == 9
+    assert _get(series, "bus.queue.depth", bus__name="other") == 9
     with pytest.raises(ValueError, match="gauge rule 'median' for x is not one of sum, min, max, mean, last"):
         Bus("x", telemetry=telemetry, gauge_rules=cast(Any, {"x": "median"}))
 
@@ -242,10 +265,9 @@ def test_each_snapshot_runs_once_per_cycle_however_many_buses_and_readers(teleme
             f"svc{index}", snapshot=counting(f"svc{index}"), metrics=[depth], telemetry=telemetry
         )
         buses[index % 6].attach(service)
-    cache = CollectionCache(telemetry, ttl_seconds=30)
 
     async def one_cycle_read_by_everyone() -> None:
-        await asyncio.gather(*(cache.get() for _ in range(5)))
+        await asyncio.gather(*(telemetry.cycle.get(30) for _ in range(5)))
         for bus in buses:
             assert bus.get_metrics_data() is not None
         telemetry.read_metrics()

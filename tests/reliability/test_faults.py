@@ -141,9 +141,11 @@ def test_faulty_snapshots_never_stop_the_endpoint_and_every_other_value_stays_ri
     live_server: Any, no_thread_leak: Any, report: Any
 ) -> None:
     with no_thread_leak():
-        telemetry = Telemetry(
-            TelemetryConfig(service_name="faults", service_timeout_millis=SERVICE_TIMEOUT_MS)
+        # No live floor: every round's live request makes a collection of its own.
+        config = TelemetryConfig(
+            service_name="faults", service_timeout_millis=SERVICE_TIMEOUT_MS, live_min_interval_millis=0
         )
+        telemetry = Telemetry(config)
         faults = _Faults(telemetry)
         server = live_server(create_app(telemetry, agent="demo", cache_ttl_seconds=60))
         try:

@@ -61,8 +61,6 @@ def make_inputs(telemetry: Telemetry, collect: Collect) -> MakeInputs:
         return ViewInputs(
             collection=collection,
             previous=previous,
-            components=runtime.components.snapshot(),
-            buses=runtime.components.buses(),
             thresholds=thresholds or Thresholds(cpu_count=4),
             now_unix_nano=collection.time_unix_nano + 1_000_000_000 if now is None else now,
             category=category,

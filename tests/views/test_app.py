@@ -2,8 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import threading
+import time
+from collections.abc import Iterable
 
 import pytest
+from opentelemetry.metrics import CallbackOptions, Observation
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
@@ -90,7 +94,7 @@ def test_second_request_is_served_from_cache(client: TestClient) -> None:
     client.get("/api/demo/v1/telemetry")
     again = client.get("/api/demo/v1/telemetry").json()
     assert again["cached"] is True
-    assert again["cache_age_seconds"] >= 0
+    assert again["age_seconds"] >= 0
 
 
 def test_metrics_route_serves_prometheus_text_that_parses_and_passes_promtool(client: TestClient) -> None:
@@ -214,3 +218,46 @@ def test_a_crashing_background_task_is_logged_and_shutdown_still_runs(
     messages = [record.getMessage() for record in caplog.records]
     assert "background task stopped: RuntimeError('simulation fell over')" in messages
     assert any(message.startswith("shutdown callback") for message in messages)
+
+
+def test_a_failed_collection_is_a_503_naming_the_failure_never_a_partial_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The SDK read outlasts ``collection_timeout_millis`` (an observable gauge callback, which runs
+    inside the read, blocks): every route serving metric data answers 503 JSON naming the failure,
+    within the timeout, and answers again once a collection succeeds."""
+    released = threading.Event()
+
+    def blocks(options: CallbackOptions) -> Iterable[Observation]:
+        released.wait(5)
+        return [Observation(2.5)]
+
+    telemetry = Telemetry(TelemetryConfig(service_name="slow-read", collection_timeout_millis=200))
+    telemetry.get_meter("slow.reader").create_observable_gauge("slow.gauge", [blocks])
+    instrument_service("memory", category="graph", telemetry=telemetry).report_health("pass")
+    client = TestClient(create_app(telemetry, agent="demo"))  # no lifespan: no warm-up collection
+    base = "/api/demo/v1/telemetry"
+    try:
+        for path in (base, f"{base}?view=health&format=prometheus", f"{base}/health", "/metrics"):
+            started = time.monotonic()
+            response = client.get(path)
+            assert time.monotonic() - started < 2.0, path  # the 200 ms bound, not the 5 s read
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["content-type"] == "application/json"
+            assert response.json()["error"].startswith("collection failed: TimeoutError"), response.json()
+        ready = client.get(f"{base}/health/ready")
+        assert (ready.status_code, ready.json()["output"]) == (503, "no collection has completed yet")
+        assert client.get(f"{base}/health/live").status_code == 200
+        assert any(record.getMessage().startswith("collection failed") for record in caplog.records)
+        released.set()
+        deadline = time.monotonic() + 10
+        while (answer := client.get(base, params={"view": "detailed"})).status_code == 503:
+            assert time.monotonic() < deadline, answer.text  # reads queued behind the blocked one end
+        assert answer.status_code == 200
+        [gauge] = [metric for metric in answer.json()["other_metrics"] if metric["name"] == "slow.gauge"]
+        assert gauge["points"][0]["value"] == 2.5
+        assert client.get(f"{base}/health/ready").status_code == 200
+    finally:
+        released.set()
+        client.close()
+        telemetry.shutdown()

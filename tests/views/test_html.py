@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from html.parser import HTMLParser
 from typing import Any
 
@@ -411,10 +412,18 @@ def test_history_takes_a_point_per_new_collection_not_per_request(telemetry: Tel
         assert "/s" in _Page(page.split('id="trend-request-rate"')[1]).all_text
 
 
-def test_the_cached_page_is_rendered_once_per_collection(telemetry: Telemetry) -> None:
+def test_the_page_of_one_collection_shows_its_age_when_sent(telemetry: Telemetry) -> None:
     _populate(telemetry)
+
+    def shown(page: str) -> tuple[str, float]:
+        found = re.search(r"Collection ([0-9T:.Z-]+) · age ([0-9.]+) (ms|s)", page)
+        assert found is not None, page[:2000]
+        value = float(found.group(2)) / (1000 if found.group(3) == "ms" else 1)
+        return found.group(1), value
+
     with TestClient(create_app(telemetry, agent="demo", cache_ttl_seconds=60)) as client:
-        first = client.get(BASE, params={"format": "html"})
-        again = client.get(BASE, params={"format": "html"})
-    # Rendering again would give another "age" (it is read from the clock): the body was reused.
-    assert first.content == again.content
+        first = shown(client.get(BASE, params={"format": "html"}).text)
+        time.sleep(0.3)
+        again = shown(client.get(BASE, params={"format": "html"}).text)
+    assert first[0] == again[0]  # the same collection
+    assert again[1] >= first[1] + 0.25  # its age, as of each response

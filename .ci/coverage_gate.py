@@ -1,0 +1,57 @@
+"""Combine the coverage data of a test run, print the report and fail under the floors.
+
+Usage: ``python .ci/coverage_gate.py DATA_DIR`` (``./dev test`` runs it). The data comes from
+``pytest --cov`` over the installed package, its subprocesses included (``patch =
+subprocess`` in ``pyproject.toml``). Lines and branches have separate floors: raise them when
+coverage rises, never lower them to let a change through.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import coverage
+
+#: Lowest share of the installed package's lines the suite may execute, in percent.
+LINE_FLOOR = 95.6
+#: Lowest share of the installed package's branches the suite may take, in percent.
+BRANCH_FLOOR = 90.4
+
+
+def main(data_dir: str) -> int:
+    folder = Path(data_dir).resolve()
+    config = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    cov = coverage.Coverage(data_file=str(folder / "coverage"), config_file=str(config))
+    if any(folder.glob("coverage.*")):  # data of subprocesses that ended after pytest-cov combined
+        cov.combine([str(folder)], keep=False)
+        cov.save()
+    cov.load()
+    cov.report(skip_covered=True, show_missing=True, skip_empty=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "coverage.json"
+        cov.json_report(outfile=str(report))
+        totals = json.loads(report.read_text(encoding="utf-8"))["totals"]
+    lines = 100.0 * totals["covered_lines"] / max(1, totals["num_statements"])
+    branches = 100.0 * totals["covered_branches"] / max(1, totals["num_branches"])
+    print(
+        f"coverage of the installed package: lines {lines:.1f} % (floor {LINE_FLOOR} %), "
+        f"branches {branches:.1f} % (floor {BRANCH_FLOOR} %)"
+    )
+    failed = [
+        f"{what} {value:.2f} % is under the floor of {floor} %"
+        for what, value, floor in (("lines", lines, LINE_FLOOR), ("branches", branches, BRANCH_FLOOR))
+        if value < floor
+    ]
+    for failure in failed:
+        print(f"coverage gate: {failure}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: coverage_gate.py DATA_DIR", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))
