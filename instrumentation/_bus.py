@@ -47,7 +47,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from telemetry_otel import Telemetry, __version__, current_telemetry
+from telemetry_otel import OwnerIndex, Telemetry, __version__, current_telemetry
 from telemetry_otel.instrumentation._aggregation import (
     DEFAULT_GAUGE_RULE,
     GAUGE_RULES,
@@ -64,17 +64,27 @@ from telemetry_otel.instrumentation._aggregation import (
 )
 from telemetry_otel.instrumentation._service import InstrumentedService
 from telemetry_otel.instrumentation._snapshots import truncate
+from telemetry_otel.vocabulary import (
+    BUS_NAME,
+    BUS_PREFIX,
+    BUS_PROVIDER,
+    BUS_PROVIDER_PREFIX,
+    BUS_PROVIDERS,
+    BUS_PROVIDERS_HEALTHY,
+    BUS_PROVIDERS_UNKNOWN,
+    BUS_SCOPE_NAME,
+    COLLECTOR_SCOPE_NAME,
+)
 
 __all__ = ["BUS_SCOPE_NAME", "Bus", "BusConfigurationError"]
 
 #: Instrumentation scope of every series a bus derives.
-BUS_SCOPE_NAME = "telemetry_otel.bus"
 #: Gauge rules built in for the standard vitals; explicit rules override them.
 BUILTIN_GAUGE_RULES: Mapping[str, GaugeRule] = {}
 
 _logger = logging.getLogger("telemetry_otel.bus")
 #: Scopes whose series carry ``service.name`` without being the service's own measurements.
-_NOT_PROVIDER_SCOPES = frozenset({"telemetry_otel.collector", BUS_SCOPE_NAME})
+_NOT_PROVIDER_SCOPES = frozenset({COLLECTOR_SCOPE_NAME, BUS_SCOPE_NAME})
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
 _Value: TypeAlias = float | int | HistogramValue
 
@@ -178,8 +188,8 @@ class Bus(MetricReader):
                 raise ValueError(f"bus {self.name!r} already has a provider named {provider_name!r}")
             if any(member.component == component for member in self._members.values()):
                 raise ValueError(f"service {component!r} is already a provider of bus {self.name!r}")
-        data = self._telemetry.read_metrics(aggregates=False)
-        reading = self._read(data, {component}, strict=True).get(component)
+        index = OwnerIndex.of(self._telemetry.read_metrics(aggregates=False))
+        reading = self._read(index, {component}, strict=True).get(component)
         with self._lock:
             member = _Member(provider_name, component, time.time_ns())
             for key, (kind, value, _) in (reading.values if reading else {}).items():
@@ -195,7 +205,8 @@ class Bus(MetricReader):
             member = self._members.get(provider)
         if member is None:
             raise ValueError(f"bus {self.name!r} has no provider named {provider!r}")
-        reading = self._read(self._telemetry.read_metrics(aggregates=False), {member.component})
+        index = OwnerIndex.of(self._telemetry.read_metrics(aggregates=False))
+        reading = self._read(index, {member.component})
         with self._lock:
             if self._members.pop(provider, None) is None:
                 return
@@ -216,12 +227,17 @@ class Bus(MetricReader):
             self._telemetry.components.detach(self.name, provider)
         self._telemetry.remove_aggregator(self)
 
-    def aggregate(self, data: MetricsData) -> list[Metric]:
-        """The bus's cumulative series derived from ``data`` (aggregated and per provider)."""
+    def aggregate(self, data: MetricsData, index: OwnerIndex | None = None) -> list[Metric]:
+        """The bus's cumulative series derived from ``data`` (aggregated and per provider).
+
+        ``index`` is ``data``'s owner index (built here when not given): the bus reads only the points
+        of its providers through it.
+        """
         now = time.time_ns()
+        owners = OwnerIndex.of(data) if index is None else index
         with self._lock:
             members = list(self._members.values())
-            readings = self._read(data, {member.component for member in members})
+            readings = self._read(owners, {member.component for member in members})
             advanced = [
                 (member, self._advance(member, readings.get(member.component, _Reading())))
                 for member in members
@@ -263,45 +279,34 @@ class Bus(MetricReader):
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _read(self, data: MetricsData, components: set[str], *, strict: bool = False) -> dict[str, _Reading]:
-        """Each member component's values in ``data``, checking kinds, units and buckets.
+    def _read(self, index: OwnerIndex, components: set[str], *, strict: bool = False) -> dict[str, _Reading]:
+        """Each member component's values in the indexed read, checking kinds, units and buckets.
 
-        A series that does not match what the bus aggregates under its name is left out and
-        reported in :attr:`problems`; with ``strict`` (at attach) it is a :class:`BusConfigurationError`.
+        Only the members' own points are visited. A series that does not match what the bus
+        aggregates under its name is left out and reported in :attr:`problems`; with ``strict`` (at
+        attach) it is a :class:`BusConfigurationError`.
         """
         readings: dict[str, _Reading] = {}
-        for resource_metrics in data.resource_metrics:
-            for scope_metrics in resource_metrics.scope_metrics:
-                if scope_metrics.scope.name in _NOT_PROVIDER_SCOPES:
+        for owner in components:
+            for owned in index.service(owner):
+                if owned.scope.name in _NOT_PROVIDER_SCOPES:
                     continue  # the collector's series are about components, not recorded by them
-                for metric in scope_metrics.metrics:
-                    if metric.name in NOT_AGGREGATED or metric.name.startswith("bus."):
+                metric = owned.metric
+                if metric.name in NOT_AGGREGATED or metric.name.startswith(BUS_PREFIX):
+                    continue
+                kind = kind_of(metric)
+                if (
+                    kind is None
+                    or getattr(metric.data, "aggregation_temporality", _CUMULATIVE) != _CUMULATIVE
+                ):
+                    continue
+                for point in owned.points:
+                    value: _Value
+                    value = HistogramValue.of(point) if isinstance(point, HistogramDataPoint) else point.value
+                    if not self._accept(metric, kind, value, owner, strict):
                         continue
-                    kind = kind_of(metric)
-                    if (
-                        kind is None
-                        or getattr(metric.data, "aggregation_temporality", _CUMULATIVE) != _CUMULATIVE
-                    ):
-                        continue
-                    for point in metric.data.data_points:
-                        owner = (point.attributes or {}).get("service.name")
-                        if not isinstance(owner, str) or owner not in components:
-                            continue
-                        value: _Value
-                        if isinstance(point, HistogramDataPoint):
-                            value = HistogramValue.of(point)
-                        elif isinstance(point, NumberDataPoint):
-                            value = point.value
-                        else:
-                            continue
-                        if not self._accept(metric, kind, value, owner, strict):
-                            continue
-                        key = (metric.name, stream_attributes(point.attributes))
-                        readings.setdefault(owner, _Reading()).values[key] = (
-                            kind,
-                            value,
-                            point.time_unix_nano,
-                        )
+                    key = (metric.name, stream_attributes(point.attributes))
+                    readings.setdefault(owner, _Reading()).values[key] = (kind, value, point.time_unix_nano)
         return readings
 
     def _accept(self, metric: Metric, kind: Kind, value: _Value, owner: str, strict: bool) -> bool:
@@ -355,7 +360,7 @@ class Bus(MetricReader):
         gauges: Mapping[StreamKey, list[tuple[int, float]]],
         per_provider: list[tuple[_Member, StreamKey, _Value]],
     ) -> list[Metric]:
-        bus = {"bus.name": self.name}
+        bus = {BUS_NAME: self.name}
         aggregated: dict[str, list[Any]] = {}
         for key, value in totals.items():
             _add_point(aggregated, key, {**dict(key[1]), **bus}, value, self._start_unix_nano, now)
@@ -371,7 +376,7 @@ class Bus(MetricReader):
             )
         providers: dict[str, list[Any]] = {}
         for member, key, value in per_provider:
-            attributes = {**dict(key[1]), **bus, "bus.provider": member.provider}
+            attributes = {**dict(key[1]), **bus, BUS_PROVIDER: member.provider}
             _add_point(providers, key, attributes, value, member.joined_unix_nano, now)
         metrics = [
             self._metric(aggregated_name(name), name, points, " Across the bus's providers.")
@@ -401,7 +406,7 @@ class Bus(MetricReader):
     ) -> list[Metric]:
         """``processed`` = requests that did not fail: requests - failures, per stream."""
         metrics: list[Metric] = []
-        for prefix, series in (("bus.", aggregated), ("bus.provider.", providers)):
+        for prefix, series in ((BUS_PREFIX, aggregated), (BUS_PROVIDER_PREFIX, providers)):
             requests = series.get("service.requests")
             if not requests:
                 continue
@@ -436,11 +441,11 @@ class Bus(MetricReader):
                 unknown += 1
             elif health.status == "pass":
                 healthy += 1
-        bus = {"bus.name": self.name}
+        bus = {BUS_NAME: self.name}
         counts = [
-            ("bus.providers", total, "Providers attached to the bus."),
-            ("bus.providers.healthy", healthy, "Providers whose reported health is pass."),
-            ("bus.providers.unknown", unknown, "Providers that have not reported their health."),
+            (BUS_PROVIDERS, total, "Providers attached to the bus."),
+            (BUS_PROVIDERS_HEALTHY, healthy, "Providers whose reported health is pass."),
+            (BUS_PROVIDERS_UNKNOWN, unknown, "Providers that have not reported their health."),
         ]
         return [
             Metric(name, description, "{provider}", Gauge([NumberDataPoint(bus, now, now, value)]))

@@ -23,13 +23,14 @@ from telemetry_otel import (
 )
 from telemetry_otel.instrumentation._snapshots import SnapshotMetric, SnapshotMetrics, truncate
 from telemetry_otel.instrumentation._vitals import RequestVitals, VitalsProducer
+from telemetry_otel.vocabulary import VITALS_SCOPE_NAME
 
 __all__ = ["SCOPE_NAME", "InstrumentedService", "instrument_service"]
 
 _Callback = Callable[[CallbackOptions], Iterable[Observation]]
 
 #: Instrumentation scope of every metric this package records for services.
-SCOPE_NAME = "telemetry_otel.instrumentation"
+SCOPE_NAME = VITALS_SCOPE_NAME
 
 UPTIME_METRIC = ("service.uptime", "s", "Time since the service was instrumented.")
 HEALTH_METRIC = (

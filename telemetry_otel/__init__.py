@@ -29,6 +29,7 @@ from telemetry_otel._components import (
 )
 from telemetry_otel._config import DEFAULT_CACHE_TTL_SECONDS, ConfigurationError, TelemetryConfig
 from telemetry_otel._cycle import CachedCollection, CollectionCycle, CycleStats
+from telemetry_otel._index import DataPoint, OwnedMetric, OwnerIndex
 from telemetry_otel._reader import MetricAggregator, MetricProducer
 from telemetry_otel._runtime import (
     SERVICE_INSTANCE_ID,
@@ -54,11 +55,14 @@ __all__ = [
     "ComponentRegistry",
     "ConfigurationError",
     "CycleStats",
+    "DataPoint",
     "HealthReport",
     "HealthStatus",
     "MetricAggregator",
     "MetricProducer",
     "Outcome",
+    "OwnedMetric",
+    "OwnerIndex",
     "Snapshot",
     "SnapshotFunction",
     "SnapshotValue",

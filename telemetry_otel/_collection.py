@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import math
 import time
@@ -21,6 +22,7 @@ from telemetry_otel._components import (
     SnapshotFunction,
     SnapshotValue,
 )
+from telemetry_otel._index import OwnerIndex
 
 __all__ = [
     "Collection",
@@ -139,6 +141,11 @@ class Collection:
         object.__setattr__(self, "outcomes", MappingProxyType(dict(self.outcomes)))
         object.__setattr__(self, "components", tuple(self.components))
         object.__setattr__(self, "buses", _frozen_buses(self.buses))
+
+    @functools.cached_property
+    def index(self) -> OwnerIndex:
+        """The collection's data points by owner (service, bus, bus provider), built on first use."""
+        return OwnerIndex.of(self.metrics)
 
     def component(self, name: str) -> ComponentRecord | None:
         """The record of the component ``name`` in this cycle, or None."""

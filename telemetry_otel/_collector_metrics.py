@@ -11,11 +11,11 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel._collection import ComponentOutcome
 from telemetry_otel._version import __version__
+from telemetry_otel.vocabulary import COLLECTOR_SCOPE_NAME
 
 __all__ = ["COLLECTOR_SCOPE_NAME", "CollectorMetrics"]
 
 #: Instrumentation scope of the collector's own metrics.
-COLLECTOR_SCOPE_NAME = "telemetry_otel.collector"
 
 
 class CollectorMetrics:

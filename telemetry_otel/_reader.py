@@ -49,6 +49,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel._config import DEFAULT_CARDINALITY_LIMIT
+from telemetry_otel._index import OwnerIndex
 
 __all__ = [
     "DEFAULT_CARDINALITY_LIMIT",
@@ -105,8 +106,9 @@ class MetricAggregator(Protocol):
         """The instrumentation scope of the derived metrics."""
         ...
 
-    def aggregate(self, data: MetricsData) -> Iterable[Metric]:
-        """The derived cumulative metrics for ``data``."""
+    def aggregate(self, data: MetricsData, index: OwnerIndex) -> Iterable[Metric]:
+        """The derived cumulative metrics for ``data``; ``index`` is its owner index (built once per
+        read for every aggregator)."""
         ...
 
 

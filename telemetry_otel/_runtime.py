@@ -28,6 +28,7 @@ from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import ConfigurationError, TelemetryConfig
 from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
 from telemetry_otel._deferred import DeferredMeter
+from telemetry_otel._index import OwnerIndex
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._version import __version__
 from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter, exporters_from_env
@@ -251,8 +252,9 @@ class Telemetry:
         if not aggregators:
             return merged
         derived: dict[InstrumentationScope, list[Metric]] = {}
+        index = OwnerIndex.of(merged)  # once for every aggregator: each reads only its owners
         for aggregator in aggregators:
-            derived.setdefault(aggregator.scope, []).extend(aggregator.aggregate(merged))
+            derived.setdefault(aggregator.scope, []).extend(aggregator.aggregate(merged, index))
         return merge_produced(merged, self.resource, list(derived.items()), limit)
 
     def use_event_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:

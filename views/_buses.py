@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, MetricsData, NumberDataPoint
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
+
+from telemetry_otel import DataPoint, OwnerIndex
+from telemetry_otel.vocabulary import BUS_NAME, BUS_PREFIX, BUS_PROVIDER, BUS_PROVIDER_PREFIX
 
 __all__ = ["render_buses"]
 
@@ -17,35 +20,39 @@ _PROVIDER_COUNTS = {
 }
 
 
-def render_buses(data: MetricsData, membership: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+def render_buses(index: OwnerIndex, membership: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     """Per bus: providers total/healthy/unknown, requests, failures, processed, failure ratio,
     merged latency distribution, busiest provider and a per-provider breakdown.
 
-    Every number comes from the ``bus.*`` series the buses derived in this collection; a number no
-    series carries is ``None`` (unknown), never 0.
+    Every number comes from the ``bus.*`` series the buses derived in this collection (read through
+    its owner ``index``); a number no series carries is ``None`` (unknown), never 0.
     """
     sections: dict[str, dict[str, Any]] = {bus: _empty(providers) for bus, providers in membership.items()}
-    for resource_metrics in data.resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                if not metric.name.startswith("bus."):
-                    continue
-                for point in metric.data.data_points:
-                    attributes = dict(point.attributes or {})
-                    bus = attributes.pop("bus.name", None)
-                    if not isinstance(bus, str):
-                        continue
-                    section = sections.setdefault(bus, _empty({}))
-                    provider = attributes.pop("bus.provider", None)
-                    if attributes:  # a stream split by its own attributes: part of "detailed" only
-                        continue
-                    if isinstance(provider, str):
-                        _provider_point(section, provider, metric.name, point)
-                    else:
-                        _bus_point(section, metric.name, point)
+    for bus, groups in index.buses.items():
+        for owned in groups:
+            if not owned.name.startswith(BUS_PREFIX):
+                continue
+            section = sections.setdefault(bus, _empty({}))
+            for point in owned.points:
+                if _own_attributes(point, (BUS_NAME,)):
+                    continue  # a stream split by its own attributes: part of "detailed" only
+                _bus_point(section, owned.name, point)
+    for (bus, provider), groups in index.providers.items():
+        for owned in groups:
+            if not owned.name.startswith(BUS_PREFIX):
+                continue
+            section = sections.setdefault(bus, _empty({}))
+            for point in owned.points:
+                if not _own_attributes(point, (BUS_NAME, BUS_PROVIDER)):
+                    _provider_point(section, provider, owned.name, point)
     for section in sections.values():
         _derive(section)
     return sections
+
+
+def _own_attributes(point: DataPoint, owner_keys: tuple[str, ...]) -> bool:
+    """Whether the point carries attributes beyond the ones naming its owner."""
+    return any(key not in owner_keys for key in point.attributes or {})
 
 
 def _empty(providers: Mapping[str, str]) -> dict[str, Any]:
@@ -73,7 +80,7 @@ def _empty(providers: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _bus_point(section: dict[str, Any], name: str, point: object) -> None:
-    stem = name.removeprefix("bus.")
+    stem = name.removeprefix(BUS_PREFIX)
     if isinstance(point, NumberDataPoint):
         if stem in _COUNTS:
             section[_COUNTS[stem]] = point.value
@@ -91,7 +98,7 @@ def _bus_point(section: dict[str, Any], name: str, point: object) -> None:
 
 
 def _provider_point(section: dict[str, Any], provider: str, name: str, point: object) -> None:
-    stem = name.removeprefix("bus.provider.")
+    stem = name.removeprefix(BUS_PROVIDER_PREFIX)
     if stem in _COUNTS and isinstance(point, NumberDataPoint):
         entry = section["providers"].setdefault(
             provider,

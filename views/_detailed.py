@@ -16,12 +16,13 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-from telemetry_otel import Collection, ComponentRecord
+from telemetry_otel import Collection, ComponentRecord, OwnedMetric
 from telemetry_otel.views._buses import render_buses
+from telemetry_otel.vocabulary import BUS_NAME, SERVICE_CATEGORY, SERVICE_NAME
 
 __all__ = ["iso_time", "render_detailed"]
 
-_IDENTITY_KEYS = ("service.name", "service.category")
+_IDENTITY_KEYS = (SERVICE_NAME, SERVICE_CATEGORY)
 
 
 def render_detailed(
@@ -29,16 +30,32 @@ def render_detailed(
     components: Sequence[ComponentRecord],
     buses: Mapping[str, Mapping[str, str]],
 ) -> dict[str, Any]:
-    """Build the detailed JSON document from one collection (pure: no I/O, no clock)."""
-    per_service: dict[str, list[dict[str, Any]]] = {component.name: [] for component in components}
-    unattributed: list[dict[str, Any]] = []
+    """Build the detailed JSON document from one collection (pure: no I/O, no clock).
+
+    Points are grouped through the collection's owner index: each component's own metrics, each
+    bus's (aggregate and per provider), and every other point (of no component) in ``other_metrics``,
+    each list in the order of the read.
+    """
+    index = collection.index
+    known = {component.name for component in components}
+    per_service = {
+        name: [_entry(owned, _without(owned, _IDENTITY_KEYS)) for owned in index.service(name)]
+        for name in known
+    }
     per_bus: dict[str, list[dict[str, Any]]] = {}
+    bus_groups: dict[str, list[OwnedMetric]] = {bus: list(owned) for bus, owned in index.buses.items()}
+    for (bus, _), owned in index.providers.items():
+        bus_groups.setdefault(bus, []).extend(owned)
+    for bus, groups in bus_groups.items():
+        per_bus[bus] = [_entry(group[0], points) for group, points in _by_position(groups, (BUS_NAME,))]
+    others = [
+        *index.unowned,
+        *(g for name, groups in index.services.items() if name not in known for g in groups),
+    ]
+    unattributed = [_entry(owned, _without(owned, ())) for owned in sorted(others, key=lambda o: o.position)]
     resource: dict[str, Any] = {}
     for resource_metrics in collection.metrics.resource_metrics:
         resource.update(_jsonable_attributes(resource_metrics.resource.attributes))
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                _split(metric, scope_metrics.scope.name, per_service, per_bus, unattributed)
 
     services: dict[str, Any] = {}
     providers: dict[str, Any] = {}
@@ -83,50 +100,46 @@ def render_detailed(
         "services": services,
         "buses": {
             bus: {**section, "metrics": per_bus.get(bus, [])}
-            for bus, section in render_buses(collection.metrics, buses).items()
+            for bus, section in render_buses(index, buses).items()
         },
         "providers": providers,
         "other_metrics": unattributed,
     }
 
 
-def _split(
-    metric: Metric,
-    scope: str,
-    per_service: dict[str, list[dict[str, Any]]],
-    per_bus: dict[str, list[dict[str, Any]]],
-    unattributed: list[dict[str, Any]],
-) -> None:
-    """Add ``metric``'s points to the service (``service.name``) or bus (``bus.name``) they belong to."""
-    grouped: dict[tuple[str, str] | None, list[dict[str, Any]]] = {}
-    for point in metric.data.data_points:
+def _without(owned: OwnedMetric, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The owner's points as JSON, without the attributes that name the owner."""
+    rendered = []
+    for point in owned.points:
         attributes = dict(point.attributes or {})
-        service = attributes.get("service.name")
-        bus = attributes.get("bus.name")
-        key: tuple[str, str] | None = None
-        if isinstance(service, str) and service in per_service:
-            key = ("service", service)
-            for identity in _IDENTITY_KEYS:
-                attributes.pop(identity, None)
-        elif isinstance(bus, str):
-            key = ("bus", bus)
-            attributes.pop("bus.name")
-        grouped.setdefault(key, []).append(_point(point, attributes))
-    for owner, points in grouped.items():
-        entry = {
-            "name": metric.name,
-            "unit": metric.unit or "",
-            "description": metric.description or "",
-            "type": _kind(metric),
-            "scope": scope,
-            "points": points,
-        }
-        if owner is None:
-            unattributed.append(entry)
-        elif owner[0] == "service":
-            per_service[owner[1]].append(entry)
-        else:
-            per_bus.setdefault(owner[1], []).append(entry)
+        for key in keys:
+            attributes.pop(key, None)
+        rendered.append(_point(point, attributes))
+    return rendered
+
+
+def _by_position(
+    groups: Sequence[OwnedMetric], keys: Sequence[str]
+) -> list[tuple[list[OwnedMetric], list[dict[str, Any]]]]:
+    """Groups of the same metric (a bus's providers) merged into one entry each, in read order."""
+    merged: dict[int, tuple[list[OwnedMetric], list[dict[str, Any]]]] = {}
+    for owned in sorted(groups, key=lambda group: group.position):
+        members, points = merged.setdefault(owned.position, ([], []))
+        members.append(owned)
+        points.extend(_without(owned, keys))
+    return list(merged.values())
+
+
+def _entry(owned: OwnedMetric, points: list[dict[str, Any]]) -> dict[str, Any]:
+    metric = owned.metric
+    return {
+        "name": metric.name,
+        "unit": metric.unit or "",
+        "description": metric.description or "",
+        "type": _kind(metric),
+        "scope": owned.scope.name,
+        "points": points,
+    }
 
 
 def _kind(metric: Metric) -> str:

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias
 
-from opentelemetry.sdk.metrics.export import Gauge, HistogramDataPoint, Metric, NumberDataPoint
+from opentelemetry.sdk.metrics.export import Gauge, Metric, NumberDataPoint
 
-from telemetry_otel import Collection, ComponentRecord, HealthStatus
+from telemetry_otel import Collection, ComponentRecord, HealthStatus, OwnedMetric
 from telemetry_otel.views._quantiles import Buckets, merge_buckets
 from telemetry_otel.views._thresholds import Alert, Thresholds
+from telemetry_otel.vocabulary import BUS_NAME, SERVICE_CATEGORY, SERVICE_NAME
 
 __all__ = [
     "SCORE_WEIGHTS",
@@ -65,7 +66,7 @@ SCORE_WEIGHTS: Mapping[str, int] = {
     "circuit_breakers": 10,
 }
 
-_IDENTITY = ("service.name", "service.category")
+_IDENTITY = (SERVICE_NAME, SERVICE_CATEGORY)
 _BREAKER_STATE = "circuit_breaker.state"
 
 
@@ -288,47 +289,37 @@ class _Series:
 
 
 def _index(collection: Collection) -> tuple[dict[str, _Series], dict[str, _Series]]:
-    """Every point of the collection by owner: services (``service.name``) and buses (``bus.name``).
+    """The collection's points by owner, from its owner index: services and buses.
 
     Per-provider bus points (``bus.provider``) are left out: each provider's own series say the same.
     """
-    services: dict[str, _Series] = {}
-    buses: dict[str, _Series] = {}
-    for metric in _metrics(collection):
-        for point in metric.data.data_points:
-            attributes = dict(point.attributes or {})
-            service = attributes.get("service.name")
-            bus = attributes.get("bus.name")
-            if isinstance(service, str):
-                for key in _IDENTITY:
-                    attributes.pop(key, None)
-                series = services.setdefault(service, _Series())
-            elif isinstance(bus, str) and "bus.provider" not in attributes:
-                attributes.pop("bus.name")
-                series = buses.setdefault(bus, _Series())
-            else:
-                continue
-            own = tuple(sorted(attributes.items()))
-            if isinstance(point, NumberDataPoint):
-                value = finite(point.value)
-                if value is not None:
-                    series.numbers.setdefault(metric.name, []).append((own, value))
-            elif isinstance(point, HistogramDataPoint):
-                series.histograms.setdefault(metric.name, []).append(
-                    Buckets(tuple(point.explicit_bounds), tuple(point.bucket_counts), point.count, point.sum)
-                )
+    index = collection.index
+    services = {name: _series(groups, _IDENTITY) for name, groups in index.services.items()}
+    buses = {name: _series(groups, (BUS_NAME,)) for name, groups in index.buses.items()}
     return services, buses
 
 
-def _metrics(collection: Collection) -> Iterable[Metric]:
-    for resource_metrics in collection.metrics.resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            yield from scope_metrics.metrics
+def _series(groups: Iterable[OwnedMetric], owner_keys: tuple[str, ...]) -> _Series:
+    series = _Series()
+    for owned in groups:
+        name = owned.name
+        for point in owned.points:
+            attributes = point.attributes or {}
+            own = tuple(sorted((k, v) for k, v in attributes.items() if k not in owner_keys))
+            if isinstance(point, NumberDataPoint):
+                value = finite(point.value)
+                if value is not None:
+                    series.numbers.setdefault(name, []).append((own, value))
+            else:
+                series.histograms.setdefault(name, []).append(
+                    Buckets(tuple(point.explicit_bounds), tuple(point.bucket_counts), point.count, point.sum)
+                )
+    return series
 
 
 def metric_names(collection: Collection) -> frozenset[str]:
     """Every metric name in the collection."""
-    return frozenset(metric.name for metric in _metrics(collection))
+    return collection.index.metric_names
 
 
 # -- building ------------------------------------------------------------------------------------------
