@@ -16,10 +16,13 @@ from types import MappingProxyType
 from typing import TypeAlias
 
 from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
     HistogramDataPoint,
     Metric,
     MetricsData,
     NumberDataPoint,
+    Sum,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -159,14 +162,25 @@ def _index_metric(
     unowned: list[OwnedMetric],
 ) -> None:
     """Split one metric's points by owner and append a group per owner."""
-    points = metric.data.data_points
+    data = metric.data
+    if not isinstance(data, Sum | Gauge | Histogram):
+        return  # exponential histograms are indexed by name only
+    points: Sequence[DataPoint] = data.data_points
+    # Most points of a large read belong to nobody: find the owned ones in one cheap pass first.
+    owned_points = [
+        point
+        for point in points
+        if (attributes := point.attributes) and (SERVICE_NAME in attributes or BUS_NAME in attributes)
+    ]
+    if not owned_points:
+        if points:
+            unowned.append(OwnedMetric(scope, metric, points, position))
+        return
     by_service: dict[str, list[DataPoint]] = {}
     by_bus: dict[str, list[DataPoint]] = {}
     by_provider: dict[tuple[str, str], list[DataPoint]] = {}
     rest: list[DataPoint] = []
     for point in points:
-        if not isinstance(point, NumberDataPoint | HistogramDataPoint):
-            continue
         attributes = point.attributes
         if attributes:
             service = attributes.get(SERVICE_NAME)

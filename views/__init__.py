@@ -8,7 +8,7 @@ from telemetry_otel.views._detailed import render_detailed
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._history import HistoryPoint, StatusHistory
 from telemetry_otel.views._html import HTML_VIEWS, render_html
-from telemetry_otel.views._model import ViewInputs
+from telemetry_otel.views._inputs import ViewInputs
 from telemetry_otel.views._render import VIEWS, RenderedView, render_view, view_metrics
 from telemetry_otel.views._thresholds import Alert, Thresholds
 

@@ -43,7 +43,7 @@ from telemetry_otel.views._detailed import iso_time
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._history import StatusHistory
 from telemetry_otel.views._html import HTML_VIEWS, refresh_seconds_for, render_html
-from telemetry_otel.views._model import ViewInputs
+from telemetry_otel.views._inputs import ViewInputs
 from telemetry_otel.views._render import VIEWS, render_view, view_metrics
 from telemetry_otel.views._thresholds import Thresholds
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import Metric
 
-from telemetry_otel.views._model import STATUSES, Model, header, service_identity, state_set_metric
+from telemetry_otel.views._parts import header, service_identity, state_set_metric
+from telemetry_otel.views._state import STATUSES, Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, runtime_status_metrics
 
 __all__ = ["HEALTH_SOURCES", "render_health"]

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from telemetry_otel.views._history import HistoryPoint
-from telemetry_otel.views._model import ViewInputs
+from telemetry_otel.views._inputs import ViewInputs
 from telemetry_otel.views._render import render_view
 
 __all__ = ["HTML_VIEWS", "refresh_seconds_for", "render_html", "status_page"]

@@ -6,7 +6,9 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import Metric
 
-from telemetry_otel.views._model import BusState, Model, header, ratio
+from telemetry_otel.views._numbers import ratio
+from telemetry_otel.views._parts import header
+from telemetry_otel.views._state import BusState, Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, runtime_status_metrics
 
 __all__ = ["OPERATIONAL_SOURCES", "render_operational"]

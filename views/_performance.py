@@ -7,17 +7,16 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import Metric
 
-from telemetry_otel.views._model import (
-    Model,
-    add,
+from telemetry_otel.views._numbers import add, ratio
+from telemetry_otel.views._parts import (
     gauge_metric,
     header,
     latency_section,
-    ratio,
     scope_attributes,
     service_identity,
 )
 from telemetry_otel.views._quantiles import Buckets
+from telemetry_otel.views._state import Model
 
 __all__ = ["PERFORMANCE_SOURCES", "QUANTILES", "render_performance"]
 

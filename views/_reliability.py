@@ -6,7 +6,9 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import Metric
 
-from telemetry_otel.views._model import ComponentState, Model, gauge_metric, header, ratio, service_identity
+from telemetry_otel.views._numbers import ratio
+from telemetry_otel.views._parts import gauge_metric, header, service_identity
+from telemetry_otel.views._state import ComponentState, Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, runtime_status_metrics
 
 __all__ = ["RELIABILITY_SOURCES", "render_reliability"]

@@ -19,12 +19,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel import __version__
+from telemetry_otel.views._build import build_model, select
 from telemetry_otel.views._detailed import render_detailed
 from telemetry_otel.views._health_view import HEALTH_SOURCES, render_health
-from telemetry_otel.views._model import Model, ViewInputs, build_model, metric_names, select
+from telemetry_otel.views._inputs import ViewInputs
 from telemetry_otel.views._operational import OPERATIONAL_SOURCES, render_operational
 from telemetry_otel.views._performance import PERFORMANCE_SOURCES, render_performance
 from telemetry_otel.views._reliability import RELIABILITY_SOURCES, render_reliability
+from telemetry_otel.views._series import metric_names
+from telemetry_otel.views._state import Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, render_summary
 
 __all__ = ["DERIVED_SCOPE", "VIEWS", "RenderedView", "ViewInputs", "render_view", "view_metrics"]

@@ -6,7 +6,8 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import Metric
 
-from telemetry_otel.views._model import Model, gauge_metric, header, scope_attributes, state_set_metric
+from telemetry_otel.views._parts import gauge_metric, header, scope_attributes, state_set_metric
+from telemetry_otel.views._state import Model
 
 __all__ = ["SUMMARY_SOURCES", "render_summary", "runtime_status_metrics"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from telemetry_otel import Collection, HealthStatus, Snapshot, SnapshotFunction, Telemetry
 from telemetry_otel.instrumentation import Bus, gauge, instrument_service
-from telemetry_otel.views._model import build_model, roll_up
+from telemetry_otel.views._build import build_model, roll_up
 from telemetry_otel.views._render import RenderedView, ViewInputs
 from telemetry_otel.views._thresholds import Thresholds
 
