@@ -57,17 +57,18 @@ class RenderedView:
     sources: frozenset[str]
 
 
-def render_view(name: str, inputs: ViewInputs) -> RenderedView:
+def render_view(name: str, inputs: ViewInputs, model: Model | None = None) -> RenderedView:
     """Render view ``name`` (one of :data:`VIEWS`) from ``inputs``; pure: no I/O, no clock.
 
-    An unknown ``name`` is a ``ValueError`` naming the views.
+    ``model`` is ``build_model(inputs)`` when the caller already built it (several views of one
+    collection and query share one model). An unknown ``name`` is a ``ValueError`` naming the views.
     """
     if name not in VIEWS:
         raise ValueError(f"unknown view {name!r}; views: {', '.join(VIEWS)}")
     if name == "detailed":
         return _detailed(inputs)
     renderer, sources = _RENDERERS[name]
-    document, derived = renderer(build_model(inputs))
+    document, derived = renderer(build_model(inputs) if model is None else model)
     return RenderedView(document, derived, sources)
 
 
