@@ -30,7 +30,7 @@ Alternatives, side by side in one process (see ``_harness``); one operation rend
   ``telemetry_otel.formats`` has it.
 * ``graphite_tagged`` / ``graphite_plain``: ``encode_graphite(data, tagged=True / False)``.
 * ``influx``: ``encode_influx(data)``.
-* ``json``: ``json.dumps(render_detailed(collection, [], {}))`` over a ``Collection`` wrapping the
+* ``json``: ``json.dumps(render_view("detailed", ...).document)`` over a ``Collection`` wrapping the
   pre-collected data (no components, no buses: every point lands in ``other_metrics``).
 
 Target (issue): ``reference / ours_collect_text >= 3`` with equivalent output. Also reported:
@@ -86,7 +86,7 @@ from telemetry_otel import Collection
 from telemetry_otel import formats as otel_formats
 from telemetry_otel.formats import encode_graphite, encode_influx, encode_prometheus_text
 from telemetry_otel.instrumentation import LATENCY_BUCKETS
-from telemetry_otel.views import render_detailed
+from telemetry_otel.views import Thresholds, ViewInputs, render_view
 
 BENCHMARK = "render"
 BASELINE = "reference"
@@ -330,6 +330,9 @@ def renders(built: Data) -> dict[str, Render]:
     collection = Collection(
         metrics=data, outcomes={}, time_unix_nano=time.time_ns(), duration_seconds=0.0, sdk_disabled=False
     )
+    detailed_inputs = ViewInputs(
+        collection=collection, previous=None, thresholds=Thresholds(), now_unix_nano=collection.time_unix_nano
+    )
     alternatives: dict[str, Render] = {
         BASELINE: lambda: prometheus_client.generate_latest(registry),
         "reference_from_data": reference_from_data,
@@ -349,7 +352,7 @@ def renders(built: Data) -> dict[str, Render]:
             "graphite_tagged": lambda: encode_graphite(data, tagged=True),
             "graphite_plain": lambda: encode_graphite(data, tagged=False),
             "influx": lambda: encode_influx(data),
-            "json": lambda: json.dumps(render_detailed(collection, [], {})),
+            "json": lambda: json.dumps(render_view("detailed", detailed_inputs).document),
         }
     )
     return alternatives

@@ -20,7 +20,6 @@ from telemetry_otel._collection import (
 from telemetry_otel._components import (
     HEALTH_STATUSES,
     Component,
-    ComponentRegistry,
     HealthReport,
     HealthStatus,
     Snapshot,
@@ -52,7 +51,6 @@ __all__ = [
     "ComponentKind",
     "ComponentOutcome",
     "ComponentRecord",
-    "ComponentRegistry",
     "ConfigurationError",
     "CycleStats",
     "DataPoint",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from telemetry_otel.views._app import FORMATS, HEALTH_JSON, QUERY_PARAMETERS, create_app
 from telemetry_otel.views._dashboards import dashboard_paths, load_dashboard
-from telemetry_otel.views._detailed import render_detailed
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._history import HistoryPoint, StatusHistory
 from telemetry_otel.views._html import HTML_VIEWS, render_html
@@ -28,7 +27,6 @@ __all__ = [
     "dashboard_paths",
     "health_json",
     "load_dashboard",
-    "render_detailed",
     "render_html",
     "render_view",
     "view_metrics",

@@ -22,7 +22,6 @@ from importlib import resources
 from telemetry_otel.catalog._check import RULES
 from telemetry_otel.catalog._check import build_catalog as _build_catalog
 from telemetry_otel.catalog._coverage import (
-    EXCLUDED_SCOPES,
     FINDING_KINDS,
     CoverageFinding,
     CoverageReport,
@@ -59,7 +58,6 @@ from telemetry_otel.catalog._report import (
 __all__ = [
     "DEMO_CATALOG_PACKAGE",
     "DEMO_CATALOG_RESOURCE",
-    "EXCLUDED_SCOPES",
     "FINDING_KINDS",
     "INSTRUMENTS",
     "PRIORITIES",

@@ -15,15 +15,12 @@ from telemetry_otel.exporters._retry import (
     DeliveryStats,
     PermanentExportError,
     PushExporter,
-    RetryingExporter,
     RetryPolicy,
 )
-from telemetry_otel.exporters._temporality import DeltaConverter
 
 __all__ = [
     "EXPORTER_NAMES",
     "DeliveryStats",
-    "DeltaConverter",
     "ExportDemand",
     "ExportPipeline",
     "GraphiteExporter",
@@ -33,6 +30,5 @@ __all__ = [
     "PermanentExportError",
     "PushExporter",
     "RetryPolicy",
-    "RetryingExporter",
     "exporters_from_env",
 ]

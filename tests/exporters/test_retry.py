@@ -13,7 +13,8 @@ import pytest
 from opentelemetry.sdk.metrics.export import MetricsData
 
 from telemetry_otel import Telemetry
-from telemetry_otel.exporters import GraphiteExporter, InfluxExporter, RetryingExporter, RetryPolicy
+from telemetry_otel.exporters import GraphiteExporter, InfluxExporter, RetryPolicy
+from telemetry_otel.exporters._retry import RetryingExporter
 from telemetry_otel.instrumentation import instrument_service
 
 

@@ -25,7 +25,7 @@ from opentelemetry.sdk.metrics.export import (
 from telemetry_otel import Collection, Telemetry, __version__
 from telemetry_otel.formats import encode_graphite, encode_influx, encode_prometheus_text
 from telemetry_otel.instrumentation import LATENCY_BUCKETS, SCOPE_NAME, instrument_service
-from telemetry_otel.views import render_detailed
+from telemetry_otel.views import Thresholds, ViewInputs, render_view
 
 _VITALS = ("service.requests", "service.errors", "service.request.duration")
 
@@ -123,10 +123,15 @@ def test_every_encoding_of_the_fast_path_equals_the_plain_sdk_path(
         "influx": encode_influx,
         "otlp protobuf": lambda data: encode_metrics(data).SerializeToString(),
         "json view": lambda data: json.dumps(
-            render_detailed(Collection(data, {}, 0, 0.0, sdk_disabled=False), [], {}), sort_keys=True
+            render_view("detailed", _inputs(Collection(data, {}, 0, 0.0, sdk_disabled=False))).document,
+            sort_keys=True,
         ),
     }
     for name, encode in encoders.items():
         encoded = encode(fast)
         assert encoded, name
         assert encoded == encode(plain), name
+
+
+def _inputs(collection: Collection) -> ViewInputs:
+    return ViewInputs(collection=collection, previous=None, thresholds=Thresholds(), now_unix_nano=0)
