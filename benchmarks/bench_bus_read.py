@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Callable
 
 from _harness import compare, write_results
 
@@ -43,6 +44,16 @@ def build(series: int, *, buses: bool) -> tuple[Telemetry, DemoRuntime]:
     return telemetry, demo
 
 
+def _reads(telemetry: Telemetry) -> Callable[[int], None]:
+    """``n`` full reads of ``telemetry``."""
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            telemetry.read_metrics()
+
+    return run
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
@@ -55,10 +66,7 @@ def main() -> int:
         try:
             comparison = compare(
                 f"full_read_{size}",
-                {
-                    name: (lambda n, t=telemetry: [t.read_metrics() for _ in range(n)] and None)
-                    for name, (telemetry, _) in runtimes.items()
-                },
+                {name: _reads(telemetry) for name, (telemetry, _) in runtimes.items()},
                 baseline="no_buses",
                 rounds=args.rounds,
                 ops=3 if size <= 10_000 else 1,

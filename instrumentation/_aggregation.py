@@ -8,6 +8,15 @@ from typing import Literal, TypeAlias
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, HistogramDataPoint, Metric, Sum
 
+from telemetry_otel.vocabulary import (
+    SERVICE_CATEGORY,
+    SERVICE_ERRORS,
+    SERVICE_HEALTH,
+    SERVICE_NAME,
+    SERVICE_UPTIME,
+    InstrumentKind,
+)
+
 __all__ = [
     "DEFAULT_GAUGE_RULE",
     "GAUGE_RULES",
@@ -29,12 +38,12 @@ GAUGE_RULES: tuple[GaugeRule, ...] = ("sum", "min", "max", "mean", "last")
 #: How a gauge without a declared rule is aggregated across a bus's providers.
 DEFAULT_GAUGE_RULE: GaugeRule = "sum"
 #: Attributes that identify the component; a bus replaces them by ``bus.name`` (and ``bus.provider``).
-IDENTITY_KEYS = frozenset({"service.name", "service.category"})
+IDENTITY_KEYS = frozenset({SERVICE_NAME, SERVICE_CATEGORY})
 #: Provider metrics a bus does not re-aggregate: it reports provider counts by health instead.
-NOT_AGGREGATED = frozenset({"service.health", "service.uptime"})
-_RENAMED = {"service.errors": "failures"}
+NOT_AGGREGATED = frozenset({SERVICE_HEALTH, SERVICE_UPTIME})
+_RENAMED = {SERVICE_ERRORS: "failures"}
 
-Kind: TypeAlias = Literal["counter", "updown_counter", "gauge", "histogram"]
+Kind: TypeAlias = InstrumentKind
 StreamKey: TypeAlias = tuple[str, frozenset[tuple[str, object]]]
 
 
@@ -93,7 +102,7 @@ def kind_of(metric: Metric) -> Kind | None:
     """The instrument kind of a metric as a bus aggregates it; None for kinds it leaves alone."""
     data = metric.data
     if isinstance(data, Sum):
-        return "counter" if data.is_monotonic else "updown_counter"
+        return "counter" if data.is_monotonic else "updowncounter"
     if isinstance(data, Gauge):
         return "gauge"
     if isinstance(data, Histogram):

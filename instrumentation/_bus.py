@@ -74,6 +74,8 @@ from telemetry_otel.vocabulary import (
     BUS_PROVIDERS_UNKNOWN,
     BUS_SCOPE_NAME,
     COLLECTOR_SCOPE_NAME,
+    SERVICE_ERRORS,
+    SERVICE_REQUESTS,
 )
 
 __all__ = ["BUS_SCOPE_NAME", "Bus", "BusConfigurationError"]
@@ -82,7 +84,7 @@ __all__ = ["BUS_SCOPE_NAME", "Bus", "BusConfigurationError"]
 #: Gauge rules built in for the standard vitals; explicit rules override them.
 BUILTIN_GAUGE_RULES: Mapping[str, GaugeRule] = {}
 
-_logger = logging.getLogger("telemetry_otel.bus")
+_logger = logging.getLogger(BUS_SCOPE_NAME)
 #: Scopes whose series carry ``service.name`` without being the service's own measurements.
 _NOT_PROVIDER_SCOPES = frozenset({COLLECTOR_SCOPE_NAME, BUS_SCOPE_NAME})
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
@@ -335,7 +337,7 @@ class Bus(MetricReader):
         """Update ``member``'s last values from ``reading``; return its contribution per stream."""
         contributions: dict[StreamKey, _Value] = {}
         for key, (kind, value, _) in reading.values.items():
-            if kind == "updown_counter":
+            if kind == "updowncounter":
                 contributions[key] = value
             elif kind in ("counter", "histogram"):
                 last = member.last.get(key)
@@ -407,10 +409,10 @@ class Bus(MetricReader):
         """``processed`` = requests that did not fail: requests - failures, per stream."""
         metrics: list[Metric] = []
         for prefix, series in ((BUS_PREFIX, aggregated), (BUS_PROVIDER_PREFIX, providers)):
-            requests = series.get("service.requests")
+            requests = series.get(SERVICE_REQUESTS)
             if not requests:
                 continue
-            failures = {_identity(p.attributes): p.value for p in series.get("service.errors", [])}
+            failures = {_identity(p.attributes): p.value for p in series.get(SERVICE_ERRORS, [])}
             points = [
                 NumberDataPoint(
                     p.attributes,

@@ -21,14 +21,14 @@ __all__ = ["from_catalog"]
 _KINDS: Mapping[Instrument, MetricKind] = {
     "gauge": "gauge",
     "counter": "counter",
-    "updowncounter": "updown_counter",
+    "updowncounter": "updowncounter",
 }
 
 
 def from_catalog(catalog: Catalog, name: str) -> SnapshotMetric:
     """The :class:`SnapshotMetric` of metric ``name`` as ``catalog`` declares it.
 
-    The kind comes from the declared instrument (``counter``, ``updowncounter`` -> ``updown_counter``,
+    The kind comes from the declared instrument (``counter``, ``updowncounter``,
     ``gauge``), the unit and the description (the ``brief``) from the declaration. A metric the
     catalog does not declare, or declares as a ``histogram`` (a snapshot reports values, not
     recordings), is a ``ValueError`` naming the catalog.

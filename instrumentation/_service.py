@@ -23,7 +23,14 @@ from telemetry_otel import (
 )
 from telemetry_otel.instrumentation._snapshots import SnapshotMetric, SnapshotMetrics, truncate
 from telemetry_otel.instrumentation._vitals import RequestVitals, VitalsProducer
-from telemetry_otel.vocabulary import VITALS_SCOPE_NAME
+from telemetry_otel.vocabulary import (
+    HEALTH_STATUS,
+    SERVICE_CATEGORY,
+    SERVICE_HEALTH,
+    SERVICE_NAME,
+    SERVICE_UPTIME,
+    VITALS_SCOPE_NAME,
+)
 
 __all__ = ["SCOPE_NAME", "InstrumentedService", "instrument_service"]
 
@@ -32,9 +39,9 @@ _Callback = Callable[[CallbackOptions], Iterable[Observation]]
 #: Instrumentation scope of every metric this package records for services.
 SCOPE_NAME = VITALS_SCOPE_NAME
 
-UPTIME_METRIC = ("service.uptime", "s", "Time since the service was instrumented.")
+UPTIME_METRIC = (SERVICE_UPTIME, "s", "Time since the service was instrumented.")
 HEALTH_METRIC = (
-    "service.health",
+    SERVICE_HEALTH,
     "{status}",
     "Health the service reports: 1 for its current health.status, 0 for the others.",
 )
@@ -170,7 +177,7 @@ def _health_callback(telemetry: Telemetry) -> _Callback:
                 continue
             for status in HEALTH_STATUSES:
                 value = 1 if status == report.status else 0
-                observations.append(Observation(value, {**component.attributes, "health.status": status}))
+                observations.append(Observation(value, {**component.attributes, HEALTH_STATUS: status}))
         return observations
 
     return observe
@@ -203,9 +210,9 @@ def instrument_service(
     length = runtime.config.attribute_value_length_limit
     name = truncate(name, length)
     category = None if category is None else truncate(category, length)
-    attributes: dict[str, str] = {"service.name": name}
+    attributes: dict[str, str] = {SERVICE_NAME: name}
     if category is not None:
-        attributes["service.category"] = category
+        attributes[SERVICE_CATEGORY] = category
     component = Component(name=name, category=category, attributes=attributes, snapshot_function=snapshot)
     runtime.components.add(component)
     if runtime.disabled:

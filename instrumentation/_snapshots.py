@@ -35,6 +35,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
 from telemetry_otel import Component, TelemetryConfig
+from telemetry_otel.vocabulary import OVERFLOW
 
 __all__ = [
     "OVERFLOW_ATTRIBUTES",
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 #: The attributes of the one series that holds what a metric publishes beyond its cardinality limit.
-OVERFLOW_ATTRIBUTES: Mapping[str, AttributeValue] = {"otel.metric.overflow": True}
+OVERFLOW_ATTRIBUTES: Mapping[str, AttributeValue] = {OVERFLOW: True}
 _SCALARS = (str, bool, int, float)
 
 
@@ -91,8 +92,8 @@ def _key(attributes: Mapping[str, AttributeValue]) -> Hashable:
     return tuple(sorted(attributes.items()))
 
 
-MetricKind: TypeAlias = Literal["gauge", "counter", "updown_counter"]
-_KINDS: tuple[MetricKind, ...] = ("gauge", "counter", "updown_counter")
+MetricKind: TypeAlias = Literal["gauge", "counter", "updowncounter"]
+_KINDS: tuple[MetricKind, ...] = ("gauge", "counter", "updowncounter")
 _Callback: TypeAlias = Callable[[CallbackOptions], Iterable[Observation]]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
@@ -130,7 +131,7 @@ def counter(name: str, unit: str, description: str) -> SnapshotMetric:
 
 def updown_counter(name: str, unit: str, description: str) -> SnapshotMetric:
     """A cumulative total that may go down (items held, open connections)."""
-    return SnapshotMetric(name, "updown_counter", unit, description)
+    return SnapshotMetric(name, "updowncounter", unit, description)
 
 
 class SnapshotMetrics:

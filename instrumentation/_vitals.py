@@ -24,6 +24,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from telemetry_otel.vocabulary import SERVICE_ERRORS, SERVICE_REQUEST_DURATION, SERVICE_REQUESTS
+
 _INF = math.inf
 
 __all__ = [
@@ -41,9 +43,9 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
 
-REQUESTS_METRIC = ("service.requests", "{request}", "Requests handled by the service.")
-ERRORS_METRIC = ("service.errors", "{error}", "Requests the service failed.")
-LATENCY_METRIC = ("service.request.duration", "s", "Time the service took to handle a request.")
+REQUESTS_METRIC = (SERVICE_REQUESTS, "{request}", "Requests handled by the service.")
+ERRORS_METRIC = (SERVICE_ERRORS, "{error}", "Requests the service failed.")
+LATENCY_METRIC = (SERVICE_REQUEST_DURATION, "s", "Time the service took to handle a request.")
 
 
 class RequestVitals:

@@ -31,7 +31,6 @@ from telemetry_otel._cycle import CachedCollection, CollectionCycle, CycleStats
 from telemetry_otel._index import DataPoint, OwnedMetric, OwnerIndex
 from telemetry_otel._reader import MetricAggregator, MetricProducer
 from telemetry_otel._runtime import (
-    SERVICE_INSTANCE_ID,
     Telemetry,
     current_telemetry,
     get_meter,
@@ -39,6 +38,7 @@ from telemetry_otel._runtime import (
     shutdown_telemetry,
 )
 from telemetry_otel._version import __version__
+from telemetry_otel.vocabulary import SERVICE_INSTANCE_ID
 
 __all__ = [
     "DEFAULT_CACHE_TTL_SECONDS",

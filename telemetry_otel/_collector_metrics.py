@@ -11,7 +11,16 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel._collection import ComponentOutcome
 from telemetry_otel._version import __version__
-from telemetry_otel.vocabulary import COLLECTOR_SCOPE_NAME
+from telemetry_otel.vocabulary import (
+    COLLECTOR_SCOPE_NAME,
+    SERVICE_NAME,
+    TELEMETRY_COLLECTION_DURATION,
+    TELEMETRY_COLLECTION_ERRORS,
+    TELEMETRY_COLLECTION_SNAPSHOT_AGE,
+    TELEMETRY_COLLECTION_TIMEOUTS,
+    TELEMETRY_COLLECTION_UP,
+    TELEMETRY_COLLECTIONS,
+)
 
 __all__ = ["COLLECTOR_SCOPE_NAME", "CollectorMetrics"]
 
@@ -66,49 +75,47 @@ class CollectorMetrics:
             now, start = time_unix_nano, self._start
             up, age = [], []
             for name, outcome in self._last.items():
-                attributes = {"service.name": name}
+                attributes = {SERVICE_NAME: name}
                 up.append(NumberDataPoint(attributes, now, now, 1 if outcome.outcome == "ok" else 0))
                 if outcome.last_success_unix_nano is not None:
                     seconds = max(0.0, (now - outcome.last_success_unix_nano) / 1e9)
                     age.append(NumberDataPoint(attributes, now, now, seconds))
             cumulative = AggregationTemporality.CUMULATIVE
-            errors = [NumberDataPoint({"service.name": n}, start, now, v) for n, v in self._errors.items()]
-            timeouts = [
-                NumberDataPoint({"service.name": n}, start, now, v) for n, v in self._timeouts.items()
-            ]
+            errors = [NumberDataPoint({SERVICE_NAME: n}, start, now, v) for n, v in self._errors.items()]
+            timeouts = [NumberDataPoint({SERVICE_NAME: n}, start, now, v) for n, v in self._timeouts.items()]
             metrics = [
                 Metric(
-                    "telemetry.collections",
+                    TELEMETRY_COLLECTIONS,
                     "Collection cycles run.",
                     "{cycle}",
                     Sum([NumberDataPoint({}, start, now, self._cycles)], cumulative, is_monotonic=True),
                 ),
                 Metric(
-                    "telemetry.collection.duration",
+                    TELEMETRY_COLLECTION_DURATION,
                     "Duration of the last collection cycle's snapshot phase.",
                     "s",
                     Gauge([NumberDataPoint({}, now, now, self._last_duration or 0.0)]),
                 ),
                 Metric(
-                    "telemetry.collection.up",
+                    TELEMETRY_COLLECTION_UP,
                     "1 when the component's last snapshot succeeded.",
                     "{status}",
                     Gauge(up),
                 ),
                 Metric(
-                    "telemetry.collection.errors",
+                    TELEMETRY_COLLECTION_ERRORS,
                     "Snapshots that raised.",
                     "{cycle}",
                     Sum(errors, cumulative, is_monotonic=True),
                 ),
                 Metric(
-                    "telemetry.collection.timeouts",
+                    TELEMETRY_COLLECTION_TIMEOUTS,
                     "Snapshots that timed out.",
                     "{cycle}",
                     Sum(timeouts, cumulative, is_monotonic=True),
                 ),
                 Metric(
-                    "telemetry.collection.snapshot.age",
+                    TELEMETRY_COLLECTION_SNAPSHOT_AGE,
                     "Time since the component's last good snapshot.",
                     "s",
                     Gauge(age),

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from telemetry_otel.vocabulary import SERVICE_NAME
+
 __all__ = [
     "DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT",
     "DEFAULT_CACHE_TTL_SECONDS",
@@ -100,7 +102,7 @@ class TelemetryConfig:
         attributes = _parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
         if resource_attributes:
             attributes.update(resource_attributes)
-        name = service_name or env.get("OTEL_SERVICE_NAME") or attributes.get("service.name")
+        name = service_name or env.get("OTEL_SERVICE_NAME") or attributes.get(SERVICE_NAME)
         if disabled is None:
             disabled = _parse_bool("OTEL_SDK_DISABLED", env.get("OTEL_SDK_DISABLED", "false"))
         collection = _pick_millis(

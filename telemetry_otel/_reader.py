@@ -50,6 +50,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel._config import DEFAULT_CARDINALITY_LIMIT
 from telemetry_otel._index import OwnerIndex
+from telemetry_otel.vocabulary import OVERFLOW
 
 __all__ = [
     "DEFAULT_CARDINALITY_LIMIT",
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 #: The attribute of the one series that holds every measurement beyond the cardinality limit.
-OVERFLOW_ATTRIBUTE = "otel.metric.overflow"
+OVERFLOW_ATTRIBUTE = OVERFLOW
 
 _CUMULATIVE: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.CUMULATIVE

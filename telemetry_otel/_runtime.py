@@ -30,6 +30,7 @@ from telemetry_otel._pool import DaemonThreadPool
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._version import __version__
 from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter, exporters_from_env
+from telemetry_otel.vocabulary import SERVICE_INSTANCE_ID, SERVICE_NAME
 
 __all__ = ["Telemetry", "current_telemetry", "get_meter", "setup_telemetry", "shutdown_telemetry"]
 
@@ -39,9 +40,6 @@ SNAPSHOT_THREADS = 32
 #: Longest ``shutdown()`` waits for the runtime's pool threads to finish (idle ones end at once).
 THREAD_JOIN_SECONDS = 1.0
 _IDLE_JOIN_SECONDS = 0.1
-
-#: Resource attribute that identifies one process of a runtime (OTel resource semantic conventions).
-SERVICE_INSTANCE_ID = "service.instance.id"
 
 
 class Telemetry:
@@ -56,7 +54,7 @@ class Telemetry:
         attributes = {
             SERVICE_INSTANCE_ID: process_instance_id(),
             **config.resource_attributes,
-            "service.name": config.service_name,
+            SERVICE_NAME: config.service_name,
         }
         self.resource = Resource.create(attributes)
         self.components = ComponentRegistry()

@@ -8,7 +8,7 @@ use those forms.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, TypeAlias
 
 __all__ = [
     "BUS_FAILURES",
@@ -25,6 +25,7 @@ __all__ = [
     "BUS_SCOPE_NAME",
     "COLLECTOR_SCOPE_NAME",
     "HEALTH_STATUS",
+    "INSTRUMENT_KINDS",
     "OVERFLOW",
     "SERVICE_CATEGORY",
     "SERVICE_ERRORS",
@@ -42,7 +43,12 @@ __all__ = [
     "TELEMETRY_COLLECTION_TIMEOUTS",
     "TELEMETRY_COLLECTION_UP",
     "VITALS_SCOPE_NAME",
+    "InstrumentKind",
 ]
+
+#: The kinds of instrument, spelled as the OpenTelemetry Weaver registry spells them.
+InstrumentKind: TypeAlias = Literal["counter", "updowncounter", "gauge", "histogram"]
+INSTRUMENT_KINDS: Final[tuple[InstrumentKind, ...]] = ("counter", "updowncounter", "gauge", "histogram")
 
 # -- attribute keys ---------------------------------------------------------------------------------
 #: The internal service a data point belongs to (on the resource: the runtime as a whole).

@@ -27,6 +27,15 @@ from telemetry_otel.views._state import (
     Status,
 )
 from telemetry_otel.views._thresholds import Alert, Thresholds
+from telemetry_otel.vocabulary import (
+    BUS_REQUEST_DURATION,
+    BUS_REQUESTS,
+    SERVICE_ERRORS,
+    SERVICE_QUEUE_DEPTH,
+    SERVICE_REQUEST_DURATION,
+    SERVICE_REQUESTS,
+    SERVICE_UPTIME,
+)
 
 __all__ = ["build_model", "roll_up", "select", "status_counts"]
 
@@ -151,8 +160,8 @@ def _component_state(
     last_success = None if outcome is None else outcome.last_success_unix_nano
     last_success_age = age(now, last_success) if has_snapshot else None
     report = component.health
-    requests = series.plain("service.requests")
-    errors = series.plain("service.errors")
+    requests = series.plain(SERVICE_REQUESTS)
+    errors = series.plain(SERVICE_ERRORS)
     cpu = series.largest("process.cpu.utilization")
     cpu_host = None if cpu is None else cpu / thresholds.cpu_count
     memory = series.largest("system.memory.utilization")
@@ -205,14 +214,14 @@ def _component_state(
         status=status,
         reason=reason,
         alerts=tuple(alerts),
-        uptime_seconds=series.largest("service.uptime"),
+        uptime_seconds=series.largest(SERVICE_UPTIME),
         requests=requests,
         errors=errors,
         request_rate=_rate(
-            requests, None if previous is None else previous.plain("service.requests"), interval
+            requests, None if previous is None else previous.plain(SERVICE_REQUESTS), interval
         ),
-        latency=series.latency("service.request.duration"),
-        queue_depth=series.total("service.queue.depth"),
+        latency=series.latency(SERVICE_REQUEST_DURATION),
+        queue_depth=series.total(SERVICE_QUEUE_DEPTH),
         cpu_utilization=cpu_host,
         memory_usage_bytes=series.largest("process.memory.usage"),
         memory_utilization=memory,
@@ -273,8 +282,8 @@ def _bus_state(
         status=status,
         reason=reason,
         numbers=numbers,
-        latency=series.latency("bus.request.duration"),
-        request_rate=_rate(requests, None if previous is None else previous.plain("bus.requests"), interval),
+        latency=series.latency(BUS_REQUEST_DURATION),
+        request_rate=_rate(requests, None if previous is None else previous.plain(BUS_REQUESTS), interval),
     )
 
 

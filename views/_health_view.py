@@ -9,11 +9,12 @@ from opentelemetry.sdk.metrics.export import Metric
 from telemetry_otel.views._parts import header, service_identity, state_set_metric
 from telemetry_otel.views._state import STATUSES, Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, runtime_status_metrics
+from telemetry_otel.vocabulary import BUS_NAME, SERVICE_CATEGORY, SERVICE_REQUEST_DURATION
 
 __all__ = ["HEALTH_SOURCES", "render_health"]
 
 #: The statuses read reported health and every alert input.
-HEALTH_SOURCES: frozenset[str] = SUMMARY_SOURCES - {"service.request.duration"}
+HEALTH_SOURCES: frozenset[str] = SUMMARY_SOURCES - {SERVICE_REQUEST_DURATION}
 
 
 def render_health(model: Model) -> tuple[dict[str, Any], list[Metric]]:
@@ -68,7 +69,7 @@ def render_health(model: Model) -> tuple[dict[str, Any], list[Metric]]:
             "telemetry.category.status",
             "Roll-up status of each category: 1 for the current status, 0 for the others.",
             STATUSES,
-            [({"service.category": category.name}, category.status) for category in model.categories],
+            [({SERVICE_CATEGORY: category.name}, category.status) for category in model.categories],
             now,
         ),
         *state_set_metric(
@@ -82,7 +83,7 @@ def render_health(model: Model) -> tuple[dict[str, Any], list[Metric]]:
             "bus.status",
             "Status of each bus from its providers: 1 for the current status, 0 for the others.",
             STATUSES,
-            [({"bus.name": bus.name}, bus.status) for bus in model.buses],
+            [({BUS_NAME: bus.name}, bus.status) for bus in model.buses],
             now,
         ),
     ]

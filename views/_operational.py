@@ -10,20 +10,31 @@ from telemetry_otel.views._numbers import ratio
 from telemetry_otel.views._parts import header
 from telemetry_otel.views._state import BusState, Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, runtime_status_metrics
+from telemetry_otel.vocabulary import (
+    BUS_FAILURES,
+    BUS_PROCESSED,
+    BUS_PROVIDERS,
+    BUS_PROVIDERS_HEALTHY,
+    BUS_PROVIDERS_UNKNOWN,
+    BUS_REQUESTS,
+    SERVICE_QUEUE_DEPTH,
+    SERVICE_REQUEST_DURATION,
+    SERVICE_UPTIME,
+)
 
 __all__ = ["OPERATIONAL_SOURCES", "render_operational"]
 
-OPERATIONAL_SOURCES: frozenset[str] = (SUMMARY_SOURCES - {"service.request.duration"}) | {
-    "service.uptime",
-    "service.queue.depth",
+OPERATIONAL_SOURCES: frozenset[str] = (SUMMARY_SOURCES - {SERVICE_REQUEST_DURATION}) | {
+    SERVICE_UPTIME,
+    SERVICE_QUEUE_DEPTH,
     "process.memory.usage",
-    "bus.requests",
-    "bus.failures",
-    "bus.processed",
+    BUS_REQUESTS,
+    BUS_FAILURES,
+    BUS_PROCESSED,
     "bus.queue.depth",
-    "bus.providers",
-    "bus.providers.healthy",
-    "bus.providers.unknown",
+    BUS_PROVIDERS,
+    BUS_PROVIDERS_HEALTHY,
+    BUS_PROVIDERS_UNKNOWN,
 }
 
 

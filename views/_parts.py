@@ -11,6 +11,7 @@ from opentelemetry.sdk.metrics.export import Gauge, Metric, NumberDataPoint
 from telemetry_otel.views._numbers import finite, iso
 from telemetry_otel.views._quantiles import Buckets
 from telemetry_otel.views._state import ComponentState, Model
+from telemetry_otel.vocabulary import SERVICE_CATEGORY, SERVICE_NAME
 
 __all__ = [
     "gauge_metric",
@@ -93,15 +94,15 @@ def scope_attributes(model: Model) -> dict[str, str]:
     """Attributes of a runtime-wide derived point: the filter it was computed under, if any."""
     attributes: dict[str, str] = {}
     if model.inputs.service is not None:
-        attributes["service.name"] = model.inputs.service
+        attributes[SERVICE_NAME] = model.inputs.service
     if model.inputs.category is not None:
-        attributes["service.category"] = model.inputs.category
+        attributes[SERVICE_CATEGORY] = model.inputs.category
     return attributes
 
 
 def service_identity(state: ComponentState) -> dict[str, str]:
     """``service.name`` and (for runtime services) ``service.category`` of a component."""
-    identity = {"service.name": state.name}
+    identity = {SERVICE_NAME: state.name}
     if state.category is not None:
-        identity["service.category"] = state.category
+        identity[SERVICE_CATEGORY] = state.category
     return identity

@@ -17,6 +17,14 @@ from telemetry_otel.views._parts import (
 )
 from telemetry_otel.views._quantiles import Buckets
 from telemetry_otel.views._state import Model
+from telemetry_otel.vocabulary import (
+    BUS_NAME,
+    BUS_REQUEST_DURATION,
+    BUS_REQUESTS,
+    SERVICE_QUEUE_DEPTH,
+    SERVICE_REQUEST_DURATION,
+    SERVICE_REQUESTS,
+)
 
 __all__ = ["PERFORMANCE_SOURCES", "QUANTILES", "render_performance"]
 
@@ -27,16 +35,16 @@ QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
 
 PERFORMANCE_SOURCES: frozenset[str] = frozenset(
     {
-        "service.requests",
-        "service.request.duration",
-        "service.queue.depth",
+        SERVICE_REQUESTS,
+        SERVICE_REQUEST_DURATION,
+        SERVICE_QUEUE_DEPTH,
         "service.cache.hits",
         "service.cache.misses",
         "llm.tokens.input",
         "llm.tokens.output",
         "llm.cost",
-        "bus.requests",
-        "bus.request.duration",
+        BUS_REQUESTS,
+        BUS_REQUEST_DURATION,
         "bus.queue.depth",
         "bus.llm.tokens.input",
         "bus.llm.tokens.output",
@@ -110,7 +118,7 @@ def render_performance(model: Model) -> tuple[dict[str, Any], list[Metric]]:
             "bus.request.duration.estimate",
             "s",
             "Request latency quantile of a bus, estimated from its merged duration histogram.",
-            [point for bus in model.buses for point in _quantile_points({"bus.name": bus.name}, bus.latency)],
+            [point for bus in model.buses for point in _quantile_points({BUS_NAME: bus.name}, bus.latency)],
             now,
         ),
         *gauge_metric(

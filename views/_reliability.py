@@ -10,16 +10,25 @@ from telemetry_otel.views._numbers import ratio
 from telemetry_otel.views._parts import gauge_metric, header, service_identity
 from telemetry_otel.views._state import ComponentState, Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, runtime_status_metrics
+from telemetry_otel.vocabulary import (
+    BUS_FAILURES,
+    BUS_PROVIDERS,
+    BUS_PROVIDERS_HEALTHY,
+    BUS_PROVIDERS_UNKNOWN,
+    BUS_REQUESTS,
+    SERVICE_REQUEST_DURATION,
+    SERVICE_UPTIME,
+)
 
 __all__ = ["RELIABILITY_SOURCES", "render_reliability"]
 
-RELIABILITY_SOURCES: frozenset[str] = (SUMMARY_SOURCES - {"service.request.duration"}) | {
-    "service.uptime",
-    "bus.requests",
-    "bus.failures",
-    "bus.providers",
-    "bus.providers.healthy",
-    "bus.providers.unknown",
+RELIABILITY_SOURCES: frozenset[str] = (SUMMARY_SOURCES - {SERVICE_REQUEST_DURATION}) | {
+    SERVICE_UPTIME,
+    BUS_REQUESTS,
+    BUS_FAILURES,
+    BUS_PROVIDERS,
+    BUS_PROVIDERS_HEALTHY,
+    BUS_PROVIDERS_UNKNOWN,
 }
 
 _OUTCOMES = ("ok", "error", "timeout", "none")

@@ -29,6 +29,7 @@ from telemetry_otel.views._reliability import RELIABILITY_SOURCES, render_reliab
 from telemetry_otel.views._series import metric_names
 from telemetry_otel.views._state import Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, render_summary
+from telemetry_otel.vocabulary import BUS_NAME, SERVICE_NAME
 
 __all__ = ["DERIVED_SCOPE", "VIEWS", "RenderedView", "ViewInputs", "render_view", "view_metrics"]
 
@@ -113,7 +114,7 @@ def view_metrics(inputs: ViewInputs, view: RenderedView) -> MetricsData:
         if unfiltered:
             return True
         attributes = attributes or {}
-        service, bus = attributes.get("service.name"), attributes.get("bus.name")
+        service, bus = attributes.get(SERVICE_NAME), attributes.get(BUS_NAME)
         return (isinstance(service, str) and service in owners) or (isinstance(bus, str) and bus in buses)
 
     resource_metrics: list[ResourceMetrics] = []

@@ -8,16 +8,22 @@ from opentelemetry.sdk.metrics.export import Metric
 
 from telemetry_otel.views._parts import gauge_metric, header, scope_attributes, state_set_metric
 from telemetry_otel.views._state import Model
+from telemetry_otel.vocabulary import (
+    SERVICE_ERRORS,
+    SERVICE_HEALTH,
+    SERVICE_REQUEST_DURATION,
+    SERVICE_REQUESTS,
+)
 
 __all__ = ["SUMMARY_SOURCES", "render_summary", "runtime_status_metrics"]
 
 #: Every metric the summary reads: the statuses (alert inputs included), traffic and latency.
 SUMMARY_SOURCES: frozenset[str] = frozenset(
     {
-        "service.health",
-        "service.requests",
-        "service.errors",
-        "service.request.duration",
+        SERVICE_HEALTH,
+        SERVICE_REQUESTS,
+        SERVICE_ERRORS,
+        SERVICE_REQUEST_DURATION,
         "service.circuit_breaker.state",
         "process.cpu.utilization",
         "system.memory.utilization",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from telemetry_otel.catalog import Catalog, demo_catalog
 from telemetry_otel.instrumentation import SnapshotMetric, from_catalog
+from telemetry_otel.vocabulary import SERVICE_QUEUE_DEPTH
 
 __all__ = [
     "AUDIT_EVENTS",
@@ -40,7 +41,7 @@ LLM_TOKENS_OUTPUT: SnapshotMetric = from_catalog(CATALOG, "llm.tokens.output")
 LLM_COST: SnapshotMetric = from_catalog(CATALOG, "llm.cost")
 #: 1 for the current ``circuit_breaker.state``, 0 for the others.
 BREAKER_STATE: SnapshotMetric = from_catalog(CATALOG, "service.circuit_breaker.state")
-QUEUE_DEPTH: SnapshotMetric = from_catalog(CATALOG, "service.queue.depth")
+QUEUE_DEPTH: SnapshotMetric = from_catalog(CATALOG, SERVICE_QUEUE_DEPTH)
 CACHE_HITS: SnapshotMetric = from_catalog(CATALOG, "service.cache.hits")
 CACHE_MISSES: SnapshotMetric = from_catalog(CATALOG, "service.cache.misses")
 GRAPH_NODES: SnapshotMetric = from_catalog(CATALOG, "memory.graph.nodes")

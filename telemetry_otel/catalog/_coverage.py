@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry.sdk.metrics.export import ExponentialHistogram, Gauge, Histogram, MetricsData, Sum
 
+from telemetry_otel._index import OwnedMetric, OwnerIndex
 from telemetry_otel.catalog._model import (
     PRIORITIES,
     Catalog,
@@ -21,6 +22,7 @@ from telemetry_otel.catalog._model import (
     OwnerKind,
     Priority,
 )
+from telemetry_otel.vocabulary import OVERFLOW
 
 __all__ = [
     "EXCLUDED_SCOPES",
@@ -48,7 +50,7 @@ FINDING_KINDS: tuple[str, ...] = (
     "undeclared_owner",
 )
 #: The attribute of the SDK's cardinality-overflow series: such points are exempt from attribute checks.
-OVERFLOW_ATTRIBUTE = "otel.metric.overflow"
+OVERFLOW_ATTRIBUTE = OVERFLOW
 _EXAMPLES = 3
 _KEPT_VALUES = 64
 
@@ -196,26 +198,32 @@ class _Seen:
             kept = self.values.setdefault(key, [])
             if len(kept) < _KEPT_VALUES and value not in kept:
                 kept.append(value)
-        service, bus = attributes.get("service.name"), attributes.get("bus.name")
-        if isinstance(service, str):
-            self.services.add(service)
-        if isinstance(bus, str):
-            self.buses.add(bus)
 
 
 def observe(data: MetricsData) -> dict[str, _Seen]:
-    """Every metric of ``data`` by name (scopes in :data:`EXCLUDED_SCOPES` left out)."""
+    """Every metric of ``data`` by name (scopes in :data:`EXCLUDED_SCOPES` left out), with the
+    services and buses it was seen for, read through the data's owner index."""
+    index = OwnerIndex.of(data)
     seen: dict[str, _Seen] = {}
-    for resource_metrics in data.resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            if scope_metrics.scope.name in EXCLUDED_SCOPES:
-                continue
-            for metric in scope_metrics.metrics:
-                entry = seen.setdefault(metric.name, _Seen())
-                entry.units.add(metric.unit or "")
-                entry.instruments.add(_instrument(metric.data))
-                for point in metric.data.data_points:
-                    entry.add(dict(point.attributes or {}))
+    groups: list[tuple[str | None, str | None, OwnedMetric]] = [
+        *((service, None, owned) for service, metrics in index.services.items() for owned in metrics),
+        *((None, bus, owned) for bus, metrics in index.buses.items() for owned in metrics),
+        *((None, bus, owned) for (bus, _), metrics in index.providers.items() for owned in metrics),
+        *((None, None, owned) for owned in index.unowned),
+    ]
+    for service, bus, owned in sorted(groups, key=lambda group: group[2].position):
+        if owned.scope.name in EXCLUDED_SCOPES:
+            continue
+        metric = owned.metric
+        entry = seen.setdefault(metric.name, _Seen())
+        entry.units.add(metric.unit or "")
+        entry.instruments.add(_instrument(metric.data))
+        if service is not None:
+            entry.services.add(service)
+        if bus is not None:
+            entry.buses.add(bus)
+        for point in owned.points:
+            entry.add(dict(point.attributes or {}))
     return seen
 
 

@@ -65,7 +65,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.util.types import AttributeValue
 
-from telemetry_otel.formats._naming import (
+from telemetry_otel.formats._shared import (
     LOGGER,
     Entry,
     format_bound,

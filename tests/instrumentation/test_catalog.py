@@ -53,7 +53,7 @@ def catalog(tmp_path: pathlib.Path) -> Catalog:
 
 def test_kind_unit_and_description_come_from_the_catalog(catalog: Catalog) -> None:
     assert from_catalog(catalog, "store.items") == SnapshotMetric(
-        "store.items", "updown_counter", "{item}", "Items held."
+        "store.items", "updowncounter", "{item}", "Items held."
     )
     assert from_catalog(catalog, "store.reads") == SnapshotMetric(
         "store.reads", "counter", "{read}", "Reads served since start."
@@ -95,7 +95,7 @@ def test_a_service_publishes_the_catalog_definition(telemetry: Telemetry, catalo
 
 def test_every_demo_snapshot_metric_is_defined_by_the_shipped_catalog() -> None:
     catalog = demo_catalog()
-    kinds = {"counter": "counter", "gauge": "gauge", "updowncounter": "updown_counter"}
+    kinds = {"counter": "counter", "gauge": "gauge", "updowncounter": "updowncounter"}
     published = [getattr(demo_metrics, name) for name in demo_metrics.__all__ if name != "CATALOG"]
     assert len(published) == 17
     for metric in published:

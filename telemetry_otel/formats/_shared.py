@@ -1,6 +1,10 @@
-"""Helpers shared by the Graphite and InfluxDB encoders: which metrics they take, attribute text, tag plans.
+"""What the Graphite and InfluxDB encoders share: which metrics they take, attribute text, bucket
+bounds, resource tags and tag plans.
 
-The Prometheus encoder keeps its own copies: it predates this module and has its own label rules.
+The Prometheus core (``_prometheus_core.py``) has rules of its own where the exposition formats
+differ: label values are JSON (an infinite float is ``Infinity``, not ``inf``), bucket bounds follow
+Go's float formatting, and non-finite sample values are written (``NaN``, ``+Inf``) where Graphite
+and InfluxDB drop them. Those differences are each format's, proven by its parser and server tests.
 """
 
 from __future__ import annotations
