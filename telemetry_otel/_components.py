@@ -102,13 +102,13 @@ class ComponentRegistry:
         with self._lock:
             return self._components.get(name)
 
-    def snapshot(self) -> list[Component]:
-        """The registered components, in registration order."""
+    def registered(self) -> list[Component]:
+        """The registered components, in registration order (a copy)."""
         with self._lock:
             return list(self._components.values())
 
     def __iter__(self) -> Iterator[Component]:
-        return iter(self.snapshot())
+        return iter(self.registered())
 
     def __len__(self) -> int:
         with self._lock:

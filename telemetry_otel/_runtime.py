@@ -193,7 +193,7 @@ class Telemetry:
             started = time.perf_counter()
             start_unix_nano = time.time_ns()
             outcomes = await collect_snapshots(
-                self.components.snapshot(),
+                self.components.registered(),
                 timeout_seconds=self.config.service_timeout_millis / 1000,
                 executor=self._executor,
                 run_coroutine=run_coroutine,
@@ -201,7 +201,7 @@ class Telemetry:
             self.collector_metrics.record(outcomes, time.perf_counter() - started)
             # The layout and reported health as of the read, so the collection is one moment whole.
             buses = self.components.buses()
-            records = freeze_components(self.components.snapshot(), buses)
+            records = freeze_components(self.components.registered(), buses)
             read = loop.run_in_executor(self._read_executor, self.read_metrics)
             bound = self.config.collection_timeout_millis
             try:
