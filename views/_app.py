@@ -155,7 +155,7 @@ class _Endpoint:
         served = await self._collect(live=False)
         if isinstance(served, Response):
             return served
-        document = health_json(self.rendered.document(served, "health", None, None), self.agent)
+        document = health_json(self.rendered.model(served, None, None), self.agent)
         if served.stale:
             document["stale"] = True
             document.setdefault("notes", []).append(served.stale_reason)
@@ -241,8 +241,7 @@ class _Endpoint:
 
     def _remember(self, served: CachedCollection) -> None:
         if self.history.is_new(served.collection.time_unix_nano):
-            summary = self.rendered.document(served, "summary", None, None)
-            self.history.record(served.collection.time_unix_nano, summary)
+            self.history.record_model(self.rendered.model(served, None, None))
 
 
 def _check_agent(request: Request, agent: str) -> Response | None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from telemetry_otel import __version__
+from telemetry_otel.views._state import Model, Status
 
 __all__ = ["health_json"]
 
 
-def health_json(health: Mapping[str, Any], agent: str) -> dict[str, Any]:
-    """Map the ``health`` view's document to an ``application/health+json`` document.
+def health_json(model: Model, agent: str) -> dict[str, Any]:
+    """The ``application/health+json`` document of ``model`` (the health view's typed model).
 
     ``status`` is the overall pass | warn | fail. ``checks`` holds one entry per service
     (``<name>:health``, ``componentType`` = its category) and per bus (``<bus>:providers``,
@@ -19,26 +19,26 @@ def health_json(health: Mapping[str, Any], agent: str) -> dict[str, Any]:
     unknown is a ``warn`` check whose ``output`` starts with ``unknown:``, never a pass.
     """
     checks: dict[str, list[dict[str, Any]]] = {}
-    for name, service in health.get("services", {}).items():
-        checks[f"{name}:health"] = [_check(name, service.get("category") or "provider", service)]
-    for name, bus in health.get("buses", {}).items():
-        checks[f"{name}:providers"] = [_check(name, "bus", bus)]
+    for state in model.services:
+        checks[f"{state.name}:health"] = [
+            _check(state.name, state.category or "provider", state.status, state.reason)
+        ]
+    for bus in model.buses:
+        checks[f"{bus.name}:providers"] = [_check(bus.name, "bus", bus.status, bus.reason)]
     document: dict[str, Any] = {
-        "status": health["status"],
+        "status": model.status,
         "version": __version__.split(".")[0],
         "releaseId": __version__,
         "serviceId": agent,
         "description": f"telemetry of agent {agent}",
         "checks": checks,
     }
-    if health.get("reason"):
-        document["output"] = health["reason"]
+    if model.reason:
+        document["output"] = model.reason
     return document
 
 
-def _check(component: str, kind: str, entry: Mapping[str, Any]) -> dict[str, Any]:
-    status = entry.get("status", "unknown")
-    reason = entry.get("reason")
+def _check(component: str, kind: str, status: Status, reason: str | None) -> dict[str, Any]:
     check: dict[str, Any] = {"componentId": component, "componentType": kind}
     if status == "unknown":
         check["status"] = "warn"

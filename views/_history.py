@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from telemetry_otel.views._state import Model
+
 __all__ = ["DEFAULT_HISTORY_POINTS", "HistoryPoint", "StatusHistory"]
 
 #: Points kept by default: 120 collections (an hour at the default 30 s cache window).
@@ -67,6 +69,25 @@ class StatusHistory:
                 request_rate=_number(traffic.get("rate_per_second")),
                 error_ratio=_number(traffic.get("error_ratio")),
                 latency_p95_seconds=_number(summary.get("latency_p95_seconds")),
+            )
+        )
+        return True
+
+    def record_model(self, model: Model) -> bool:
+        """Append the point of ``model``'s collection, read from the typed model (what the app does).
+
+        Returns whether a point was added, as :meth:`record` does.
+        """
+        time_unix_nano = model.inputs.collection.time_unix_nano
+        if not self.is_new(time_unix_nano):
+            return False
+        p95 = None if model.latency is None else model.latency.quantile(0.95)
+        self._points.append(
+            HistoryPoint(
+                time_unix_nano=time_unix_nano,
+                request_rate=_number(model.request_rate),
+                error_ratio=_number(model.error_ratio),
+                latency_p95_seconds=_number(p95),
             )
         )
         return True

@@ -87,6 +87,11 @@ class Renderings:
             self._bodies[key] = body
         return body, content_type
 
+    def model(self, served: CachedCollection, category: str | None, service: str | None) -> Model:
+        """The typed model of ``served`` for a filter, built once per collection and filter."""
+        self._switch(served.collection)
+        return self._model(self.inputs(served, category, service))
+
     def _model(self, inputs: ViewInputs) -> Model:
         key = (inputs.category, inputs.service)
         model = self._models.get(key)
