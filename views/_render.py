@@ -18,7 +18,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from telemetry_otel import __version__
+from telemetry_otel import DataPoint, __version__
 from telemetry_otel.views._build import build_model, select
 from telemetry_otel.views._detailed import render_detailed
 from telemetry_otel.views._health_view import HEALTH_SOURCES, render_health
@@ -29,7 +29,6 @@ from telemetry_otel.views._reliability import RELIABILITY_SOURCES, render_reliab
 from telemetry_otel.views._series import metric_names
 from telemetry_otel.views._state import Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, render_summary
-from telemetry_otel.vocabulary import BUS_NAME, SERVICE_NAME
 
 __all__ = ["DERIVED_SCOPE", "VIEWS", "RenderedView", "ViewInputs", "render_view", "view_metrics"]
 
@@ -110,12 +109,17 @@ def view_metrics(inputs: ViewInputs, view: RenderedView) -> MetricsData:
         if component.category is None and component.name in providers
     }
 
-    def keep(attributes: Mapping[str, Any] | None) -> bool:
-        if unfiltered:
-            return True
-        attributes = attributes or {}
-        service, bus = attributes.get(SERVICE_NAME), attributes.get(BUS_NAME)
-        return (isinstance(service, str) and service in owners) or (isinstance(bus, str) and bus in buses)
+    # The selection's points, by identity, from the collection's owner index.
+    index = inputs.collection.index
+    groups = [
+        *(group for owner in owners for group in index.service(owner)),
+        *(group for bus in buses for group in index.bus(bus)),
+        *(group for (bus, _), found in index.providers.items() if bus in buses for group in found),
+    ]
+    selection = {id(point) for group in groups for point in group.points}
+
+    def keep(point: DataPoint) -> bool:
+        return unfiltered or id(point) in selection
 
     resource_metrics: list[ResourceMetrics] = []
     resource: Resource | None = None
@@ -138,19 +142,19 @@ def view_metrics(inputs: ViewInputs, view: RenderedView) -> MetricsData:
     return MetricsData(resource_metrics)
 
 
-def _restrict(metric: Metric, keep: Callable[[Mapping[str, Any] | None], bool]) -> Metric | None:
+def _restrict(metric: Metric, keep: Callable[[DataPoint], bool]) -> Metric | None:
     """``metric`` with only the points ``keep`` accepts; None when none is left."""
     data = metric.data
     if isinstance(data, Sum):
-        sum_points = [point for point in data.data_points if keep(point.attributes)]
+        sum_points = [point for point in data.data_points if keep(point)]
         restricted: Sum | Gauge | Histogram | None = (
             Sum(sum_points, data.aggregation_temporality, data.is_monotonic) if sum_points else None
         )
     elif isinstance(data, Gauge):
-        gauge_points = [point for point in data.data_points if keep(point.attributes)]
+        gauge_points = [point for point in data.data_points if keep(point)]
         restricted = Gauge(gauge_points) if gauge_points else None
     elif isinstance(data, Histogram):
-        histogram_points = [point for point in data.data_points if keep(point.attributes)]
+        histogram_points = [point for point in data.data_points if keep(point)]
         restricted = Histogram(histogram_points, data.aggregation_temporality) if histogram_points else None
     else:
         return None
