@@ -24,7 +24,12 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from telemetry_otel._config import DEFAULT_CACHE_TTL_SECONDS, ConfigurationError
+from telemetry_otel._config import (
+    DEFAULT_CACHE_TTL_SECONDS,
+    DEFAULT_COLLECTION_TIMEOUT_MILLIS,
+    DEFAULT_SERVICE_TIMEOUT_MILLIS,
+    ConfigurationError,
+)
 from telemetry_otel._runtime import Telemetry, setup_telemetry
 from telemetry_otel._version import __version__
 from telemetry_otel.catalog import (
@@ -73,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "serve" and args.app and args.seed is not None:
         parser.error("--seed applies to --demo only")
+    if args.command in ("serve", "coverage") and args.app_dir is not None and not args.app:
+        parser.error("--app-dir applies to --app only")
     if args.command == "coverage" and args.app and args.seed is not None:
         parser.error("--seed applies to the demo only, not to --app")
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -100,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run your runtime: FACTORY(telemetry) registers its services and may return an object "
         "with an async run() and a close()",
     )
+    _app_dir_argument(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument(
         "--port", type=_port, default=8000, help="TCP port, 0 for any free one (default: 8000)"
@@ -130,6 +138,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how old a collection may be before a request starts a new one in the background; 0: "
         f"every request waits for its own (default: {DEFAULT_CACHE_TTL_SECONDS:g})",
+    )
+    serve.add_argument(
+        "--service-timeout-millis",
+        type=_millis,
+        default=None,
+        metavar="MILLIS",
+        help="bound on each service's snapshot in a collection (default: "
+        f"TELEMETRY_OTEL_SERVICE_TIMEOUT_MILLIS, else {DEFAULT_SERVICE_TIMEOUT_MILLIS:g})",
+    )
+    serve.add_argument(
+        "--collection-timeout-millis",
+        type=_millis,
+        default=None,
+        metavar="MILLIS",
+        help="bound on reading the metrics in a collection (default: "
+        f"TELEMETRY_OTEL_COLLECTION_TIMEOUT_MILLIS, else {DEFAULT_COLLECTION_TIMEOUT_MILLIS:g})",
     )
     serve.set_defaults(handler=_serve)
     _catalog_parser(commands)
@@ -185,6 +209,7 @@ def _coverage_parser(commands: Any) -> None:
         "may return an object with step() (called --steps times) or an async run() (run for "
         "--run-seconds), and close()",
     )
+    _app_dir_argument(coverage)
     coverage.add_argument("--json", action="store_true", help="print JSON instead of text")
     coverage.add_argument(
         "--fail-under",
@@ -211,6 +236,26 @@ def _coverage_parser(commands: Any) -> None:
         help="how long to let an --app runtime's async run() go before the collection (default: 1)",
     )
     coverage.set_defaults(handler=_coverage, log_level="warning")
+
+
+def _app_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--app-dir",
+        default=None,
+        metavar="DIR",
+        help="directory put first on the import path to find --app's module, as uvicorn does "
+        "(default: the working directory)",
+    )
+
+
+def _millis(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of milliseconds")
+    return value
 
 
 def _port(text: str) -> int:
@@ -259,15 +304,26 @@ def _steps(text: str) -> int:
     return value
 
 
-def load_object(spec: str) -> Any:
-    """Import ``module:attribute`` and return the attribute; a clear error names what failed."""
+def load_object(spec: str, app_dir: str | None = None) -> Any:
+    """Import ``module:attribute`` and return the attribute; a clear error names what failed.
+
+    With ``app_dir``, that directory is put first on ``sys.path`` before the import, as uvicorn's
+    ``--app-dir`` does (its default is the working directory): a console script, unlike
+    ``python -m``, does not have the working directory on the import path.
+    """
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise CliError(f"{spec!r} is not of the form MODULE:FACTORY", EXIT_USAGE)
+    if app_dir is not None:
+        directory = os.path.abspath(app_dir)
+        if not os.path.isdir(directory):
+            raise CliError(f"--app-dir {app_dir!r} is not a directory", EXIT_USAGE)
+        sys.path.insert(0, directory)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise CliError(f"cannot import {module_name!r}: {exc}", EXIT_USAGE) from None
+        where = f" (looked in {os.path.abspath(app_dir)} first)" if app_dir is not None else ""
+        raise CliError(f"cannot import {module_name!r}: {exc}{where}", EXIT_USAGE) from None
     try:
         return getattr(module, attribute)
     except AttributeError:
@@ -277,12 +333,23 @@ def load_object(spec: str) -> Any:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    token = _token_from_env()  # checked before anything starts; never printed nor logged
     try:
         explicit_name = None if os.environ.get("OTEL_SERVICE_NAME") else args.agent
-        telemetry = setup_telemetry(service_name=explicit_name)
+        # serve answers /metrics on its own port: no second scrape server for OTEL_METRICS_EXPORTER.
+        telemetry = setup_telemetry(
+            service_name=explicit_name,
+            service_timeout_millis=args.service_timeout_millis,
+            collection_timeout_millis=args.collection_timeout_millis,
+            prometheus_server=False,
+        )
     except ConfigurationError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    runtime = _start_runtime(args, telemetry)
+    try:
+        runtime = _start_runtime(args, telemetry)
+    except BaseException:
+        telemetry.shutdown()
+        raise
     background: list[Callable[[], Coroutine[Any, Any, None]]] = []
     run = getattr(runtime, "run", None)
     if run is not None and inspect.iscoroutinefunction(run):
@@ -293,7 +360,6 @@ def _serve(args: argparse.Namespace) -> int:
         on_shutdown.append(close)
     on_shutdown.append(telemetry.shutdown)
     create_app = load_object(APP_FACTORY)
-    token = os.environ.get(TOKEN_VARIABLE) or None  # never printed nor logged
     try:
         app = create_app(
             telemetry,
@@ -339,6 +405,25 @@ def _stopped_by_sigterm(signum: int, frame: object) -> None:
     raise _SigtermStopError
 
 
+def _token_from_env() -> str | None:
+    """The bearer token of ``TELEMETRY_OTEL_API_TOKEN`` (None: unset or empty), refused when no
+    request could present it (whitespace around it, as a secret file ending in a newline gives)."""
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    if token is None:
+        return None
+    if token != token.strip():
+        raise CliError(
+            f"{TOKEN_VARIABLE} has leading or trailing whitespace (a secret file ending in a newline?); "
+            "no request could present it: strip it (TOKEN=$(cat file) drops a final newline)",
+            EXIT_USAGE,
+        )
+    if not token.isprintable():
+        raise CliError(
+            f"{TOKEN_VARIABLE} contains a control character, which no HTTP header can carry", EXIT_USAGE
+        )
+    return token
+
+
 def _thresholds(items: Sequence[str]) -> dict[str, object] | None:
     """``KEY=VALUE`` overrides: integers and numbers are parsed, anything else stays text."""
     if not items:
@@ -366,7 +451,7 @@ def _start_runtime(args: argparse.Namespace, telemetry: Telemetry) -> object:
             args.seed = random.SystemRandom().randrange(2**31)
         print(f"telemetry-otel: demo simulation seed {args.seed} (reproduce with --seed)", file=sys.stderr)
         return factory(telemetry, seed=args.seed)
-    factory = load_object(args.app)
+    factory = load_object(args.app, args.app_dir or ".")
     if not callable(factory):
         raise CliError(f"{args.app!r} is not callable", EXIT_USAGE)
     try:
@@ -441,12 +526,14 @@ def _coverage(args: argparse.Namespace) -> int:
 def _emitted(args: argparse.Namespace) -> tuple[MetricsData, str]:
     """Run the demo (or ``--app``) on a fresh runtime and return one collection's metrics."""
     try:
-        telemetry = setup_telemetry(service_name=COVERAGE_AGENT, exporters=[], disabled=False)
+        telemetry = setup_telemetry(
+            service_name=COVERAGE_AGENT, exporters=[], disabled=False, prometheus_server=False
+        )
     except ConfigurationError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     try:
         if args.app:
-            factory = load_object(args.app)
+            factory = load_object(args.app, args.app_dir or ".")
             if not callable(factory):
                 raise CliError(f"{args.app!r} is not callable", EXIT_USAGE)
             label = f"application {args.app}"

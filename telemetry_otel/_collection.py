@@ -19,6 +19,7 @@ from telemetry_otel._components import (
     Component,
     HealthReport,
     SnapshotFunction,
+    SnapshotKind,
     SnapshotValue,
 )
 
@@ -46,7 +47,10 @@ class ComponentOutcome:
     """How one component's snapshot went in one collection cycle.
 
     ``outcome`` is ``none`` for a component without a snapshot function. ``problems`` lists values
-    the snapshot returned that could not be used (they are dropped, not replaced by 0).
+    the snapshot returned that could not be used, one ``"<metric>: <why>"`` each: a name the
+    component did not declare, a value that is not a finite number, a negative counter. They are
+    dropped, never replaced by 0. ``unknown`` names the declared metrics that have no value in this
+    cycle (not returned, ``None``, or dropped): they are absent from the output, never 0.
     """
 
     name: str
@@ -55,6 +59,7 @@ class ComponentOutcome:
     duration_seconds: float
     last_success_unix_nano: int | None
     problems: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,12 +208,15 @@ async def _collect_one(
     if not isinstance(raw, Mapping):
         error = f"snapshot returned {type(raw).__name__}, expected a mapping of metric name to value"
         return _failed(component, "error", error, started)
-    snapshot, problems = _clean(raw)
+    declared = component.snapshot_metrics
+    snapshot, problems = _clean(raw, declared)
+    unknown = () if declared is None else tuple(name for name in declared if name not in snapshot)
     now = time.time_ns()
     component.snapshot = snapshot
     component.snapshot_time_unix_nano = now
     component.last_error = None
-    return ComponentOutcome(component.name, "ok", None, time.perf_counter() - started, now, tuple(problems))
+    duration = time.perf_counter() - started
+    return ComponentOutcome(component.name, "ok", None, duration, now, tuple(problems), unknown)
 
 
 def _failed(component: Component, outcome: Outcome, error: str, started: float) -> ComponentOutcome:
@@ -257,22 +265,41 @@ def _retrieve(done: asyncio.Future[Any]) -> None:
         done.exception()
 
 
-def _clean(raw: Mapping[object, object]) -> tuple[dict[str, SnapshotValue], list[str]]:
-    """Keep the usable values of a snapshot; describe each one dropped."""
+def _clean(
+    raw: Mapping[object, object], declared: Mapping[str, SnapshotKind] | None
+) -> tuple[dict[str, SnapshotValue], list[str]]:
+    """Keep the usable values of a snapshot; describe each one dropped.
+
+    With ``declared`` (metric name -> kind), a name it does not hold is dropped, and so is a negative
+    value of a counter (a counter never goes below zero: the true value is unknown).
+    """
     kept: dict[str, SnapshotValue] = {}
     problems: list[str] = []
     for key, value in raw.items():
         if not isinstance(key, str):
             problems.append(f"a key of type {type(key).__name__} is not a metric name")
             continue
+        if declared is not None and key not in declared:
+            problems.append(f"{key}: returned but not declared in the service's metrics")
+            continue
         if value is None:
             continue
+        monotonic = declared is not None and declared[key] == "counter"
         if isinstance(value, list | tuple):
             series = [item for item in value if _is_series(item)]
             if len(series) != len(value):
                 problems.append(f"{key}: {len(value) - len(series)} series are not (attributes, number)")
-            kept[key] = cast(SnapshotValue, series)
+            if monotonic:
+                negative = sum(1 for item in series if item[1] < 0)
+                if negative:
+                    problems.append(f"{key}: {negative} series have a negative value, not a counter value")
+                    series = [item for item in series if item[1] >= 0]
+            if series:  # no series left: unknown, like a metric not returned
+                kept[key] = cast(SnapshotValue, series)
         elif isinstance(value, int | float) and _is_number(value):
+            if monotonic and value < 0:
+                problems.append(f"{key}: a negative value is not a counter value")
+                continue
             kept[key] = value
         else:
             problems.append(f"{key}: {_describe(value)} is not a finite number")

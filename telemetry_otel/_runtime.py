@@ -27,10 +27,13 @@ from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import ConfigurationError, TelemetryConfig
 from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
-from telemetry_otel._deferred import DeferredMeter
+from telemetry_otel._deferred import DeferredMeter, EarlyMeasurements, replay
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
+from telemetry_otel._scrape_server import ScrapeServer, prometheus_address
+from telemetry_otel._snapshot_log import SnapshotLog
 from telemetry_otel._version import __version__
 from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter, exporters_from_env
+from telemetry_otel.exporters._env import metrics_exporter_names
 
 __all__ = ["Telemetry", "current_telemetry", "get_meter", "setup_telemetry", "shutdown_telemetry"]
 
@@ -161,6 +164,8 @@ class Telemetry:
         self._aggregators: list[MetricAggregator] = []
         #: How collection cycles went, as metrics (``telemetry.collection.*``).
         self.collector_metrics = CollectorMetrics()
+        #: Warnings about failed snapshots and dropped values, rate-limited per service and subject.
+        self._snapshot_log = SnapshotLog()
         self._producers.append(self.collector_metrics)
         self._producers_lock = threading.Lock()
         self._collect_lock = threading.Lock()
@@ -184,6 +189,7 @@ class Telemetry:
             stale_after_ttls=config.stale_after_ttls,
         )
         self._host_loop: asyncio.AbstractEventLoop | None = None
+        self._prometheus: ScrapeServer | None = None
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
         self.exports = ExportPipeline(
             self.export_source,
@@ -255,6 +261,30 @@ class Telemetry:
             derived.setdefault(aggregator.scope, []).extend(aggregator.aggregate(merged))
         return merge_produced(merged, self.resource, list(derived.items()), limit)
 
+    def serve_prometheus(self, host: str, port: int) -> tuple[str, int] | None:
+        """Serve ``/metrics`` (Prometheus text or OpenMetrics, gzip) on ``host:port`` until
+        :meth:`shutdown`, on a daemon thread; each scrape gets a collection from :attr:`cycle` started
+        at most ``live_min_interval_millis`` before it. Returns the address bound (port 0: any free
+        one), or None when it cannot listen there: logged as a warning, the process runs on."""
+        with _state_lock:
+            if self._shut_down:
+                raise RuntimeError("the telemetry runtime is shut down")
+            if self._prometheus is None:
+                self._prometheus = ScrapeServer.start(self._scrape_source, host, port)
+            return None if self._prometheus is None else self._prometheus.address
+
+    def _scrape_source(self) -> MetricsData:
+        """A scrape's collection: one started at most the live floor before it (concurrent scrapes
+        share a cycle), waiting at most a cycle's own bounds for it."""
+        bound = (self.config.service_timeout_millis + self.config.collection_timeout_millis) / 1000
+        return self.cycle.get_blocking(self.cycle.live_min_interval_seconds, bound).collection.metrics
+
+    @property
+    def prometheus_address(self) -> tuple[str, int] | None:
+        """Where :meth:`serve_prometheus` serves ``/metrics`` (host, port), or None."""
+        server = self._prometheus
+        return None if server is None else server.address
+
     def use_event_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Run async snapshot functions on ``loop`` (a server's, where their resources live); None:
         on the collection cycle's own loop. A server binds its loop at start-up and unbinds it before
@@ -297,6 +327,7 @@ class Telemetry:
                 run_coroutine=run_coroutine,
             )
             self.collector_metrics.record(outcomes, time.perf_counter() - started)
+            self._snapshot_log.report(outcomes)
             # The layout and reported health as of the read, so the collection is one moment whole.
             buses = self.components.buses()
             records = freeze_components(self.components.snapshot(), buses)
@@ -330,16 +361,21 @@ class Telemetry:
         inside a stuck snapshot function is a daemon thread that ends when the function returns,
         and never keeps the process from exiting.
         """
+        self._release(timeout_millis)
+
+    def _release(self, timeout_millis: float = 30_000, *, export: bool = True) -> None:
+        """:meth:`shutdown`; without ``export``, the exporters are stopped without a final export."""
         started = time.monotonic()
         with _state_lock:
-            global _current
             if self._shut_down:
                 return
             self._shut_down = True
-            if _current is self:
-                _current = None
+        _forget(self)
+        if self._prometheus is not None:  # first: no scrape starts a cycle from now on
+            self._prometheus.close()
         self._host_loop = None  # the final collection runs on the cycle's own loop
-        self.exports.shutdown(timeout_millis)  # the final export and flush, before anything closes
+        # The final export and flush, before anything closes.
+        self.exports.shutdown(timeout_millis, final=export)
         self.cycle.close()
         if isinstance(self.meter_provider, MeterProvider):
             self.meter_provider.shutdown(timeout_millis=timeout_millis)
@@ -387,7 +423,14 @@ def process_instance_id() -> str:
 
 _state_lock = threading.RLock()
 _current: Telemetry | None = None
+#: True while ``_current`` is provisional: set up from the environment alone by a measurement made
+#: through a meter taken before any set-up. An explicit ``setup_telemetry(...)`` replaces it.
+_current_provisional = False
 _global_provider_set = False
+#: Meters handed out while no runtime, or only a provisional one, was set up: bound to the runtime
+#: that is set up, and bound again to the one that replaces a provisional runtime.
+_deferred_meters: list[DeferredMeter] = []
+_early = EarlyMeasurements()
 
 
 def setup_telemetry(
@@ -404,22 +447,29 @@ def setup_telemetry(
     attribute_value_length_limit: int | None = None,
     live_min_interval_millis: float | None = None,
     stale_after_ttls: float | None = None,
+    prometheus_server: bool | None = None,
     set_global: bool = True,
 ) -> Telemetry:
     """Configure the shared telemetry runtime once and return its handle.
 
     Explicit arguments beat the ``OTEL_*`` environment variables, which beat defaults. Calling it
     again with a configuration that resolves the same returns the same handle; a different one is
-    a :class:`ConfigurationError` until the handle is shut down. With ``set_global`` the provider
-    also becomes the OpenTelemetry API's global provider, when no other has been set.
+    a :class:`ConfigurationError` until the handle is shut down. The one exception is the runtime a
+    measurement made before any set-up put in place from the environment alone (a module-level
+    ``get_meter(...).add(...)``): this call replaces it, and the measurements made through such
+    meters are replayed into the new runtime. With ``set_global`` the provider also becomes the
+    OpenTelemetry API's global provider, when no other has been set.
 
     ``exporters`` are the push exporters of the first setup; without them ``OTEL_METRICS_EXPORTER``
     names them (default none). They export every ``export_interval_millis``
     (``OTEL_METRIC_EXPORT_INTERVAL``, 60 s) and a final time at ``shutdown()`` (or at process exit).
-    ``live_min_interval_millis`` floors live collections and ``stale_after_ttls`` says when data that
-    stopped refreshing is stale: see ``docs/collection-cycle.md``.
+    ``prometheus_server``: serve ``/metrics`` on ``OTEL_EXPORTER_PROMETHEUS_HOST``:
+    ``OTEL_EXPORTER_PROMETHEUS_PORT`` (default ``localhost:9464``) on a thread of its own; None (the
+    default) when ``OTEL_METRICS_EXPORTER`` names ``prometheus``, False never (``telemetry-otel
+    serve`` passes False: it serves ``/metrics`` itself), True always. A busy port is logged, not
+    raised. ``live_min_interval_millis`` floors live collections and ``stale_after_ttls`` says when
+    data that stopped refreshing is stale: see ``docs/collection-cycle.md``.
     """
-    global _current, _global_provider_set
     config = TelemetryConfig.resolve(
         service_name=service_name,
         resource_attributes=resource_attributes,
@@ -433,38 +483,91 @@ def setup_telemetry(
         live_min_interval_millis=live_min_interval_millis,
         stale_after_ttls=stale_after_ttls,
     )
+    return _setup(config, exporters, prometheus_server, set_global=set_global, provisional=False)
+
+
+def _setup(
+    config: TelemetryConfig,
+    exporters: Sequence[PushExporter] | None,
+    prometheus_server: bool | None,
+    *,
+    set_global: bool,
+    provisional: bool,
+) -> Telemetry:
+    global _current, _current_provisional
+    early: list[Any] = []
     with _state_lock:
+        replaced: Telemetry | None = None
         if _current is not None:
-            if _current.config != config:
+            if _current.config == config:
+                if not provisional:
+                    _make_final(set_global)
+                return _current
+            if provisional or not _current_provisional:
                 raise ConfigurationError(
                     "telemetry is already set up with a different configuration "
-                    f"({_current.config}); call shutdown() on its handle before setting it up again"
+                    f"({_current.config}); call setup_telemetry(...) before anything registers a "
+                    "service or a bus, or call shutdown() on its handle before setting it up again"
                 )
-            return _current
+            replaced = _current
         pushed = (
             list(exporters)
             if exporters is not None
             else exporters_from_env(export_timeout_millis=config.export_timeout_millis)
         )
-        telemetry = Telemetry(config, pushed)
-        _current = telemetry
-        _bind_pending(telemetry)
-        if set_global and not _global_provider_set and not telemetry.disabled:
-            _global_provider_set = True
-            otel_metrics.set_meter_provider(telemetry.meter_provider)
+        serve_metrics = (
+            "prometheus" in metrics_exporter_names() if prometheus_server is None else prometheus_server
+        )
+        address = prometheus_address() if serve_metrics else None  # a bad address: refused before any change
+        with _early.lock:
+            if replaced is not None:
+                early, overflow = _early.take()
+                _current = None
+                # Its recordings are replayed below: no final export of them under its configuration.
+                replaced._release(export=False)
+            telemetry = Telemetry(config, pushed)
+            _current, _current_provisional = telemetry, provisional
+            for meter in _deferred_meters:
+                meter.bind(telemetry.get_meter(meter.name, meter.version, meter.schema_url))
+            if replaced is not None:
+                replay(early, overflow)
+        if provisional:
+            _early.start()
+        else:
+            _make_final(set_global)
+        if address is not None:
+            telemetry.serve_prometheus(*address)
+    if replaced is not None:
+        _logger.info(
+            "telemetry set up for %s replaces the runtime a measurement made before set-up had put in "
+            "place from the environment (%s); its %d measurements were carried over",
+            config.service_name,
+            replaced.config.service_name,
+            len(early),
+        )
     _logger.debug("telemetry-otel %s set up for %s", __version__, config.service_name)
     return telemetry
 
 
-_pending_meters: list[DeferredMeter] = []
+def _make_final(set_global: bool) -> None:
+    """The current runtime is final from now on: no more replays (called under ``_state_lock``)."""
+    global _current_provisional, _global_provider_set
+    _current_provisional = False
+    _early.stop()
+    _deferred_meters.clear()
+    telemetry = _current
+    if telemetry is not None and set_global and not _global_provider_set and not telemetry.disabled:
+        _global_provider_set = True
+        otel_metrics.set_meter_provider(telemetry.meter_provider)
 
 
-def _bind_pending(telemetry: Telemetry) -> None:
-    """Bind every meter handed out before ``telemetry`` was set up (called under ``_state_lock``)."""
-    pending = list(_pending_meters)
-    _pending_meters.clear()
-    for meter in pending:
-        meter.bind(telemetry.get_meter(meter.name, meter.version, meter.schema_url))
+def _forget(telemetry: Telemetry) -> None:
+    """``telemetry`` is shut down: if it is the current runtime, there is none any more."""
+    global _current, _current_provisional
+    with _state_lock:
+        if _current is telemetry:
+            _current, _current_provisional = None, False
+            _early.stop()
 
 
 def shutdown_telemetry(timeout_millis: float = 30_000) -> None:
@@ -476,9 +579,15 @@ def shutdown_telemetry(timeout_millis: float = 30_000) -> None:
 
 
 def current_telemetry() -> Telemetry:
-    """The shared runtime, set up from the environment alone if nothing has set it up yet."""
+    """The shared runtime, set up from the environment alone if nothing has set it up yet.
+
+    The runtime it returns is final: a later ``setup_telemetry(...)`` with another configuration is
+    a :class:`ConfigurationError` (so set up before registering services and buses).
+    """
     with _state_lock:
         if _current is not None:
+            if _current_provisional:
+                _make_final(set_global=True)
             return _current
         return setup_telemetry()
 
@@ -487,16 +596,22 @@ def get_meter(name: str, version: str | None = None, schema_url: str | None = No
     """A meter from the one shared ``MeterProvider``.
 
     Before :func:`setup_telemetry` has run (a module-level ``get_meter(__name__)``), the meter is
-    deferred: its instruments bind to the runtime when it is set up, and a measurement made before
-    that sets the runtime up from the environment, so nothing is lost.
+    deferred: its instruments bind to the runtime when it is set up. A measurement made before that
+    sets a provisional runtime up from the environment, so nothing is lost; the application's own
+    ``setup_telemetry(...)`` later replaces it, and those measurements are replayed into it.
     """
     with _state_lock:
-        if _current is None:
-            meter = DeferredMeter(name, version, schema_url, resolve=_resolve_deferred)
-            _pending_meters.append(meter)
+        if _current is None or _current_provisional:
+            meter = DeferredMeter(name, version, schema_url, resolve=_resolve_deferred, early=_early)
+            _deferred_meters.append(meter)
+            if _current is not None:
+                meter.bind(_current.get_meter(name, version, schema_url))
             return meter
         return _current.get_meter(name, version, schema_url)
 
 
 def _resolve_deferred() -> None:
-    current_telemetry()
+    """Set the provisional runtime up from the environment (the first early measurement)."""
+    with _state_lock:
+        if _current is None:
+            _setup(TelemetryConfig.resolve(), None, None, set_global=False, provisional=True)

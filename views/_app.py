@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry.sdk.metrics.export import MetricsData
 from starlette.applications import Starlette
@@ -38,7 +38,7 @@ from telemetry_otel.formats import (
     negotiate_exposition,
     wants_gzip,
 )
-from telemetry_otel.views._auth import BearerTokenMiddleware
+from telemetry_otel.views._auth import BearerTokenMiddleware, check_token
 from telemetry_otel.views._detailed import iso_time
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._history import StatusHistory
@@ -64,10 +64,12 @@ _ENCODERS: dict[str, Callable[[MetricsData], str]] = {
     "prometheus": encode_prometheus_text,
     "openmetrics": encode_openmetrics,
     "graphite": encode_graphite,
-    "influxdb": encode_influx,
 }
+_PRECISIONS: dict[str, Literal["s", "ms", "us", "ns"]] = {"s": "s", "ms": "ms", "us": "us", "ns": "ns"}
 #: Query parameters of the unified endpoint; ``category`` and ``service`` take registered names.
-QUERY_PARAMETERS = ("view", "format", "category", "service", "live")
+QUERY_PARAMETERS = ("view", "format", "category", "service", "live", "precision")
+#: Timestamp units of ``format=influxdb`` (``precision=``); the default is InfluxDB's own, ``ns``.
+INFLUX_PRECISIONS = ("s", "ms", "us", "ns")
 _BOOLEANS = {"true": True, "false": False}
 HEALTH_JSON = "application/health+json"
 
@@ -86,7 +88,8 @@ def create_app(
 
     Routes (``/api/{agent}/v1/telemetry`` is ``{base}``):
 
-    * ``GET {base}?view=&format=&category=&service=&live=``: every view in every format;
+    * ``GET {base}?view=&format=&category=&service=&live=&precision=``: every view in every format
+      (``precision``: the timestamp unit of ``format=influxdb``, ``s|ms|us|ns``, default ``ns``);
     * ``GET {base}/health``: ``application/health+json``, 200 for pass/warn and 503 for fail;
     * ``GET {base}/health/live`` and ``{base}/health/ready``: the probes (always open);
     * ``GET /metrics``: the Prometheus scrape (text 0.0.4 or OpenMetrics by ``Accept``, gzip).
@@ -100,6 +103,8 @@ def create_app(
     """
     if not cache_ttl_seconds >= 0:
         raise ValueError(f"cache_ttl_seconds must be zero or positive, got {cache_ttl_seconds!r}")
+    if token is not None:
+        check_token(token)  # at start-up: a token no request can present is refused now, not per request
     cycle = telemetry.cycle
     ttl = cache_ttl_seconds
     rendered = _RenderCache()
@@ -167,6 +172,9 @@ def create_app(
         query = _parse_query(request)
         if isinstance(query, Response):
             return query
+        if query.precision is not None and query.format != "influxdb":
+            message = f"query parameter 'precision' applies to format=influxdb, not format={query.format}"
+            return _error(400, message, allowed=["influxdb"])
         if query.format == "html" and query.view not in HTML_VIEWS:
             return _error(
                 400,
@@ -197,12 +205,17 @@ def create_app(
                 summary, health, history.points(), agent, refresh_seconds, alerts=operational["alerts"]
             )
             return Response(page.encode("utf-8"), media_type=FORMATS["html"])
-        key = ("view", query.view, query.format, query.category, query.service)
+        key = ("view", query.view, query.format, query.category, query.service, query.precision)
         body_bytes = rendered.body(served.collection, key)
         if body_bytes is None:
             view_inputs = inputs(served, query.category, query.service)
             view = render_view(query.view, view_inputs)
-            body_bytes = _ENCODERS[query.format](view_metrics(view_inputs, view)).encode("utf-8")
+            data = view_metrics(view_inputs, view)
+            if query.format == "influxdb":
+                text = encode_influx(data, precision=_PRECISIONS[query.precision or "ns"])
+            else:
+                text = _ENCODERS[query.format](data)
+            body_bytes = text.encode("utf-8")
             rendered.put_body(served.collection, key, body_bytes)
         return Response(body_bytes, media_type=FORMATS[query.format])
 
@@ -362,6 +375,8 @@ class _Query:
     category: str | None
     service: str | None
     live: bool
+    #: Timestamp unit of ``format=influxdb`` (None: not given, nanoseconds).
+    precision: str | None = None
     #: ``category``/``service`` given more than once, with the count: refused once the allowed
     #: values (the served collection's) are known.
     repeated: tuple[tuple[str, int], ...] = ()
@@ -382,6 +397,7 @@ def _parse_query(request: Request) -> _Query | Response:
         "category": None,
         "service": None,
         "live": list(_BOOLEANS),
+        "precision": INFLUX_PRECISIONS,
     }
     chosen: dict[str, str | None] = {}
     repeated: list[tuple[str, int]] = []
@@ -403,6 +419,7 @@ def _parse_query(request: Request) -> _Query | Response:
         category=chosen["category"],
         service=chosen["service"],
         live=_BOOLEANS[chosen["live"] or "false"],
+        precision=chosen["precision"],
         repeated=tuple(repeated),
     )
 

@@ -57,6 +57,7 @@ def render_detailed(
                 "duration_seconds": outcome.duration_seconds,
                 "last_success": iso_time(outcome.last_success_unix_nano),
                 "problems": list(outcome.problems),
+                "unknown": list(outcome.unknown),
             },
             "metrics": per_service.get(component.name, []),
         }

@@ -324,13 +324,13 @@ def test_health_endpoint_is_health_json_and_503_when_failing(telemetry: Telemetr
         assert failing.status_code == 503
         assert failing.headers["content-type"] == "application/health+json"
         assert failing.json()["status"] == "fail"
-        # The reported reason, then the message of the alert a reported fail raises (docs/views.md).
+        # The reported reason once: the service_down alert it raises says the same (docs/views.md).
         assert failing.json()["checks"]["config:health"] == [
             {
                 "componentId": "config",
                 "componentType": "graph",
                 "status": "fail",
-                "output": "database unreachable; service down: database unreachable",
+                "output": "database unreachable",
             }
         ]
         assert failing.json()["checks"]["memory:health"] == [
@@ -358,7 +358,13 @@ def test_liveness_never_depends_on_the_services_and_readiness_waits_for_a_collec
         release.wait(5)
         return {}
 
-    instrument_service("stuck", category="graph", snapshot=hangs, telemetry=telemetry)
+    instrument_service(
+        "stuck",
+        category="graph",
+        snapshot=hangs,
+        metrics=[gauge("stuck.depth", "{item}", "D.")],
+        telemetry=telemetry,
+    )
     app = create_app(telemetry, agent="demo")
     client = TestClient(app)  # no lifespan: no warm-up collection has run
     try:
@@ -456,6 +462,7 @@ ALLOWED = {
     "category": ["graph", "runtime"],
     "service": ["llm", "memory"],
     "live": ["true", "false"],
+    "precision": ["s", "ms", "us", "ns"],
 }
 
 
@@ -464,11 +471,15 @@ def _expected_answer(pairs: list[tuple[str, str]]) -> tuple[int, str | None, lis
     bad or repeated query parameter is a 400 listing the allowed values", naming the parameter."""
     unknown = [key for key, _ in pairs if key not in ALLOWED]
     if unknown:
-        return 400, repr(unknown[0]), ["view", "format", "category", "service", "live"]
+        return 400, repr(unknown[0]), ["view", "format", "category", "service", "live", "precision"]
     # The request's own parameters first; then the filters, against the collection served.
-    for key in ("view", "format", "live", "html", "category", "service"):
+    for key in ("view", "format", "live", "precision", "influxdb", "html", "category", "service"):
+        chosen = dict(pairs)
+        if key == "influxdb":
+            if "precision" in chosen and chosen.get("format", "json") != "influxdb":
+                return 400, "applies to format=influxdb", ["influxdb"]
+            continue
         if key == "html":
-            chosen = dict(pairs)
             if chosen.get("format") == "html" and chosen.get("view", "summary") not in ("summary", "health"):
                 return 400, "format=html", ["summary", "health"]
             continue
