@@ -524,3 +524,53 @@ def test_rendered_views_follow_each_new_collection(telemetry: Telemetry) -> None
         assert (live["cached"], live["services"]["memory"]["requests"]) == (False, before + 4)
         again = client.get(BASE, params=params).json()
         assert (again["cached"], again["services"]["memory"]["requests"]) == (True, before + 4)
+
+
+def test_influxdb_timestamps_follow_precision_and_default_to_nanoseconds(client: TestClient) -> None:
+    stamps: dict[str, set[int]] = {}
+    for precision in (None, "ns", "us", "ms", "s"):
+        params = {"view": "health", "format": "influxdb"}
+        if precision is not None:
+            params["precision"] = precision
+        response = client.get(BASE, params=params)
+        assert response.status_code == 200
+        stamps[precision or "default"] = {
+            int(line.rsplit(" ", 1)[1])
+            for line in response.text.splitlines()
+            if line.startswith("telemetry.status,")  # derived: stamped with the collection's time
+        }
+    [collection_ns] = stamps["ns"]
+    assert stamps == {
+        "default": {collection_ns},
+        "ns": {collection_ns},
+        "us": {collection_ns // 10**3},
+        "ms": {collection_ns // 10**6},
+        "s": {collection_ns // 10**9},
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "allowed"),
+    [
+        (
+            {"format": "influxdb", "precision": "h"},
+            "precision='h' is not one of the allowed values",
+            ["s", "ms", "us", "ns"],
+        ),
+        (
+            {"format": "prometheus", "precision": "s"},
+            "query parameter 'precision' applies to format=influxdb, not format=prometheus",
+            ["influxdb"],
+        ),
+        (
+            {"precision": "s"},
+            "query parameter 'precision' applies to format=influxdb, not format=json",
+            ["influxdb"],
+        ),
+    ],
+)
+def test_a_precision_that_cannot_apply_is_a_400_naming_what_is_allowed(
+    client: TestClient, params: dict[str, str], error: str, allowed: list[str]
+) -> None:
+    response = client.get(BASE, params=params)
+    assert (response.status_code, response.json()) == (400, {"error": error, "allowed": allowed})
