@@ -48,7 +48,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from starlette.testclient import TestClient
 
-from telemetry_otel import Collection, Snapshot, Telemetry, TelemetryConfig
+from telemetry_otel import DEFAULT_CACHE_TTL_SECONDS, Collection, Snapshot, Telemetry, TelemetryConfig
+from telemetry_otel._config import DEFAULT_COLLECTION_TIMEOUT_MILLIS, DEFAULT_SERVICE_TIMEOUT_MILLIS
 from telemetry_otel.formats import encode_prometheus_text
 from telemetry_otel.instrumentation import Bus, gauge, instrument_service
 from telemetry_otel.instrumentation.demo import DemoRuntime
@@ -506,6 +507,31 @@ def _bus_section() -> str:
     return '```json\n"llm": ' + dump(shown, 0, '"llm": ') + "\n```\n"
 
 
+# -- docs/grafana.md --------------------------------------------------------------------------------
+
+
+def _grafana_timing() -> str:
+    ttl = DEFAULT_CACHE_TTL_SECONDS
+    service, read = DEFAULT_SERVICE_TIMEOUT_MILLIS, DEFAULT_COLLECTION_TIMEOUT_MILLIS
+    rows = [
+        ("cache TTL", "`serve --cache-ttl`, `create_app(cache_ttl_seconds=)`", f"{ttl:g} s"),
+        (
+            "service timeout",
+            "`serve --service-timeout-millis`, `TELEMETRY_OTEL_SERVICE_TIMEOUT_MILLIS`",
+            f"{service:g} ms",
+        ),
+        (
+            "collection timeout",
+            "`serve --collection-timeout-millis`, `TELEMETRY_OTEL_COLLECTION_TIMEOUT_MILLIS`",
+            f"{read:g} ms",
+        ),
+        ("longest cycle", "service timeout + collection timeout", f"{(service + read) / 1000:g} s"),
+    ]
+    lines = ["| setting | set with | default |", "|---|---|---|"]
+    lines += [f"| {name} | {where} | {default} |" for name, where, default in rows]
+    return "\n".join(lines) + "\n"
+
+
 # -- the registry and the rewriting ----------------------------------------------------------------
 
 #: Every generated block by name, and the document it lives in.
@@ -523,6 +549,7 @@ EXAMPLES: Mapping[str, tuple[str, Callable[..., str], bool]] = {
     "views-reliability": ("views.md", _reliability, True),
     "views-detailed": ("views.md", _detailed, True),
     "views-summary-series": ("views.md", _summary_series, True),
+    "grafana-timing": ("grafana.md", lambda: _grafana_timing(), False),
     "buses-series": ("buses.md", lambda: _bus_series(), False),
     "buses-section": ("buses.md", lambda: _bus_section(), False),
 }
