@@ -140,8 +140,9 @@ def _fixed_metrics(data: MetricsData, time_unix_nano: int, uptime_seconds: float
         return dataclasses.replace(original, **changes)
 
     def metric(original: Metric) -> Metric:
-        points = [point(original, item) for item in original.data.data_points]
-        return dataclasses.replace(original, data=dataclasses.replace(original.data, data_points=points))
+        data: Any = original.data  # Sum, Gauge or Histogram: each has data_points
+        points = [point(original, item) for item in data.data_points]
+        return dataclasses.replace(original, data=dataclasses.replace(data, data_points=points))
 
     return MetricsData(
         [

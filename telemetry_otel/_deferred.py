@@ -58,10 +58,9 @@ class EarlyMeasurements:
         #: Measurements beyond the limit, not kept for a replay.
         self.overflow = 0
 
-    def start(self) -> None:
-        """Keep measurements from now on (the runtime is provisional)."""
-        with self.lock:
-            self.active, self._entries, self.overflow = True, [], 0
+    def start_locked(self) -> None:
+        """Keep measurements from now on: the runtime is provisional (called under :attr:`lock`)."""
+        self.active, self._entries, self.overflow = True, [], 0
 
     def stop(self) -> None:
         """Keep nothing more and forget what was kept (the runtime is final)."""

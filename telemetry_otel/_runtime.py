@@ -273,6 +273,13 @@ class Telemetry:
                 self._prometheus = ScrapeServer.start(self._scrape_source, host, port)
             return None if self._prometheus is None else self._prometheus.address
 
+    def _close_prometheus(self) -> None:
+        """Stop serving ``/metrics`` and release its port (nothing to do when not serving)."""
+        with _state_lock:
+            server, self._prometheus = self._prometheus, None
+        if server is not None:
+            server.close()
+
     def _scrape_source(self) -> MetricsData:
         """A scrape's collection: one started at most the live floor before it (concurrent scrapes
         share a cycle), waiting at most a cycle's own bounds for it."""
@@ -371,8 +378,7 @@ class Telemetry:
                 return
             self._shut_down = True
         _forget(self)
-        if self._prometheus is not None:  # first: no scrape starts a cycle from now on
-            self._prometheus.close()
+        self._close_prometheus()  # first: no scrape starts a cycle from now on
         self._host_loop = None  # the final collection runs on the cycle's own loop
         # The final export and flush, before anything closes.
         self.exports.shutdown(timeout_millis, final=export)
@@ -523,21 +529,23 @@ def _setup(
             if replaced is not None:
                 early, overflow = _early.take()
                 _current = None
-                # Its recordings are replayed below: no final export of them under its configuration.
-                replaced._release(export=False)
+                replaced._close_prometheus()  # its port is the new runtime's
             telemetry = Telemetry(config, pushed)
             _current, _current_provisional = telemetry, provisional
             for meter in _deferred_meters:
                 meter.bind(telemetry.get_meter(meter.name, meter.version, meter.schema_url))
             if replaced is not None:
                 replay(early, overflow)
-        if provisional:
-            _early.start()
-        else:
+            if provisional:  # from the first measurement on, before any other thread records
+                _early.start_locked()
+        if not provisional:
             _make_final(set_global)
         if address is not None:
             telemetry.serve_prometheus(*address)
     if replaced is not None:
+        # Its recordings were replayed: no final export of them under its configuration. Released
+        # outside the locks: a flush must not hold up measurements or another set-up.
+        replaced._release(replaced.config.export_timeout_millis, export=False)
         _logger.info(
             "telemetry set up for %s replaces the runtime a measurement made before set-up had put in "
             "place from the environment (%s); its %d measurements were carried over",

@@ -120,8 +120,8 @@ class _Faults:
             BY_QUEUE,
         )
         register("boolean", lambda: {"work.done": True}, DONE)
-        register("not_a_mapping", lambda: ["work.queue.depth", 3])
-        register("returns_none", lambda: None)
+        register("not_a_mapping", lambda: ["work.queue.depth", 3], DEPTH)
+        register("returns_none", lambda: None, DEPTH)
         register("negative", lambda: {"work.done": -5}, DONE)
         register("decreasing", lambda: {"work.done": next(self.decreasing)}, DONE)
         self.leaving = register("leaving", lambda: {"work.queue.depth": 9}, DEPTH)
@@ -235,6 +235,7 @@ def _check_round(document: dict[str, Any], round_number: int) -> None:
         ]
     )
     assert services["boolean"]["problems"] == ["work.done: a bool is not a finite number"]
+    assert services["negative"]["problems"] == ["work.done: a negative value is not a counter value"]
     failures = {failure["component"] for failure in document["collection_failures"]}
     assert failures == {"raises", "hangs", "hangs_async", "not_a_mapping", "returns_none"}
     assert "closes_itself" not in services  # it closed itself during the warm-up collection
