@@ -362,11 +362,11 @@ class Telemetry:
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         """Shut the provider down and release the runtime; a second call does nothing.
 
-        Order: the final export and flush (bounded by ``timeout_millis``), the provider, then the
-        pool threads, waited for at most ``THREAD_JOIN_SECONDS`` (or what is left of
-        ``timeout_millis``, if less, but at least 0.1 s). Idle threads end at once; a thread still
-        inside a stuck snapshot function is a daemon thread that ends when the function returns,
-        and never keeps the process from exiting.
+        Order: the ``/metrics`` server (:meth:`serve_prometheus`), the final export and flush
+        (bounded by ``timeout_millis``), the provider, then the pool threads, waited for at most
+        ``THREAD_JOIN_SECONDS`` (or what is left of ``timeout_millis``, if less, but at least
+        0.1 s). Idle threads end at once; a thread still inside a stuck snapshot function is a
+        daemon thread that ends when the function returns, and never keeps the process from exiting.
         """
         self._release(timeout_millis)
 

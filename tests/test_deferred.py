@@ -26,6 +26,7 @@ from telemetry_otel import (
     get_meter,
     setup_telemetry,
 )
+from telemetry_otel._deferred import EARLY_MEASUREMENT_LIMIT
 
 SCOPE = "early.module"
 
@@ -267,3 +268,22 @@ def test_early_instruments_of_a_disabled_sdk_are_harmless_no_ops(
     _record_all(instruments)  # nothing raises
     assert telemetry.read_metrics().resource_metrics == []
     assert callbacks.calls == {}
+
+
+def test_early_measurements_beyond_the_replay_limit_are_counted_and_logged(
+    shared: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    jobs = get_meter(SCOPE).create_counter("eager.jobs")
+    for _ in range(EARLY_MEASUREMENT_LIMIT + 3):
+        jobs.add(1)
+    telemetry = setup_telemetry(service_name="explicit", set_global=False)
+    # The first EARLY_MEASUREMENT_LIMIT are carried over; the 3 beyond are said to be lost.
+    assert _value(_scope_metrics(telemetry.read_metrics())["eager.jobs"]) == (
+        "counter",
+        EARLY_MEASUREMENT_LIMIT,
+    )
+    [warning] = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warning.startswith(
+        f"3 measurements made before setup_telemetry() beyond the first {EARLY_MEASUREMENT_LIMIT}"
+    )
