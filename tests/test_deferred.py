@@ -26,9 +26,10 @@ from telemetry_otel import (
     get_meter,
     setup_telemetry,
 )
-from telemetry_otel._deferred import EARLY_MEASUREMENT_LIMIT
 
 SCOPE = "early.module"
+#: Early measurements kept for a replay (the README's "up to 10 000").
+EARLY_MEASUREMENT_LIMIT = 10_000
 
 
 def _scope_metrics(data: MetricsData, scope: str = SCOPE) -> dict[str, Metric]:

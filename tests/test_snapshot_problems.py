@@ -14,7 +14,6 @@ import pytest
 from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint
 
 from telemetry_otel import ComponentOutcome, Snapshot, Telemetry, TelemetryConfig
-from telemetry_otel._snapshot_log import SnapshotLog
 from telemetry_otel.instrumentation import counter, gauge, instrument_service
 from telemetry_otel.views import create_app
 
@@ -177,18 +176,3 @@ def test_a_snapshot_without_declared_metrics_is_refused_at_registration(telemetr
             "llm", category="runtime", snapshot=dict, metrics=[TOKENS, TOKENS], telemetry=telemetry
         )
     assert len(telemetry.components) == 0  # nothing half-registered
-
-
-def test_a_held_back_warning_is_counted_in_the_next_one(caplog: pytest.LogCaptureFixture) -> None:
-    clock = [0.0]
-    log = SnapshotLog(clock=lambda: clock[0])
-    problem = "llm.tokens.input: a negative value is not a counter value"
-    outcome = ComponentOutcome("llm", "ok", None, 0.001, 1, (problem,))
-    caplog.set_level(logging.WARNING)
-    for seconds in (0.0, 10.0, 59.9, 60.0, 61.0):
-        clock[0] = seconds
-        log.report({"llm": outcome})
-    assert _warnings(caplog) == [
-        f"service 'llm': snapshot value dropped: {problem}",
-        f"service 'llm': snapshot value dropped: {problem} (2 more since the last such warning)",
-    ]
