@@ -131,8 +131,11 @@ def stream_attributes(attributes: Mapping[str, object] | None) -> frozenset[tupl
     return frozenset((key, value) for key, value in (attributes or {}).items() if key not in IDENTITY_KEYS)
 
 
-def apply_gauge_rule(rule: GaugeRule, values: Sequence[tuple[int, float]]) -> float:
-    """Combine ``(time_unix_nano, value)`` readings of several providers by ``rule``."""
+def apply_gauge_rule(rule: GaugeRule, values: Sequence[tuple[int, float | int]]) -> float | int:
+    """Combine ``(time_unix_nano, value)`` readings of several providers by ``rule``.
+
+    Integers stay integers (a queue depth of 3 and 3 is 6, not 6.0), except for ``mean``.
+    """
     numbers = [value for _, value in values]
     if rule == "sum":
         return sum(numbers)

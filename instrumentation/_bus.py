@@ -124,7 +124,8 @@ class Bus(MetricReader):
 
     ``collect()`` / :meth:`get_metrics_data` return the bus's ``MetricsData``: the aggregated
     series next to the per-provider ones. Attach providers at start or at run time with
-    :meth:`attach`, remove them with :meth:`detach`.
+    :meth:`attach`, remove them with :meth:`detach`. A bus name is unique per runtime: a second bus
+    of the same name is a ``ValueError`` until the first is closed.
     """
 
     def __init__(
@@ -227,6 +228,7 @@ class Bus(MetricReader):
             self._members.clear()
         for provider in providers:
             self._telemetry.components.detach(self.name, provider)
+        self._telemetry.components.remove_bus(self.name)  # the name may be used again
         self._telemetry.remove_aggregator(self)
 
     def aggregate(self, data: MetricsData, index: OwnerIndex | None = None) -> list[Metric]:
@@ -254,7 +256,7 @@ class Bus(MetricReader):
                     per_provider.append((member, key, value))
                 for key, (kind, value, point_time) in reading.values.items():
                     if kind == "gauge" and not isinstance(value, HistogramValue):
-                        gauges.setdefault(key, []).append((point_time, float(value)))
+                        gauges.setdefault(key, []).append((point_time, value))
                         per_provider.append((member, key, value))
             return self._emit(now, members, totals, gauges, per_provider)
 
@@ -304,7 +306,12 @@ class Bus(MetricReader):
                     continue
                 for point in owned.points:
                     value: _Value
-                    value = HistogramValue.of(point) if isinstance(point, HistogramDataPoint) else point.value
+                    if isinstance(point, HistogramDataPoint):
+                        value = HistogramValue.of(point)
+                    elif isinstance(point, NumberDataPoint):
+                        value = point.value
+                    else:
+                        continue  # exponential histograms are not aggregated (kind_of says so first)
                     if not self._accept(metric, kind, value, owner, strict):
                         continue
                     key = (metric.name, stream_attributes(point.attributes))

@@ -21,7 +21,7 @@ from telemetry_otel import (
     __version__,
     current_telemetry,
 )
-from telemetry_otel.instrumentation._snapshots import SnapshotMetric, SnapshotMetrics, truncate
+from telemetry_otel.instrumentation._snapshots import MetricKind, SnapshotMetric, SnapshotMetrics, truncate
 from telemetry_otel.instrumentation._vitals import RequestVitals, VitalsProducer
 from telemetry_otel.vocabulary import (
     HEALTH_STATUS,
@@ -198,6 +198,12 @@ def instrument_service(
     series carries ``service.name`` and, for runtime services, ``service.category``. ``snapshot``
     (sync or async) returns the values of ``metrics`` by name; it runs once per collection cycle.
 
+    The declaration is checked: a snapshot function without ``metrics``, or a metric declared twice,
+    is a ``ValueError`` here; a name the function returns without having declared it, or a negative
+    counter, is dropped at collection, listed in the outcome's ``problems``, logged (rate-limited)
+    and turns the service's status to ``warn``. A declared metric the function does not return is
+    unknown: absent from the output, never 0.
+
     ``name`` and ``category`` are attribute values: each is cut to its first
     ``attribute_value_length_limit`` characters (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``, 256 by
     default), and the service is registered under the cut name (two names equal once cut are the
@@ -206,6 +212,16 @@ def instrument_service(
     metrics = list(metrics)
     if metrics and snapshot is None:
         raise ValueError(f"service {name!r} declares snapshot metrics but has no snapshot function")
+    if snapshot is not None and not metrics:
+        raise ValueError(
+            f"service {name!r} has a snapshot function but declares no metrics: list every metric it "
+            "returns in metrics=[counter(...), gauge(...), updown_counter(...)]"
+        )
+    declared: dict[str, MetricKind] = {}
+    for metric in metrics:
+        if metric.name in declared:
+            raise ValueError(f"service {name!r} declares the snapshot metric {metric.name!r} twice")
+        declared[metric.name] = metric.kind
     runtime = telemetry if telemetry is not None else current_telemetry()
     length = runtime.config.attribute_value_length_limit
     name = truncate(name, length)
@@ -213,7 +229,13 @@ def instrument_service(
     attributes: dict[str, str] = {SERVICE_NAME: name}
     if category is not None:
         attributes[SERVICE_CATEGORY] = category
-    component = Component(name=name, category=category, attributes=attributes, snapshot_function=snapshot)
+    component = Component(
+        name=name,
+        category=category,
+        attributes=attributes,
+        snapshot_function=snapshot,
+        snapshot_metrics=declared if snapshot is not None else None,
+    )
     runtime.components.add(component)
     if runtime.disabled:
         return InstrumentedService(runtime, component, None, None)

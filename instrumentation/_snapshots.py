@@ -18,9 +18,10 @@ Limits, so a snapshot that returns too much cannot make the telemetry grow witho
   are cut the same way. An attribute whose key is not a non-empty string, or whose value is not a
   string, bool, int, float or a sequence of those, is dropped (never turned into text).
 
-A counter value below zero is not published (it is unknown, never 0); a counter that goes down but
-stays at or above zero is published as it is, and read as a reset (a restart), as Prometheus'
-``rate()`` and the views' rates do.
+A counter value below zero is not published (it is unknown, never 0): the collection drops it
+first and reports it as a problem of the snapshot, like a name the service did not declare (see
+``instrument_service``). A counter that goes down but stays at or above zero is published as it
+is, and read as a reset (a restart), as Prometheus' ``rate()`` and the views' rates do.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ from telemetry_otel._config import DEFAULT_CACHE_TTL_SECONDS, ConfigurationError
 from telemetry_otel._cycle import CachedCollection, CollectionCycle, CycleStats
 from telemetry_otel._index import DataPoint, OwnedMetric, OwnerIndex
 from telemetry_otel._reader import MetricAggregator, MetricProducer
-from telemetry_otel._runtime import (
-    Telemetry,
+from telemetry_otel._runtime import Telemetry
+from telemetry_otel._setup import (
     current_telemetry,
     get_meter,
     setup_telemetry,

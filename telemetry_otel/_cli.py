@@ -21,9 +21,22 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from telemetry_otel._cli_catalog import add_catalog_commands
-from telemetry_otel._cli_common import DEMO_FACTORY, EXIT_USAGE, CliError, load_object, seconds
-from telemetry_otel._config import DEFAULT_CACHE_TTL_SECONDS, ConfigurationError
-from telemetry_otel._runtime import Telemetry, setup_telemetry
+from telemetry_otel._cli_common import (
+    DEMO_FACTORY,
+    EXIT_USAGE,
+    CliError,
+    app_dir_argument,
+    load_object,
+    seconds,
+)
+from telemetry_otel._config import (
+    DEFAULT_CACHE_TTL_SECONDS,
+    DEFAULT_COLLECTION_TIMEOUT_MILLIS,
+    DEFAULT_SERVICE_TIMEOUT_MILLIS,
+    ConfigurationError,
+)
+from telemetry_otel._runtime import Telemetry
+from telemetry_otel._setup import setup_telemetry
 from telemetry_otel._version import __version__
 
 __all__ = ["main"]
@@ -42,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "serve" and args.app and args.seed is not None:
         parser.error("--seed applies to --demo only")
+    if args.command in ("serve", "coverage") and args.app_dir is not None and not args.app:
+        parser.error("--app-dir applies to --app only")
     if args.command == "coverage" and args.app and args.seed is not None:
         parser.error("--seed applies to the demo only, not to --app")
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -69,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run your runtime: FACTORY(telemetry) registers its services and may return an object "
         "with an async run() and a close()",
     )
+    app_dir_argument(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument(
         "--port", type=_port, default=8000, help="TCP port, 0 for any free one (default: 8000)"
@@ -100,9 +116,35 @@ def _parser() -> argparse.ArgumentParser:
         help="how old a collection may be before a request starts a new one in the background; 0: "
         f"every request waits for its own (default: {DEFAULT_CACHE_TTL_SECONDS:g})",
     )
+    serve.add_argument(
+        "--service-timeout-millis",
+        type=_millis,
+        default=None,
+        metavar="MILLIS",
+        help="bound on each service's snapshot in a collection (default: "
+        f"TELEMETRY_OTEL_SERVICE_TIMEOUT_MILLIS, else {DEFAULT_SERVICE_TIMEOUT_MILLIS:g})",
+    )
+    serve.add_argument(
+        "--collection-timeout-millis",
+        type=_millis,
+        default=None,
+        metavar="MILLIS",
+        help="bound on reading the metrics in a collection (default: "
+        f"TELEMETRY_OTEL_COLLECTION_TIMEOUT_MILLIS, else {DEFAULT_COLLECTION_TIMEOUT_MILLIS:g})",
+    )
     serve.set_defaults(handler=_serve)
     add_catalog_commands(commands)
     return parser
+
+
+def _millis(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of milliseconds")
+    return value
 
 
 def _port(text: str) -> int:
@@ -124,12 +166,23 @@ def _agent(text: str) -> str:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    token = _token_from_env()  # checked before anything starts; never printed nor logged
     try:
         explicit_name = None if os.environ.get("OTEL_SERVICE_NAME") else args.agent
-        telemetry = setup_telemetry(service_name=explicit_name)
+        # serve answers /metrics on its own port: no second scrape server for OTEL_METRICS_EXPORTER.
+        telemetry = setup_telemetry(
+            service_name=explicit_name,
+            service_timeout_millis=args.service_timeout_millis,
+            collection_timeout_millis=args.collection_timeout_millis,
+            prometheus_server=False,
+        )
     except ConfigurationError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    runtime = _start_runtime(args, telemetry)
+    try:
+        runtime = _start_runtime(args, telemetry)
+    except BaseException:
+        telemetry.shutdown()
+        raise
     background: list[Callable[[], Coroutine[Any, Any, None]]] = []
     run = getattr(runtime, "run", None)
     if run is not None and inspect.iscoroutinefunction(run):
@@ -140,7 +193,6 @@ def _serve(args: argparse.Namespace) -> int:
         on_shutdown.append(close)
     on_shutdown.append(telemetry.shutdown)
     create_app = load_object(APP_FACTORY)
-    token = os.environ.get(TOKEN_VARIABLE) or None  # never printed nor logged
     try:
         app = create_app(
             telemetry,
@@ -186,6 +238,25 @@ def _stopped_by_sigterm(signum: int, frame: object) -> None:
     raise _SigtermStopError
 
 
+def _token_from_env() -> str | None:
+    """The bearer token of ``TELEMETRY_OTEL_API_TOKEN`` (None: unset or empty), refused when no
+    request could present it (whitespace around it, as a secret file ending in a newline gives)."""
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    if token is None:
+        return None
+    if token != token.strip():
+        raise CliError(
+            f"{TOKEN_VARIABLE} has leading or trailing whitespace (a secret file ending in a newline?); "
+            "no request could present it: strip it (TOKEN=$(cat file) drops a final newline)",
+            EXIT_USAGE,
+        )
+    if not token.isprintable():
+        raise CliError(
+            f"{TOKEN_VARIABLE} contains a control character, which no HTTP header can carry", EXIT_USAGE
+        )
+    return token
+
+
 def _thresholds(items: Sequence[str]) -> dict[str, object] | None:
     """``KEY=VALUE`` overrides: integers and numbers are parsed, anything else stays text."""
     if not items:
@@ -213,7 +284,7 @@ def _start_runtime(args: argparse.Namespace, telemetry: Telemetry) -> object:
             args.seed = random.SystemRandom().randrange(2**31)
         print(f"telemetry-otel: demo simulation seed {args.seed} (reproduce with --seed)", file=sys.stderr)
         return factory(telemetry, seed=args.seed)
-    factory = load_object(args.app)
+    factory = load_object(args.app, args.app_dir or ".")
     if not callable(factory):
         raise CliError(f"{args.app!r} is not callable", EXIT_USAGE)
     try:

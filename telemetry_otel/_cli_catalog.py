@@ -13,9 +13,17 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from telemetry_otel._cli_common import DEMO_FACTORY, EXIT_FAILURE, EXIT_USAGE, CliError, load_object, seconds
+from telemetry_otel._cli_common import (
+    DEMO_FACTORY,
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    CliError,
+    app_dir_argument,
+    load_object,
+    seconds,
+)
 from telemetry_otel._config import ConfigurationError
-from telemetry_otel._runtime import setup_telemetry
+from telemetry_otel._setup import setup_telemetry
 from telemetry_otel.catalog import (
     Catalog,
     CatalogError,
@@ -93,6 +101,7 @@ def _coverage_parser(commands: Any) -> None:
         "may return an object with step() (called --steps times) or an async run() (run for "
         "--run-seconds), and close()",
     )
+    app_dir_argument(coverage)
     coverage.add_argument("--json", action="store_true", help="print JSON instead of text")
     coverage.add_argument(
         "--fail-under",
@@ -185,12 +194,14 @@ def _coverage(args: argparse.Namespace) -> int:
 def _emitted(args: argparse.Namespace) -> tuple[MetricsData, str]:
     """Run the demo (or ``--app``) on a fresh runtime and return one collection's metrics."""
     try:
-        telemetry = setup_telemetry(service_name=COVERAGE_AGENT, exporters=[], disabled=False)
+        telemetry = setup_telemetry(
+            service_name=COVERAGE_AGENT, exporters=[], disabled=False, prometheus_server=False
+        )
     except ConfigurationError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     try:
         if args.app:
-            factory = load_object(args.app)
+            factory = load_object(args.app, args.app_dir or ".")
             if not callable(factory):
                 raise CliError(f"{args.app!r} is not callable", EXIT_USAGE)
             label = f"application {args.app}"
@@ -201,7 +212,7 @@ def _emitted(args: argparse.Namespace) -> tuple[MetricsData, str]:
             runtime = load_object(DEMO_FACTORY)(telemetry, seed=args.seed)
         try:
             driven = _drive(label, runtime, args.steps, args.run_seconds)
-            collection = asyncio.run(telemetry.collect())
+            collection = telemetry.cycle.collect_now(telemetry.cycle.longest_cycle_seconds + 1.0)
         finally:
             close = getattr(runtime, "close", None)
             if callable(close):

@@ -1,12 +1,23 @@
-"""What every ``telemetry-otel`` command shares: the user-facing error, exit codes, argument types."""
+"""What every ``telemetry-otel`` command shares: the user-facing error, exit codes, argument types,
+loading an application by import string."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sys
 from typing import Any
 
-__all__ = ["DEMO_FACTORY", "EXIT_FAILURE", "EXIT_USAGE", "CliError", "load_object", "seconds"]
+__all__ = [
+    "DEMO_FACTORY",
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "CliError",
+    "app_dir_argument",
+    "load_object",
+    "seconds",
+]
 
 #: Import string of the demo runtime's factory (the core never imports the instrumentation).
 DEMO_FACTORY = "telemetry_otel.instrumentation.demo:build_demo"
@@ -32,16 +43,37 @@ def seconds(text: str) -> float:
     return value
 
 
-def load_object(spec: str) -> Any:
-    """Import ``module:attribute`` and return the attribute; a clear error names what failed."""
+def load_object(spec: str, app_dir: str | None = None) -> Any:
+    """Import ``module:attribute`` and return the attribute; a clear error names what failed.
+
+    With ``app_dir``, that directory is put first on ``sys.path`` before the import, as uvicorn's
+    ``--app-dir`` does (its default is the working directory): a console script, unlike
+    ``python -m``, does not have the working directory on the import path.
+    """
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise CliError(f"{spec!r} is not of the form MODULE:FACTORY", EXIT_USAGE)
+    if app_dir is not None:
+        directory = os.path.abspath(app_dir)
+        if not os.path.isdir(directory):
+            raise CliError(f"--app-dir {app_dir!r} is not a directory", EXIT_USAGE)
+        sys.path.insert(0, directory)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise CliError(f"cannot import {module_name!r}: {exc}", EXIT_USAGE) from None
+        where = f" (looked in {os.path.abspath(app_dir)} first)" if app_dir is not None else ""
+        raise CliError(f"cannot import {module_name!r}: {exc}{where}", EXIT_USAGE) from None
     try:
         return getattr(module, attribute)
     except AttributeError:
         raise CliError(f"module {module_name!r} has no attribute {attribute!r}", EXIT_USAGE) from None
+
+
+def app_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--app-dir",
+        default=None,
+        metavar="DIR",
+        help="directory put first on the import path to find --app's module, as uvicorn does "
+        "(default: the working directory)",
+    )

@@ -7,7 +7,7 @@ import functools
 import inspect
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -20,6 +20,7 @@ from telemetry_otel._components import (
     Component,
     HealthReport,
     SnapshotFunction,
+    SnapshotKind,
     SnapshotValue,
 )
 from telemetry_otel._index import OwnerIndex
@@ -38,7 +39,7 @@ __all__ = [
 #: ``service``: a runtime service (it has a category); ``provider``: a bus-only provider.
 ComponentKind: TypeAlias = Literal["service", "provider"]
 #: Runs a snapshot coroutine somewhere else (another thread's event loop); None: the running loop.
-CoroutineRunner: TypeAlias = Callable[[Awaitable[Any]], "asyncio.Future[Any]"]
+CoroutineRunner: TypeAlias = Callable[[Coroutine[Any, Any, Any]], "asyncio.Future[Any]"]
 
 Outcome: TypeAlias = Literal["ok", "error", "timeout", "none"]
 
@@ -48,7 +49,10 @@ class ComponentOutcome:
     """How one component's snapshot went in one collection cycle.
 
     ``outcome`` is ``none`` for a component without a snapshot function. ``problems`` lists values
-    the snapshot returned that could not be used (they are dropped, not replaced by 0).
+    the snapshot returned that could not be used, one ``"<metric>: <why>"`` each: a name the
+    component did not declare, a value that is not a finite number, a negative counter. They are
+    dropped, never replaced by 0. ``unknown`` names the declared metrics that have no value in this
+    cycle (not returned, ``None``, or dropped): they are absent from the output, never 0.
     """
 
     name: str
@@ -57,6 +61,7 @@ class ComponentOutcome:
     duration_seconds: float
     last_success_unix_nano: int | None
     problems: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,11 @@ async def _collect_one(
         # may ignore its cancellation): do not stack another on it.
         stuck = time.monotonic() - running_since
         return _failed(component, "timeout", f"previous snapshot still running after {stuck:.1f} s", started)
-    call = _start(component, function, executor, run_coroutine)
+    try:
+        call = _start(component, function, executor, run_coroutine)
+    except Exception as exc:  # no thread or loop could take the call (at exit, a closed host loop)
+        component.snapshot_running_since = None
+        return _failed(component, "error", f"snapshot could not start: {type(exc).__name__}: {exc}", started)
     done, _ = await asyncio.wait({call}, timeout=timeout_seconds)
     if not done:
         call.cancel()  # never awaited: a snapshot that ignores cancellation cannot hold the cycle
@@ -210,12 +219,15 @@ async def _collect_one(
     if not isinstance(raw, Mapping):
         error = f"snapshot returned {type(raw).__name__}, expected a mapping of metric name to value"
         return _failed(component, "error", error, started)
-    snapshot, problems = _clean(raw)
+    declared = component.snapshot_metrics
+    snapshot, problems = _clean(raw, declared)
+    unknown = () if declared is None else tuple(name for name in declared if name not in snapshot)
     now = time.time_ns()
     component.snapshot = snapshot
     component.snapshot_time_unix_nano = now
     component.last_error = None
-    return ComponentOutcome(component.name, "ok", None, time.perf_counter() - started, now, tuple(problems))
+    duration = time.perf_counter() - started
+    return ComponentOutcome(component.name, "ok", None, duration, now, tuple(problems), unknown)
 
 
 def _failed(component: Component, outcome: Outcome, error: str, started: float) -> ComponentOutcome:
@@ -247,9 +259,24 @@ def _start(
 
     future: asyncio.Future[Any]
     if inspect.iscoroutinefunction(function):
-        coroutine = function()
-        future = asyncio.ensure_future(coroutine) if run_coroutine is None else run_coroutine(coroutine)
-        future.add_done_callback(finished)
+        if run_coroutine is None:
+            future = asyncio.ensure_future(function())
+            future.add_done_callback(finished)
+        else:
+            # On another loop, cancelling the local wrapper ends at once while the coroutine may run
+            # on: the coroutine itself clears the mark when it really ends.
+            async def tracked() -> Any:
+                try:
+                    return await function()
+                finally:
+                    component.snapshot_running_since = None
+
+            coroutine = tracked()
+            try:
+                future = run_coroutine(coroutine)
+            except BaseException:
+                coroutine.close()  # never started: no "never awaited" warning
+                raise
     else:
         thread_call = executor.submit(function)
         thread_call.add_done_callback(finished)
@@ -264,22 +291,41 @@ def _retrieve(done: asyncio.Future[Any]) -> None:
         done.exception()
 
 
-def _clean(raw: Mapping[object, object]) -> tuple[dict[str, SnapshotValue], list[str]]:
-    """Keep the usable values of a snapshot; describe each one dropped."""
+def _clean(
+    raw: Mapping[object, object], declared: Mapping[str, SnapshotKind] | None
+) -> tuple[dict[str, SnapshotValue], list[str]]:
+    """Keep the usable values of a snapshot; describe each one dropped.
+
+    With ``declared`` (metric name -> kind), a name it does not hold is dropped, and so is a negative
+    value of a counter (a counter never goes below zero: the true value is unknown).
+    """
     kept: dict[str, SnapshotValue] = {}
     problems: list[str] = []
     for key, value in raw.items():
         if not isinstance(key, str):
             problems.append(f"a key of type {type(key).__name__} is not a metric name")
             continue
+        if declared is not None and key not in declared:
+            problems.append(f"{key}: returned but not declared in the service's metrics")
+            continue
         if value is None:
             continue
+        monotonic = declared is not None and declared[key] == "counter"
         if isinstance(value, list | tuple):
             series = [item for item in value if _is_series(item)]
             if len(series) != len(value):
                 problems.append(f"{key}: {len(value) - len(series)} series are not (attributes, number)")
-            kept[key] = cast(SnapshotValue, series)
+            if monotonic:
+                negative = sum(1 for item in series if item[1] < 0)
+                if negative:
+                    problems.append(f"{key}: {negative} series have a negative value, not a counter value")
+                    series = [item for item in series if item[1] >= 0]
+            if series:  # no series left: unknown, like a metric not returned
+                kept[key] = cast(SnapshotValue, series)
         elif isinstance(value, int | float) and _is_number(value):
+            if monotonic and value < 0:
+                problems.append(f"{key}: a negative value is not a counter value")
+                continue
             kept[key] = value
         else:
             problems.append(f"{key}: {_describe(value)} is not a finite number")

@@ -16,6 +16,7 @@ from telemetry_otel.vocabulary import (
     SERVICE_NAME,
     TELEMETRY_COLLECTION_DURATION,
     TELEMETRY_COLLECTION_ERRORS,
+    TELEMETRY_COLLECTION_PROBLEMS,
     TELEMETRY_COLLECTION_SNAPSHOT_AGE,
     TELEMETRY_COLLECTION_TIMEOUTS,
     TELEMETRY_COLLECTION_UP,
@@ -33,7 +34,8 @@ class CollectorMetrics:
     Series: ``telemetry.collections`` (cycles run), ``telemetry.collection.duration`` (s, the last
     cycle's snapshot phase), and per component (``service.name``): ``telemetry.collection.up``
     (1 when its last snapshot succeeded, 0 when it raised or timed out), ``telemetry.collection.errors``
-    and ``telemetry.collection.timeouts`` (cycles that failed that way), and
+    and ``telemetry.collection.timeouts`` (cycles that failed that way), ``telemetry.collection.problems``
+    (snapshot values dropped as unusable: one per problem of an outcome), and
     ``telemetry.collection.snapshot.age`` (s since its last good snapshot; absent before the first).
     Components without a snapshot function have no ``up`` or ``age`` series: nothing is collected.
     """
@@ -47,6 +49,7 @@ class CollectorMetrics:
         self._last: dict[str, ComponentOutcome] = {}
         self._errors: dict[str, int] = {}
         self._timeouts: dict[str, int] = {}
+        self._problems: dict[str, int] = {}
 
     @property
     def scope(self) -> InstrumentationScope:
@@ -62,6 +65,7 @@ class CollectorMetrics:
             for name, outcome in self._last.items():
                 self._errors.setdefault(name, 0)
                 self._timeouts.setdefault(name, 0)
+                self._problems[name] = self._problems.get(name, 0) + len(outcome.problems)
                 if outcome.outcome == "error":
                     self._errors[name] += 1
                 elif outcome.outcome == "timeout":
@@ -83,6 +87,7 @@ class CollectorMetrics:
             cumulative = AggregationTemporality.CUMULATIVE
             errors = [NumberDataPoint({SERVICE_NAME: n}, start, now, v) for n, v in self._errors.items()]
             timeouts = [NumberDataPoint({SERVICE_NAME: n}, start, now, v) for n, v in self._timeouts.items()]
+            problems = [NumberDataPoint({SERVICE_NAME: n}, start, now, v) for n, v in self._problems.items()]
             metrics = [
                 Metric(
                     TELEMETRY_COLLECTIONS,
@@ -113,6 +118,12 @@ class CollectorMetrics:
                     "Snapshots that timed out.",
                     "{cycle}",
                     Sum(timeouts, cumulative, is_monotonic=True),
+                ),
+                Metric(
+                    TELEMETRY_COLLECTION_PROBLEMS,
+                    "Snapshot values dropped: undeclared, not a finite number, or a negative counter.",
+                    "{problem}",
+                    Sum(problems, cumulative, is_monotonic=True),
                 ),
                 Metric(
                     TELEMETRY_COLLECTION_SNAPSHOT_AGE,

@@ -16,6 +16,7 @@ __all__ = [
     "HealthStatus",
     "Snapshot",
     "SnapshotFunction",
+    "SnapshotKind",
     "SnapshotValue",
 ]
 
@@ -29,6 +30,9 @@ SnapshotValue: TypeAlias = float | int | Sequence[tuple[Mapping[str, AttributeVa
 #: What a snapshot function returns: metric name -> value. A missing name is unknown, never 0.
 Snapshot: TypeAlias = Mapping[str, SnapshotValue]
 SnapshotFunction: TypeAlias = Callable[[], Snapshot | Awaitable[Snapshot]]
+#: The instrument kind of a metric a snapshot function returns: it says which values are usable
+#: (a counter is never negative).
+SnapshotKind: TypeAlias = Literal["gauge", "counter", "updowncounter"]
 
 
 @dataclass(frozen=True)
@@ -45,13 +49,17 @@ class Component:
     """One instrumented component: a runtime service (it has a category) or a bus provider.
 
     The collector fills ``snapshot``/``snapshot_time_unix_nano`` on each successful collection and
-    ``last_error`` when the snapshot function raised or timed out.
+    ``last_error`` when the snapshot function raised or timed out. ``snapshot_metrics`` names the
+    metrics the snapshot function may return, with their kind: a value under any other name, or one
+    its kind cannot take (a negative counter), is dropped and reported as a problem. None: the names
+    are not checked.
     """
 
     name: str
     category: str | None
     attributes: Mapping[str, AttributeValue]
     snapshot_function: SnapshotFunction | None = None
+    snapshot_metrics: Mapping[str, SnapshotKind] | None = None
     started_unix_nano: int = field(default_factory=time.time_ns)
     health: HealthReport | None = None
     snapshot: Snapshot | None = None
@@ -115,9 +123,20 @@ class ComponentRegistry:
             return len(self._components)
 
     def declare_bus(self, bus: str) -> None:
-        """Make ``bus`` known even while it has no provider."""
+        """Make ``bus`` known even while it has no provider; a second bus of that name is an error.
+
+        Two buses of one name would give two series with identical attributes (an invalid
+        exposition), so the name is refused like a duplicate component name.
+        """
         with self._lock:
-            self._buses.setdefault(bus, {})
+            if bus in self._buses:
+                raise ValueError(f"a bus named {bus!r} is already registered")
+            self._buses[bus] = {}
+
+    def remove_bus(self, bus: str) -> None:
+        """Forget ``bus`` and its providers, so that its name may be used again (unknown: ignored)."""
+        with self._lock:
+            self._buses.pop(bus, None)
 
     def attach(self, bus: str, provider: str, component: str) -> None:
         """Attach the registered component ``component`` to ``bus`` as provider ``provider``."""

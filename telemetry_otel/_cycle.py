@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,8 @@ __all__ = ["CachedCollection", "CollectionCycle", "CycleStats", "run_coroutine_o
 _logger = logging.getLogger("telemetry_otel")
 #: Longest :meth:`CollectionCycle.close` waits for the cycle thread.
 _CLOSE_JOIN_SECONDS = 1.0
+#: Added to the longest cycle when a consumer waits for one (scheduling, the read's hand-over).
+_WAIT_SLACK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class CollectionCycle:
         *,
         live_min_interval_millis: float = DEFAULT_LIVE_MIN_INTERVAL_MILLIS,
         stale_after_ttls: float = DEFAULT_STALE_AFTER_TTLS,
+        longest_cycle_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not live_min_interval_millis >= 0:
@@ -110,6 +115,9 @@ class CollectionCycle:
         if not stale_after_ttls > 0:
             raise ValueError(f"stale_after_ttls must be positive, got {stale_after_ttls!r}")
         self._collect = collect
+        #: The longest a healthy cycle can take (the runtime's service plus collection timeouts): no
+        #: consumer waits longer for one, and data is never stale sooner.
+        self.longest_cycle_seconds = longest_cycle_seconds
         self.live_min_interval_seconds = live_min_interval_millis / 1000
         self.stale_after_ttls = stale_after_ttls
         self._clock = clock
@@ -122,6 +130,7 @@ class CollectionCycle:
         self._last_failure: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
         self._closed = False
         self._completed = 0
         self._failed = 0
@@ -134,14 +143,25 @@ class CollectionCycle:
     async def get(self, max_age_seconds: float, *, live: bool = False) -> CachedCollection:
         """A collection no older than ``max_age_seconds`` if one exists, without waiting on a refresh.
 
-        Waits only for the first collection, for ``max_age_seconds == 0`` and for ``live`` (floored).
-        Raises what the cycle raised when a cycle it waits for fails.
+        Waits only for the first collection, for ``max_age_seconds == 0`` and for ``live`` (floored),
+        at most :attr:`longest_cycle_seconds` (then ``TimeoutError``). Raises what the cycle raised
+        when a cycle it waits for fails.
         """
         plan = self._plan(max_age_seconds, live=live)
         if isinstance(plan, CachedCollection):
             return plan
         # Shielded: a client that goes away must not cancel a cycle other consumers share.
-        entry = await asyncio.shield(asyncio.wrap_future(plan))
+        waited = asyncio.shield(asyncio.wrap_future(plan))
+        try:
+            entry = await asyncio.wait_for(waited, self.longest_cycle_seconds + _WAIT_SLACK_SECONDS)
+        except asyncio.CancelledError:
+            if plan.cancelled():  # the cycle was cancelled (closed), not this request
+                raise RuntimeError("the collection cycle was closed while a cycle ran") from None
+            raise
+        except TimeoutError:
+            raise TimeoutError(
+                f"no collection completed within {self.longest_cycle_seconds + _WAIT_SLACK_SECONDS:g} s"
+            ) from None
         return self._served(entry, max_age_seconds, cached=False)
 
     def get_blocking(self, max_age_seconds: float, timeout_seconds: float) -> CachedCollection:
@@ -161,11 +181,13 @@ class CollectionCycle:
                 if latest is None:
                     raise
                 self._late += 1
+            why = (
+                f"no collection completed within {timeout_seconds:.3f} s"
+                if isinstance(exc, concurrent.futures.TimeoutError)
+                else f"the collection failed ({type(exc).__name__}: {exc})"
+            )
             _logger.warning(
-                "no collection completed within %.3f s (%s); the newest, %.1f s old, is used instead",
-                timeout_seconds,
-                type(exc).__name__,
-                self._clock() - latest.started,
+                "%s; the newest, %.1f s old, is used instead", why, self._clock() - latest.started
             )
             return self._served(latest, max_age_seconds, cached=True)
         return self._served(entry, max_age_seconds, cached=False)
@@ -206,7 +228,8 @@ class CollectionCycle:
         """
         with self._lock:
             latest = self._latest
-            if latest is None or self._clock() - latest.started >= max_age_seconds:
+            due = max(max_age_seconds, self.live_min_interval_seconds)
+            if not self._closed and (latest is None or self._clock() - latest.started > due):
                 self._start_locked()
         return None if latest is None else self._served(latest, max_age_seconds, cached=True)
 
@@ -229,13 +252,18 @@ class CollectionCycle:
                 self._ensure_loop_locked()
 
     def close(self) -> None:
-        """Stop the cycle thread (a cycle in flight is cancelled); later requests raise RuntimeError."""
+        """Stop the cycle thread; a cycle in flight is cancelled and whoever waits for it gets a
+        ``RuntimeError``; later requests raise ``RuntimeError``."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            loop, thread = self._loop, self._thread
-        if loop is not None and thread is not None:
+            loop, thread, inflight = self._loop, self._thread, self._inflight
+        if inflight is not None and not inflight.done():
+            # Before the loop cancels the cycle: whoever waits for it hears why, not a cancellation.
+            with contextlib.suppress(concurrent.futures.InvalidStateError, RuntimeError):
+                inflight.set_exception(RuntimeError("the collection cycle was closed while a cycle ran"))
+        if loop is not None and thread is not None and not loop.is_closed():
             loop.call_soon_threadsafe(loop.stop)
             thread.join(_CLOSE_JOIN_SECONDS)
 
@@ -258,7 +286,7 @@ class CollectionCycle:
                 return self._start_locked()
             if latest is None:
                 return self._start_locked()
-            if now - latest.started <= max_age_seconds and max_age_seconds > 0:
+            if max_age_seconds > 0 and now - latest.started <= max_age_seconds:
                 return self._served_locked(latest, max_age_seconds, now, cached=True)
             future = self._start_locked()
             if max_age_seconds == 0 or wait_for_fresh:
@@ -276,7 +304,9 @@ class CollectionCycle:
         stale_reason = None
         if self._due_since is not None:
             waited = now - self._due_since
-            if waited >= self.stale_after_ttls * max(max_age_seconds, self.live_min_interval_seconds):
+            # Never sooner than a healthy cycle can take, whatever the TTL (0 included).
+            floor = max(max_age_seconds, self.live_min_interval_seconds, self.longest_cycle_seconds)
+            if waited >= self.stale_after_ttls * floor:
                 failure = f": {self._last_failure}" if self._last_failure else ""
                 stale_reason = f"no collection has completed for {waited:.1f} s{failure}"
         return CachedCollection(
@@ -293,6 +323,7 @@ class CollectionCycle:
         """The cycle in flight, or a new one started now (called under the lock)."""
         if self._closed:
             raise RuntimeError("the collection cycle is closed (the runtime was shut down)")
+        self._forget_parent_locked()
         if self._inflight is not None and not self._inflight.done():
             return self._inflight
         now = self._clock()
@@ -303,7 +334,13 @@ class CollectionCycle:
         self._inflight_started = now
         return self._inflight
 
+    def _forget_parent_locked(self) -> None:
+        """In a forked child, the parent's cycle thread and the cycle it ran do not exist."""
+        if self._pid != os.getpid():
+            self._pid, self._loop, self._thread, self._inflight = os.getpid(), None, None, None
+
     def _ensure_loop_locked(self) -> asyncio.AbstractEventLoop:
+        self._forget_parent_locked()
         if self._loop is None:
             loop = asyncio.new_event_loop()
             ready = threading.Event()
@@ -314,9 +351,11 @@ class CollectionCycle:
                 try:
                     loop.run_forever()
                 finally:
-                    for task in asyncio.all_tasks(loop):
+                    tasks = asyncio.all_tasks(loop)
+                    for task in tasks:
                         task.cancel()
-                    loop.run_until_complete(asyncio.sleep(0))
+                    if tasks:  # let cancelled cycles unwind (bounded: a stuck read is a daemon thread)
+                        loop.run_until_complete(asyncio.wait(tasks, timeout=_CLOSE_JOIN_SECONDS / 2))
                     loop.close()
 
             self._thread = threading.Thread(target=run, name="telemetry-cycle", daemon=True)
@@ -343,13 +382,15 @@ class CollectionCycle:
         return entry
 
 
-def run_coroutine_on(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[Any]], asyncio.Future[Any]]:
-    """A runner that runs a coroutine on ``loop`` and returns a future of the running loop."""
+def run_coroutine_on(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[Coroutine[Any, Any, Any]], asyncio.Future[Any]]:
+    """A runner that runs a coroutine on ``loop`` and returns a future of the running loop.
 
-    def run(coroutine: Awaitable[Any]) -> asyncio.Future[Any]:
-        async def call() -> Any:
-            return await coroutine
+    Raises ``RuntimeError`` when ``loop`` is closed (the coroutine is then not started).
+    """
 
-        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), loop))
+    def run(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop))
 
     return run

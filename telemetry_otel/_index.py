@@ -16,13 +16,11 @@ from types import MappingProxyType
 from typing import TypeAlias
 
 from opentelemetry.sdk.metrics.export import (
-    Gauge,
-    Histogram,
+    ExponentialHistogramDataPoint,
     HistogramDataPoint,
     Metric,
     MetricsData,
     NumberDataPoint,
-    Sum,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -31,8 +29,8 @@ from telemetry_otel.vocabulary import BUS_NAME, BUS_PROVIDER, SERVICE_NAME
 
 __all__ = ["DataPoint", "OwnedMetric", "OwnerIndex"]
 
-#: A data point the index keeps (exponential histograms and summaries are not read by owners).
-DataPoint: TypeAlias = NumberDataPoint | HistogramDataPoint
+#: A data point the index keeps.
+DataPoint: TypeAlias = NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint
 
 
 @dataclass(frozen=True)
@@ -129,7 +127,7 @@ class OwnerIndex:
 
     @property
     def unowned(self) -> Sequence[OwnedMetric]:
-        """Metrics (their points) that name no service and no bus."""
+        """Metrics (their points) that name no service and no bus, and metrics without points."""
         return tuple(self._unowned)
 
     def service(self, name: str) -> Sequence[OwnedMetric]:
@@ -162,19 +160,15 @@ def _index_metric(
     unowned: list[OwnedMetric],
 ) -> None:
     """Split one metric's points by owner and append a group per owner."""
-    data = metric.data
-    if not isinstance(data, Sum | Gauge | Histogram):
-        return  # exponential histograms are indexed by name only
-    points: Sequence[DataPoint] = data.data_points
+    points: Sequence[DataPoint] = metric.data.data_points
     # Most points of a large read belong to nobody: find the owned ones in one cheap pass first.
     owned_points = [
         point
         for point in points
         if (attributes := point.attributes) and (SERVICE_NAME in attributes or BUS_NAME in attributes)
     ]
-    if not owned_points:
-        if points:
-            unowned.append(OwnedMetric(scope, metric, points, position))
+    if not owned_points:  # a metric without points is listed too: it was emitted
+        unowned.append(OwnedMetric(scope, metric, points, position))
         return
     by_service: dict[str, list[DataPoint]] = {}
     by_bus: dict[str, list[DataPoint]] = {}

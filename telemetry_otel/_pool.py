@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -33,6 +34,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
         self._idle = threading.Semaphore(0)
         self._pool_lock = threading.Lock()
         self._workers: list[threading.Thread] = []
+        self._pid = os.getpid()
         self._closed = False
 
     @property
@@ -47,14 +49,35 @@ class DaemonThreadPool(ThreadPoolExecutor):
         with self._pool_lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._items.put((future, lambda: fn(*args, **kwargs)))
+            self._forget_parent_locked()
             if not self._idle.acquire(blocking=False) and len(self._workers) < self._limit:
-                worker = threading.Thread(
-                    target=self._work, name=f"{self._prefix}_{len(self._workers)}", daemon=True
-                )
-                self._workers.append(worker)
-                worker.start()
+                # Started before the call is queued: a thread that cannot start (at interpreter exit
+                # since Python 3.12) leaves nothing behind, and the caller hears of it.
+                self._start_worker_locked()
+            self._items.put((future, lambda: fn(*args, **kwargs)))
         return future
+
+    def prestart(self, count: int) -> None:
+        """Start up to ``count`` idle workers now, while threads may still be started (a final
+        collection at interpreter exit must not need a new thread)."""
+        with self._pool_lock:
+            self._forget_parent_locked()
+            for _ in range(min(count, self._limit - len(self._workers))):
+                self._start_worker_locked()
+                self._idle.release()
+
+    def _start_worker_locked(self) -> None:
+        worker = threading.Thread(target=self._work, name=f"{self._prefix}_{len(self._workers)}", daemon=True)
+        worker.start()
+        self._workers.append(worker)
+
+    def _forget_parent_locked(self) -> None:
+        """In a forked child the parent's workers do not exist: start afresh."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._items = queue.SimpleQueue()
+            self._idle = threading.Semaphore(0)
+            self._workers = []
 
     def shutdown(
         self, wait: bool = True, *, cancel_futures: bool = False, join_seconds: float | None = None

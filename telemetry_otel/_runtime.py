@@ -10,9 +10,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 
-from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import Meter, NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import Metric, MetricsData
@@ -22,17 +21,17 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from telemetry_otel._collection import Collection, CoroutineRunner, collect_snapshots, freeze_components
 from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
-from telemetry_otel._config import ConfigurationError, TelemetryConfig
+from telemetry_otel._config import TelemetryConfig
 from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
-from telemetry_otel._deferred import DeferredMeter
 from telemetry_otel._index import OwnerIndex
 from telemetry_otel._pool import DaemonThreadPool
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
-from telemetry_otel._version import __version__
-from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter, exporters_from_env
+from telemetry_otel._scrape_server import ScrapeServer
+from telemetry_otel._snapshot_log import SnapshotLog
+from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter
 from telemetry_otel.vocabulary import SERVICE_INSTANCE_ID, SERVICE_NAME
 
-__all__ = ["Telemetry", "current_telemetry", "get_meter", "setup_telemetry", "shutdown_telemetry"]
+__all__ = ["SNAPSHOT_THREADS", "THREAD_JOIN_SECONDS", "Telemetry", "process_instance_id"]
 
 _logger = logging.getLogger("telemetry_otel")
 #: Threads for synchronous snapshot functions: enough for every service of a large runtime at once.
@@ -62,6 +61,8 @@ class Telemetry:
         self._aggregators: list[MetricAggregator] = []
         #: How collection cycles went, as metrics (``telemetry.collection.*``).
         self.collector_metrics = CollectorMetrics()
+        #: Warnings about failed snapshots and dropped values, rate-limited per service and subject.
+        self._snapshot_log = SnapshotLog()
         self._producers.append(self.collector_metrics)
         self._producers_lock = threading.Lock()
         self._collect_lock = threading.Lock()
@@ -70,6 +71,9 @@ class Telemetry:
         self._executor = DaemonThreadPool(SNAPSHOT_THREADS, "telemetry-snapshot")
         self._read_executor = DaemonThreadPool(1, "telemetry-read")
         self._shut_down = False
+        self._lifecycle_lock = threading.RLock()
+        #: Called with this runtime when it is shut down (the process-wide set-up forgets it).
+        self._release_hooks: list[Callable[[Telemetry], None]] = []
         self._reader: PullReader | None
         self.meter_provider: MeterProvider | NoOpMeterProvider
         if config.disabled:
@@ -83,8 +87,10 @@ class Telemetry:
             self._collect_for_cycle,
             live_min_interval_millis=config.live_min_interval_millis,
             stale_after_ttls=config.stale_after_ttls,
+            longest_cycle_seconds=(config.service_timeout_millis + config.collection_timeout_millis) / 1000,
         )
         self._host_loop: asyncio.AbstractEventLoop | None = None
+        self._prometheus: ScrapeServer | None = None
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
         self.exports = ExportPipeline(
             self.export_source,
@@ -97,6 +103,8 @@ class Telemetry:
             # A plain script that never calls shutdown() still gets its final export at exit,
             # from the cycle's thread, started now while threads may still be started.
             self.cycle.start()
+            self._read_executor.prestart(1)
+            self._executor.prestart(1)
             atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     @property
@@ -157,6 +165,37 @@ class Telemetry:
             derived.setdefault(aggregator.scope, []).extend(aggregator.aggregate(merged, index))
         return merge_produced(merged, self.resource, list(derived.items()), limit)
 
+    def serve_prometheus(self, host: str, port: int) -> tuple[str, int] | None:
+        """Serve ``/metrics`` (Prometheus text or OpenMetrics, gzip) on ``host:port`` until
+        :meth:`shutdown`, on a daemon thread; each scrape gets a collection from :attr:`cycle` started
+        at most ``live_min_interval_millis`` before it. Returns the address bound (port 0: any free
+        one), or None when it cannot listen there: logged as a warning, the process runs on."""
+        with self._lifecycle_lock:
+            if self._shut_down:
+                raise RuntimeError("the telemetry runtime is shut down")
+            if self._prometheus is None:
+                self._prometheus = ScrapeServer.start(self._scrape_source, host, port)
+            return None if self._prometheus is None else self._prometheus.address
+
+    def _close_prometheus(self) -> None:
+        """Stop serving ``/metrics`` and release its port (nothing to do when not serving)."""
+        with self._lifecycle_lock:
+            server, self._prometheus = self._prometheus, None
+        if server is not None:
+            server.close()
+
+    def _scrape_source(self) -> MetricsData:
+        """A scrape's collection: one started at most the live floor before it (concurrent scrapes
+        share a cycle), waiting at most a cycle's own bounds for it."""
+        bound = (self.config.service_timeout_millis + self.config.collection_timeout_millis) / 1000
+        return self.cycle.get_blocking(self.cycle.live_min_interval_seconds, bound).collection.metrics
+
+    @property
+    def prometheus_address(self) -> tuple[str, int] | None:
+        """Where :meth:`serve_prometheus` serves ``/metrics`` (host, port), or None."""
+        server = self._prometheus
+        return None if server is None else server.address
+
     def use_event_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Run async snapshot functions on ``loop`` (a server's, where their resources live); None:
         on the collection cycle's own loop. A server binds its loop at start-up and unbinds it before
@@ -199,6 +238,7 @@ class Telemetry:
                 run_coroutine=run_coroutine,
             )
             self.collector_metrics.record(outcomes, time.perf_counter() - started)
+            self._snapshot_log.report(outcomes)
             # The layout and reported health as of the read, so the collection is one moment whole.
             buses = self.components.buses()
             records = freeze_components(self.components.registered(), buses)
@@ -226,22 +266,27 @@ class Telemetry:
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         """Shut the provider down and release the runtime; a second call does nothing.
 
-        Order: the final export and flush (bounded by ``timeout_millis``), the provider, then the
-        pool threads, waited for at most ``THREAD_JOIN_SECONDS`` (or what is left of
-        ``timeout_millis``, if less, but at least 0.1 s). Idle threads end at once; a thread still
-        inside a stuck snapshot function is a daemon thread that ends when the function returns,
-        and never keeps the process from exiting.
+        Order: the ``/metrics`` server (:meth:`serve_prometheus`), the final export and flush
+        (bounded by ``timeout_millis``), the provider, then the pool threads, waited for at most
+        ``THREAD_JOIN_SECONDS`` (or what is left of ``timeout_millis``, if less, but at least
+        0.1 s). Idle threads end at once; a thread still inside a stuck snapshot function is a
+        daemon thread that ends when the function returns, and never keeps the process from exiting.
         """
+        self._release(timeout_millis)
+
+    def _release(self, timeout_millis: float = 30_000, *, export: bool = True) -> None:
+        """:meth:`shutdown`; without ``export``, the exporters are stopped without a final export."""
         started = time.monotonic()
-        with _state_lock:
-            global _current
+        with self._lifecycle_lock:
             if self._shut_down:
                 return
             self._shut_down = True
-            if _current is self:
-                _current = None
+        for hook in self._release_hooks:  # the process-wide state forgets this runtime
+            hook(self)
+        self._close_prometheus()  # first: no scrape starts a cycle from now on
         self._host_loop = None  # the final collection runs on the cycle's own loop
-        self.exports.shutdown(timeout_millis)  # the final export and flush, before anything closes
+        # The final export and flush, before anything closes.
+        self.exports.shutdown(timeout_millis, final=export)
         self.cycle.close()
         if isinstance(self.meter_provider, MeterProvider):
             self.meter_provider.shutdown(timeout_millis=timeout_millis)
@@ -285,120 +330,3 @@ def process_instance_id() -> str:
     if _instance_id is None or _instance_id[0] != pid:
         _instance_id = (pid, str(uuid.uuid4()))
     return _instance_id[1]
-
-
-_state_lock = threading.RLock()
-_current: Telemetry | None = None
-_global_provider_set = False
-
-
-def setup_telemetry(
-    *,
-    service_name: str | None = None,
-    resource_attributes: Mapping[str, str] | None = None,
-    disabled: bool | None = None,
-    collection_timeout_millis: float | None = None,
-    service_timeout_millis: float | None = None,
-    exporters: Sequence[PushExporter] | None = None,
-    export_interval_millis: float | None = None,
-    export_timeout_millis: float | None = None,
-    cardinality_limit: int | None = None,
-    attribute_value_length_limit: int | None = None,
-    live_min_interval_millis: float | None = None,
-    stale_after_ttls: float | None = None,
-    set_global: bool = True,
-) -> Telemetry:
-    """Configure the shared telemetry runtime once and return its handle.
-
-    Explicit arguments beat the ``OTEL_*`` environment variables, which beat defaults. Calling it
-    again with a configuration that resolves the same returns the same handle; a different one is
-    a :class:`ConfigurationError` until the handle is shut down. With ``set_global`` the provider
-    also becomes the OpenTelemetry API's global provider, when no other has been set.
-
-    ``exporters`` are the push exporters of the first setup; without them ``OTEL_METRICS_EXPORTER``
-    names them (default none). They export every ``export_interval_millis``
-    (``OTEL_METRIC_EXPORT_INTERVAL``, 60 s) and a final time at ``shutdown()`` (or at process exit).
-    ``live_min_interval_millis`` floors live collections and ``stale_after_ttls`` says when data that
-    stopped refreshing is stale: see ``docs/collection-cycle.md``.
-    """
-    global _current, _global_provider_set
-    config = TelemetryConfig.resolve(
-        service_name=service_name,
-        resource_attributes=resource_attributes,
-        disabled=disabled,
-        collection_timeout_millis=collection_timeout_millis,
-        service_timeout_millis=service_timeout_millis,
-        export_interval_millis=export_interval_millis,
-        export_timeout_millis=export_timeout_millis,
-        cardinality_limit=cardinality_limit,
-        attribute_value_length_limit=attribute_value_length_limit,
-        live_min_interval_millis=live_min_interval_millis,
-        stale_after_ttls=stale_after_ttls,
-    )
-    with _state_lock:
-        if _current is not None:
-            if _current.config != config:
-                raise ConfigurationError(
-                    "telemetry is already set up with a different configuration "
-                    f"({_current.config}); call shutdown() on its handle before setting it up again"
-                )
-            return _current
-        pushed = (
-            list(exporters)
-            if exporters is not None
-            else exporters_from_env(export_timeout_millis=config.export_timeout_millis)
-        )
-        telemetry = Telemetry(config, pushed)
-        _current = telemetry
-        _bind_pending(telemetry)
-        if set_global and not _global_provider_set and not telemetry.disabled:
-            _global_provider_set = True
-            otel_metrics.set_meter_provider(telemetry.meter_provider)
-    _logger.debug("telemetry-otel %s set up for %s", __version__, config.service_name)
-    return telemetry
-
-
-_pending_meters: list[DeferredMeter] = []
-
-
-def _bind_pending(telemetry: Telemetry) -> None:
-    """Bind every meter handed out before ``telemetry`` was set up (called under ``_state_lock``)."""
-    pending = list(_pending_meters)
-    _pending_meters.clear()
-    for meter in pending:
-        meter.bind(telemetry.get_meter(meter.name, meter.version, meter.schema_url))
-
-
-def shutdown_telemetry(timeout_millis: float = 30_000) -> None:
-    """Shut the shared runtime down if one is set up (at process exit, or between tests)."""
-    with _state_lock:
-        current = _current
-    if current is not None:
-        current.shutdown(timeout_millis)
-
-
-def current_telemetry() -> Telemetry:
-    """The shared runtime, set up from the environment alone if nothing has set it up yet."""
-    with _state_lock:
-        if _current is not None:
-            return _current
-        return setup_telemetry()
-
-
-def get_meter(name: str, version: str | None = None, schema_url: str | None = None) -> Meter:
-    """A meter from the one shared ``MeterProvider``.
-
-    Before :func:`setup_telemetry` has run (a module-level ``get_meter(__name__)``), the meter is
-    deferred: its instruments bind to the runtime when it is set up, and a measurement made before
-    that sets the runtime up from the environment, so nothing is lost.
-    """
-    with _state_lock:
-        if _current is None:
-            meter = DeferredMeter(name, version, schema_url, resolve=_resolve_deferred)
-            _pending_meters.append(meter)
-            return meter
-        return _current.get_meter(name, version, schema_url)
-
-
-def _resolve_deferred() -> None:
-    current_telemetry()

@@ -39,6 +39,7 @@ __all__ = [
     "TELEMETRY_COLLECTIONS",
     "TELEMETRY_COLLECTION_DURATION",
     "TELEMETRY_COLLECTION_ERRORS",
+    "TELEMETRY_COLLECTION_PROBLEMS",
     "TELEMETRY_COLLECTION_SNAPSHOT_AGE",
     "TELEMETRY_COLLECTION_TIMEOUTS",
     "TELEMETRY_COLLECTION_UP",
@@ -99,4 +100,5 @@ TELEMETRY_COLLECTION_DURATION: Final = "telemetry.collection.duration"
 TELEMETRY_COLLECTION_UP: Final = "telemetry.collection.up"
 TELEMETRY_COLLECTION_ERRORS: Final = "telemetry.collection.errors"
 TELEMETRY_COLLECTION_TIMEOUTS: Final = "telemetry.collection.timeouts"
+TELEMETRY_COLLECTION_PROBLEMS: Final = "telemetry.collection.problems"
 TELEMETRY_COLLECTION_SNAPSHOT_AGE: Final = "telemetry.collection.snapshot.age"

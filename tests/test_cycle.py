@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -242,3 +246,90 @@ def test_bad_ages_are_refused(telemetry: Telemetry) -> None:
         asyncio.run(telemetry.cycle.get(-1))
     with pytest.raises(ValueError, match="stale_after_ttls"):
         CollectionCycle(telemetry.collect, stale_after_ttls=0)
+
+
+def test_closing_the_cycle_releases_whoever_waits_for_the_cycle_in_flight(
+    telemetry: Telemetry, gated: _Gate
+) -> None:
+    cycle = CollectionCycle(telemetry.collect, longest_cycle_seconds=30)
+    gated.release.clear()  # the first cycle hangs in the snapshot
+    outcome: list[BaseException | None] = []
+
+    def wait() -> None:
+        try:
+            asyncio.run(cycle.get(30))
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    cycle.close()
+    waiter.join(5)
+    assert not waiter.is_alive(), "a waiter was left hanging by close()"
+    assert time.perf_counter() - started < 3
+    [error] = outcome
+    assert isinstance(error, RuntimeError)
+    gated.release.set()
+    assert cycle.status(0) is None  # after close: no new cycle, no error
+
+
+def test_a_waiter_gives_up_after_the_longest_cycle(telemetry: Telemetry, gated: _Gate) -> None:
+    cycle = CollectionCycle(telemetry.collect, longest_cycle_seconds=0.2)
+    gated.release.clear()
+    try:
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError, match=r"no collection completed within 1\.2 s"):
+            asyncio.run(cycle.get(30))
+        assert time.perf_counter() - started < 2.5
+    finally:
+        gated.release.set()
+        cycle.close()
+
+
+def test_a_ttl_of_zero_is_not_stale_while_a_healthy_cycle_may_still_run(telemetry: Telemetry) -> None:
+    clock = _Clock()
+    cycle = CollectionCycle(telemetry.collect, clock=clock, longest_cycle_seconds=7, stale_after_ttls=3)
+    try:
+        asyncio.run(cycle.get(0))
+        with cycle._lock:  # a refresh due since now, as a request would make it
+            cycle._due_since = clock.now
+        clock.now += 5  # 3 x the 1 s live floor is 3 s, but a healthy cycle may take 7 s
+        assert cycle.status(0) is not None
+        assert cycle.status(0).stale is False  # type: ignore[union-attr]
+        clock.now += 17  # 22 s: past 3 x 7 s
+        assert cycle.status(0).stale is True  # type: ignore[union-attr]
+    finally:
+        cycle.close()
+
+
+def test_a_forked_child_collects_on_a_cycle_of_its_own(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, os, sys
+        from telemetry_otel import Telemetry, TelemetryConfig
+        from telemetry_otel.exporters import GraphiteExporter
+        from telemetry_otel.instrumentation import gauge, instrument_service
+        telemetry = Telemetry(TelemetryConfig(service_name="fork"), [GraphiteExporter("127.0.0.1", 9)])
+        instrument_service("svc", category="c", snapshot=lambda: {"svc.depth": os.getpid()},
+                           metrics=[gauge("svc.depth", "{item}", "D.")], telemetry=telemetry)
+        asyncio.run(telemetry.cycle.get(0))  # the parent's cycle thread runs
+        child = os.fork()
+        if child == 0:
+            served = asyncio.run(asyncio.wait_for(telemetry.cycle.get(0), 5))
+            depth = [p.value for rm in served.collection.metrics.resource_metrics
+                     for sm in rm.scope_metrics for m in sm.metrics if m.name == "svc.depth"
+                     for p in m.data.data_points]
+            os._exit(0 if depth == [os.getpid()] else 3)
+        _, status = os.waitpid(child, 0)
+        print(os.waitstatus_to_exitcode(status))
+        telemetry.shutdown(2_000)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0"], (done.stdout, done.stderr)

@@ -28,6 +28,8 @@ from telemetry_otel import (
 )
 
 SCOPE = "early.module"
+#: Early measurements kept for a replay (the README's "up to 10 000").
+EARLY_MEASUREMENT_LIMIT = 10_000
 
 
 def _scope_metrics(data: MetricsData, scope: str = SCOPE) -> dict[str, Metric]:
@@ -184,7 +186,7 @@ def test_instruments_created_on_an_early_meter_after_setup_record_at_once(shared
     ],
     ids=["counter", "up-down counter", "gauge"],
 )
-def test_a_measurement_before_setup_sets_up_from_the_environment_and_is_kept(
+def test_a_measurement_before_setup_is_kept_and_the_explicit_setup_still_wins(
     shared: None,
     monkeypatch: pytest.MonkeyPatch,
     create: Callable[[Meter], object],
@@ -194,13 +196,11 @@ def test_a_measurement_before_setup_sets_up_from_the_environment_and_is_kept(
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     meter = get_meter(SCOPE)
     instrument = create(meter)
-    record(instrument)
-    # The measurement set the runtime up, from the environment: another configuration is refused.
-    with pytest.raises(ConfigurationError, match="already set up with a different configuration"):
-        setup_telemetry(service_name="too-late", set_global=False)
-    telemetry = current_telemetry()
-    assert telemetry.resource.attributes["service.name"] == "from-env"
-    record(instrument)  # and later measurements go to the same runtime
+    record(instrument)  # before any set-up: a provisional runtime, from the environment
+    telemetry = setup_telemetry(service_name="explicit", set_global=False)  # the app's own set-up
+    assert telemetry.resource.attributes["service.name"] == "explicit"
+    assert current_telemetry() is telemetry
+    record(instrument)  # later measurements go to the runtime set up explicitly
     kind, value = expected
     assert _value(_scope_metrics(telemetry.read_metrics())["eager.instrument"]) == (
         kind,
@@ -208,18 +208,24 @@ def test_a_measurement_before_setup_sets_up_from_the_environment_and_is_kept(
     )
 
 
-def test_a_histogram_measurement_before_setup_is_kept(shared: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_early_histogram_measurement_is_replayed_exactly_into_the_explicit_setup(
+    shared: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     histogram = get_meter(SCOPE).create_histogram(
         "eager.latency", "s", "Latency.", explicit_bucket_boundaries_advisory=[0.1, 1.0]
     )
     histogram.record(0.5, {"route": "/a"})
-    with pytest.raises(ConfigurationError, match="already set up with a different configuration"):
-        setup_telemetry(service_name="too-late", set_global=False)
+    late_meter = get_meter("late.module")  # taken while the runtime is the provisional one
+    jobs = late_meter.create_counter("late.jobs")
+    jobs.add(4)
+    telemetry = setup_telemetry(service_name="explicit", set_global=False)
     histogram.record(2.0, {"route": "/a"})
-    data = _scope_metrics(current_telemetry().read_metrics())["eager.latency"].data
-    assert isinstance(data, Histogram)
-    [point] = data.data_points
+    jobs.add(1)
+    data = telemetry.read_metrics()
+    latency = _scope_metrics(data)["eager.latency"].data
+    assert isinstance(latency, Histogram)
+    [point] = latency.data_points
     assert isinstance(point, HistogramDataPoint)
     assert (point.count, point.sum, tuple(point.bucket_counts), dict(point.attributes or {})) == (
         2,
@@ -227,6 +233,29 @@ def test_a_histogram_measurement_before_setup_is_kept(shared: None, monkeypatch:
         (0, 1, 1),
         {"route": "/a"},
     )
+    assert point.min == 0.5
+    assert _value(_scope_metrics(data, "late.module")["late.jobs"]) == ("counter", 5)
+
+
+def test_setup_first_then_measurements_record_at_once(shared: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    telemetry = setup_telemetry(service_name="explicit", set_global=False)
+    counter = get_meter(SCOPE).create_counter("eager.instrument")
+    counter.add(2)
+    assert telemetry.resource.attributes["service.name"] == "explicit"
+    assert _value(_scope_metrics(telemetry.read_metrics())["eager.instrument"]) == ("counter", 2)
+
+
+def test_a_runtime_handed_out_by_current_telemetry_is_final(
+    shared: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    get_meter(SCOPE).create_counter("eager.instrument").add(1)
+    runtime = current_telemetry()  # someone holds it now (a service registers on it): no replacing
+    with pytest.raises(ConfigurationError, match=r"call setup_telemetry\(\.\.\.\) before anything registers"):
+        setup_telemetry(service_name="too-late", set_global=False)
+    assert current_telemetry() is runtime
+    assert runtime.resource.attributes["service.name"] == "from-env"
 
 
 def test_early_instruments_of_a_disabled_sdk_are_harmless_no_ops(
@@ -240,3 +269,22 @@ def test_early_instruments_of_a_disabled_sdk_are_harmless_no_ops(
     _record_all(instruments)  # nothing raises
     assert telemetry.read_metrics().resource_metrics == []
     assert callbacks.calls == {}
+
+
+def test_early_measurements_beyond_the_replay_limit_are_counted_and_logged(
+    shared: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    jobs = get_meter(SCOPE).create_counter("eager.jobs")
+    for _ in range(EARLY_MEASUREMENT_LIMIT + 3):
+        jobs.add(1)
+    telemetry = setup_telemetry(service_name="explicit", set_global=False)
+    # The first EARLY_MEASUREMENT_LIMIT are carried over; the 3 beyond are said to be lost.
+    assert _value(_scope_metrics(telemetry.read_metrics())["eager.jobs"]) == (
+        "counter",
+        EARLY_MEASUREMENT_LIMIT,
+    )
+    [warning] = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warning.startswith(
+        f"3 measurements made before setup_telemetry() beyond the first {EARLY_MEASUREMENT_LIMIT}"
+    )

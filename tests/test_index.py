@@ -143,3 +143,32 @@ def test_empty_data_has_an_empty_index() -> None:
         frozenset(),
     )
     assert index.resource is None
+
+
+def test_exponential_histograms_and_metrics_without_points_are_indexed() -> None:
+    from opentelemetry.sdk.metrics._internal.point import (
+        Buckets,
+        ExponentialHistogram,
+        ExponentialHistogramDataPoint,
+    )
+
+    point = ExponentialHistogramDataPoint(
+        attributes={"service.name": "a"},
+        start_time_unix_nano=0,
+        time_unix_nano=1,
+        count=1,
+        sum=0.5,
+        scale=0,
+        zero_count=0,
+        positive=Buckets(0, [1]),
+        negative=Buckets(0, []),
+        flags=0,
+        min=0.5,
+        max=0.5,
+    )
+    exponential = Metric("lat", "", "s", ExponentialHistogram([point], AggregationTemporality.CUMULATIVE))
+    empty = _counter("nothing.yet")
+    index = OwnerIndex.of(_data((SCOPE, [exponential, empty])))
+    assert [g.name for g in index.service("a")] == ["lat"]
+    assert [(g.name, len(g.points)) for g in index.unowned] == [("nothing.yet", 0)]
+    assert index.metric_names == {"lat", "nothing.yet"}

@@ -30,7 +30,7 @@ from telemetry_otel import (
     __version__,
 )
 from telemetry_otel.formats import wants_gzip
-from telemetry_otel.views._auth import BearerTokenMiddleware
+from telemetry_otel.views._auth import BearerTokenMiddleware, check_token
 from telemetry_otel.views._detailed import iso_time
 from telemetry_otel.views._errors import error_response, http_error
 from telemetry_otel.views._formats import FORMATS, HEALTH_JSON
@@ -60,7 +60,8 @@ def create_app(
 
     Routes (``/api/{agent}/v1/telemetry`` is ``{base}``):
 
-    * ``GET {base}?view=&format=&category=&service=&live=``: every view in every format;
+    * ``GET {base}?view=&format=&category=&service=&live=&precision=``: every view in every format
+      (``precision``: the timestamp unit of ``format=influxdb``, ``s|ms|us|ns``, default ``ns``);
     * ``GET {base}/health``: ``application/health+json``, 200 for pass/warn and 503 for fail;
     * ``GET {base}/health/live`` and ``{base}/health/ready``: the probes (always open);
     * ``GET /metrics``: the Prometheus scrape (text 0.0.4 or OpenMetrics by ``Accept``, gzip).
@@ -74,6 +75,8 @@ def create_app(
     """
     if not cache_ttl_seconds >= 0:
         raise ValueError(f"cache_ttl_seconds must be zero or positive, got {cache_ttl_seconds!r}")
+    if token is not None:
+        check_token(token)  # at start-up: a token no request can present is refused now, not per request
     endpoint = _Endpoint(telemetry, agent, cache_ttl_seconds, _thresholds(thresholds))
     base = f"/api/{agent}/v1/telemetry"
     probes = {f"{base}/health/live", f"{base}/health/ready"}
@@ -122,6 +125,9 @@ class _Endpoint:
         query = _check_agent(request, self.agent) or parse_query(request)
         if isinstance(query, Response):
             return query
+        if query.precision is not None and query.format != "influxdb":
+            message = f"query parameter 'precision' applies to format=influxdb, not format={query.format}"
+            return error_response(400, message, allowed=["influxdb"])
         if query.format == "html" and query.view not in HTML_VIEWS:
             return error_response(
                 400,
@@ -142,7 +148,9 @@ class _Endpoint:
             return Response(encoded, media_type=FORMATS["json"])
         if query.format == "html":
             return Response(self._page(served, query).encode("utf-8"), media_type=FORMATS["html"])
-        body_bytes = self.rendered.view_body(served, query.view, query.format, query.category, query.service)
+        body_bytes = self.rendered.view_body(
+            served, query.view, query.format, query.category, query.service, precision=query.precision or "ns"
+        )
         return Response(body_bytes, media_type=FORMATS[query.format])
 
     async def health(self, request: Request) -> Response:

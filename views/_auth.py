@@ -8,7 +8,25 @@ from collections.abc import Callable, Collection
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["BearerTokenMiddleware"]
+__all__ = ["BearerTokenMiddleware", "check_token"]
+
+
+def check_token(token: str) -> None:
+    """A ``ValueError`` for a token no request could present: empty, or with whitespace around it.
+
+    A client's header value loses its surrounding whitespace, so a token read from a secret file
+    that ends in a newline would never match and every request would be refused without a hint.
+    The message never contains the token.
+    """
+    if not token:
+        raise ValueError("the API token must not be empty")
+    if token != token.strip():
+        raise ValueError(
+            "the API token has leading or trailing whitespace (a secret file ending in a newline?); "
+            "no request could present it: strip it"
+        )
+    if not token.isprintable():
+        raise ValueError("the API token contains a control character, which no HTTP header can carry")
 
 
 class BearerTokenMiddleware:
@@ -21,8 +39,7 @@ class BearerTokenMiddleware:
     """
 
     def __init__(self, app: ASGIApp, token: str, is_open: Callable[[str], bool]) -> None:
-        if not token:
-            raise ValueError("the API token must not be empty")
+        check_token(token)
         self.app = app
         self._token = token.encode("utf-8")
         self._is_open = is_open

@@ -180,6 +180,8 @@ def _component_state(
         )
         alerts.extend(alert for alert in candidates if alert is not None)
 
+    # Values the snapshot returned but that were dropped: the service works, its numbers are partial.
+    problems = [f"snapshot problem: {problem}" for problem in (() if outcome is None else outcome.problems)]
     status: Status
     if outcome is not None and outcome.outcome in ("error", "timeout"):
         status = "unknown"
@@ -188,16 +190,19 @@ def _component_state(
     elif outcome is None and has_snapshot:
         status, reason = "unknown", "not in this collection"
     elif report is None:
-        status, reason = "unknown", "no health reported"
+        status, reason = "unknown", "; ".join(["no health reported", *problems])
     else:
         status = report.status
         for alert in alerts:
             worse: Status = "fail" if alert.severity == "critical" else "warn"
             if RANK[worse] > RANK[status]:
                 status = worse
+        if problems and RANK[status] < RANK["warn"]:
+            status = "warn"
         reasons = [report.reason] if report.reason else []
-        reasons += [alert.message for alert in alerts]
-        reason = "; ".join(reasons) or None
+        # A reported fail raises ``service_down``, whose message repeats the reported reason.
+        reasons += [alert.message for alert in alerts if not (alert.rule == "service_down" and report.reason)]
+        reason = "; ".join([*reasons, *problems]) or None
 
     return ComponentState(
         name=component.name,

@@ -48,11 +48,12 @@ def render_detailed(
         bus_groups.setdefault(bus, []).extend(owned)
     for bus, groups in bus_groups.items():
         per_bus[bus] = [_entry(group[0], points) for group, points in _by_position(groups, (BUS_NAME,))]
-    others = [
-        *index.unowned,
-        *(g for name, groups in index.services.items() if name not in known for g in groups),
+    strangers = [group for name, groups in index.services.items() if name not in known for group in groups]
+    unattributed = [
+        _entry(group[0], points)
+        for group, points in _by_position([*index.unowned, *strangers], ())
+        if points  # a metric without points has nothing to show
     ]
-    unattributed = [_entry(owned, _without(owned, ())) for owned in sorted(others, key=lambda o: o.position)]
     resource: dict[str, Any] = {}
     for resource_metrics in collection.metrics.resource_metrics:
         resource.update(_jsonable_attributes(resource_metrics.resource.attributes))
@@ -74,6 +75,7 @@ def render_detailed(
                 "duration_seconds": outcome.duration_seconds,
                 "last_success": iso_time(outcome.last_success_unix_nano),
                 "problems": list(outcome.problems),
+                "unknown": list(outcome.unknown),
             },
             "metrics": per_service.get(component.name, []),
         }
@@ -121,13 +123,20 @@ def _without(owned: OwnedMetric, keys: Sequence[str]) -> list[dict[str, Any]]:
 def _by_position(
     groups: Sequence[OwnedMetric], keys: Sequence[str]
 ) -> list[tuple[list[OwnedMetric], list[dict[str, Any]]]]:
-    """Groups of the same metric (a bus's providers) merged into one entry each, in read order."""
-    merged: dict[int, tuple[list[OwnedMetric], list[dict[str, Any]]]] = {}
+    """Groups of the same metric (a bus's providers, owners of no component) merged into one entry
+    each, in read order, their points in the metric's own order."""
+    by_position: dict[int, list[OwnedMetric]] = {}
     for owned in sorted(groups, key=lambda group: group.position):
-        members, points = merged.setdefault(owned.position, ([], []))
-        members.append(owned)
-        points.extend(_without(owned, keys))
-    return list(merged.values())
+        by_position.setdefault(owned.position, []).append(owned)
+    merged = []
+    for members in by_position.values():
+        first = members[0]
+        if len(members) > 1:
+            wanted = {id(point) for member in members for point in member.points}
+            ordered = [point for point in first.metric.data.data_points if id(point) in wanted]
+            first = OwnedMetric(first.scope, first.metric, ordered, first.position)
+        merged.append((members, _without(first, keys)))
+    return merged
 
 
 def _entry(owned: OwnedMetric, points: list[dict[str, Any]]) -> dict[str, Any]:

@@ -18,10 +18,12 @@ from telemetry_otel.views._errors import error_response
 from telemetry_otel.views._formats import FORMATS
 from telemetry_otel.views._render import VIEWS
 
-__all__ = ["QUERY_PARAMETERS", "Query", "check_filters", "parse_query"]
+__all__ = ["INFLUX_PRECISIONS", "QUERY_PARAMETERS", "Query", "check_filters", "parse_query"]
 
 #: Query parameters of the unified endpoint; ``category`` and ``service`` take registered names.
-QUERY_PARAMETERS = ("view", "format", "category", "service", "live")
+QUERY_PARAMETERS = ("view", "format", "category", "service", "live", "precision")
+#: Timestamp units of ``format=influxdb`` (``precision=``); the default is InfluxDB's own, ``ns``.
+INFLUX_PRECISIONS = ("s", "ms", "us", "ns")
 _BOOLEANS = {"true": True, "false": False}
 
 
@@ -34,6 +36,8 @@ class Query:
     category: str | None
     service: str | None
     live: bool
+    #: Timestamp unit of ``format=influxdb`` (None: not given, nanoseconds).
+    precision: str | None = None
     #: ``category``/``service`` given more than once, with the count: refused once the allowed
     #: values (the served collection's) are known.
     repeated: tuple[tuple[str, int], ...] = ()
@@ -54,6 +58,7 @@ def parse_query(request: Request) -> Query | Response:
         "category": None,
         "service": None,
         "live": list(_BOOLEANS),
+        "precision": INFLUX_PRECISIONS,
     }
     chosen: dict[str, str | None] = {}
     repeated: list[tuple[str, int]] = []
@@ -79,6 +84,7 @@ def parse_query(request: Request) -> Query | Response:
         category=chosen["category"],
         service=chosen["service"],
         live=_BOOLEANS[chosen["live"] or "false"],
+        precision=chosen["precision"],
         repeated=tuple(repeated),
     )
 

@@ -29,6 +29,7 @@ from telemetry_otel.views._reliability import RELIABILITY_SOURCES, render_reliab
 from telemetry_otel.views._series import metric_names
 from telemetry_otel.views._state import Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, render_summary
+from telemetry_otel.vocabulary import BUS_NAME
 
 __all__ = ["DERIVED_SCOPE", "VIEWS", "RenderedView", "ViewInputs", "render_view", "view_metrics"]
 
@@ -119,7 +120,10 @@ def view_metrics(inputs: ViewInputs, view: RenderedView) -> MetricsData:
     selection = {id(point) for group in groups for point in group.points}
 
     def keep(point: DataPoint) -> bool:
-        return unfiltered or id(point) in selection
+        if unfiltered or id(point) in selection:
+            return True
+        bus = (point.attributes or {}).get(BUS_NAME)  # a service's point may name a selected bus
+        return isinstance(bus, str) and bus in buses
 
     resource_metrics: list[ResourceMetrics] = []
     resource: Resource | None = None

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, Literal
 
 from telemetry_otel import CachedCollection, Collection
-from telemetry_otel.formats import negotiate_exposition
+from telemetry_otel.formats import encode_influx, negotiate_exposition
 from telemetry_otel.views._build import build_model
 from telemetry_otel.views._formats import ENCODERS
 from telemetry_otel.views._inputs import ViewInputs
@@ -23,6 +23,7 @@ from telemetry_otel.views._thresholds import Thresholds
 __all__ = ["Renderings"]
 
 _Filter = tuple[str | None, str | None]
+_PRECISIONS: dict[str, Literal["s", "ms", "us", "ns"]] = {"s": "s", "ms": "ms", "us": "us", "ns": "ns"}
 
 
 class Renderings:
@@ -61,16 +62,29 @@ class Renderings:
         return document
 
     def view_body(
-        self, served: CachedCollection, view: str, encoding: str, category: str | None, service: str | None
+        self,
+        served: CachedCollection,
+        view: str,
+        encoding: str,
+        category: str | None,
+        service: str | None,
+        *,
+        precision: str = "ns",
     ) -> bytes:
-        """A view's series in one of the metric formats (``ENCODERS``)."""
+        """A view's series in one of the metric formats (``ENCODERS``); ``precision`` is the timestamp
+        unit of ``influxdb``."""
         self._switch(served.collection)
-        key = ("view", view, encoding, category, service)
+        key = ("view", view, encoding, category, service, precision)
         body = self._bodies.get(key)
         if body is None:
             inputs = self.inputs(served, category, service)
             rendered = render_view(view, inputs, None if view == "detailed" else self._model(inputs))
-            body = ENCODERS[encoding](view_metrics(inputs, rendered)).encode("utf-8")
+            data = view_metrics(inputs, rendered)
+            if encoding == "influxdb":
+                text = encode_influx(data, precision=_PRECISIONS[precision])
+            else:
+                text = ENCODERS[encoding](data)
+            body = text.encode("utf-8")
             self._bodies[key] = body
         return body
 

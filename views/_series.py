@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from opentelemetry.sdk.metrics.export import NumberDataPoint
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 
 from telemetry_otel import Collection, OwnedMetric
 from telemetry_otel.views._numbers import add, finite
@@ -77,7 +77,7 @@ def _series(groups: Iterable[OwnedMetric], owner_keys: tuple[str, ...]) -> Serie
                 value = finite(point.value)
                 if value is not None:
                     series.numbers.setdefault(name, []).append((own, value))
-            else:
+            elif isinstance(point, HistogramDataPoint):
                 series.histograms.setdefault(name, []).append(
                     Buckets(tuple(point.explicit_bounds), tuple(point.bucket_counts), point.count, point.sum)
                 )

@@ -22,7 +22,7 @@ from telemetry_otel.catalog._model import (
     OwnerKind,
     Priority,
 )
-from telemetry_otel.vocabulary import OVERFLOW
+from telemetry_otel.vocabulary import BUS_NAME, OVERFLOW
 
 __all__ = [
     "EXCLUDED_SCOPES",
@@ -198,6 +198,9 @@ class _Seen:
             kept = self.values.setdefault(key, [])
             if len(kept) < _KEPT_VALUES and value not in kept:
                 kept.append(value)
+        bus = attributes.get(BUS_NAME)
+        if isinstance(bus, str):  # a service's point may name a bus too: seen for both
+            self.buses.add(bus)
 
 
 def observe(data: MetricsData) -> dict[str, _Seen]:

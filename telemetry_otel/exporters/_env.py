@@ -11,20 +11,16 @@ from telemetry_otel.exporters._influx import InfluxExporter, Precision
 from telemetry_otel.exporters._otlp import OTLPExporter, otlp_protocol
 from telemetry_otel.exporters._retry import PushExporter
 
-__all__ = ["EXPORTER_NAMES", "exporters_from_env"]
+__all__ = ["EXPORTER_NAMES", "exporters_from_env", "metrics_exporter_names"]
 
 #: Values of ``OTEL_METRICS_EXPORTER`` (comma-separated). ``prometheus`` is the ``/metrics`` pull
-#: route, always served; it is accepted and needs no push exporter.
+#: route: ``telemetry-otel serve`` always serves it; any other process gets a scrape server on
+#: ``OTEL_EXPORTER_PROMETHEUS_HOST``:``OTEL_EXPORTER_PROMETHEUS_PORT`` (see ``setup_telemetry``).
 EXPORTER_NAMES = ("otlp", "graphite", "influxdb", "prometheus", "none")
 
 
-def exporters_from_env(
-    environ: Mapping[str, str] | None = None, *, export_timeout_millis: float | None = None
-) -> list[PushExporter]:
-    """The push exporters ``OTEL_METRICS_EXPORTER`` names (default ``none``), configured from env.
-
-    ``export_timeout_millis`` bounds each OTLP export (unless ``OTEL_EXPORTER_OTLP_TIMEOUT`` says).
-    """
+def metrics_exporter_names(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The names ``OTEL_METRICS_EXPORTER`` lists (default ``none``), checked, in order, once each."""
     env = os.environ if environ is None else environ
     names = [
         name.strip().lower() for name in env.get("OTEL_METRICS_EXPORTER", "none").split(",") if name.strip()
@@ -35,8 +31,19 @@ def exporters_from_env(
         raise ConfigurationError(
             f"OTEL_METRICS_EXPORTER names {names_text}; allowed: {', '.join(EXPORTER_NAMES)}"
         )
+    return list(dict.fromkeys(names))
+
+
+def exporters_from_env(
+    environ: Mapping[str, str] | None = None, *, export_timeout_millis: float | None = None
+) -> list[PushExporter]:
+    """The push exporters ``OTEL_METRICS_EXPORTER`` names (default ``none``), configured from env.
+
+    ``export_timeout_millis`` bounds each OTLP export (unless ``OTEL_EXPORTER_OTLP_TIMEOUT`` says).
+    """
+    env = os.environ if environ is None else environ
     exporters: list[PushExporter] = []
-    for name in dict.fromkeys(names):
+    for name in metrics_exporter_names(env):
         if name == "otlp":
             try:
                 exporters.append(

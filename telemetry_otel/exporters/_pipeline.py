@@ -111,8 +111,11 @@ class ExportPipeline:
         """Delivery counts of every exporter."""
         return [exporter.stats() for exporter in self.exporters]
 
-    def shutdown(self, timeout_millis: float = DEFAULT_EXPORT_TIMEOUT_MILLIS) -> None:
-        """Stop the thread, export a final collection and flush within ``timeout_millis``; idempotent."""
+    def shutdown(self, timeout_millis: float = DEFAULT_EXPORT_TIMEOUT_MILLIS, *, final: bool = True) -> None:
+        """Stop the thread, export a final collection and flush within ``timeout_millis``; idempotent.
+
+        Without ``final``, nothing more is exported (what was submitted is still flushed).
+        """
         with self._lock:
             if self._shut_down:
                 return
@@ -122,7 +125,8 @@ class ExportPipeline:
         if thread is not None:
             thread.join(timeout_millis / 1000)
         if self.exporters:
-            self.export_now(final=True)
+            if final:
+                self.export_now(final=True)
             share = timeout_millis / len(self.exporters)
             for exporter in self.exporters:
                 exporter.flush(share)

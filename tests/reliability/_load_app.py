@@ -11,7 +11,7 @@ import os
 import time
 
 from telemetry_otel import Snapshot, Telemetry
-from telemetry_otel.instrumentation import instrument_service
+from telemetry_otel.instrumentation import counter, instrument_service
 from telemetry_otel.instrumentation.demo import DemoRuntime
 
 
@@ -20,10 +20,20 @@ def build(telemetry: Telemetry) -> DemoRuntime:
     demo = DemoRuntime(telemetry, seed=1)
     path = os.environ["LOAD_PROBE_FILE"]
 
+    calls = 0
+
     def probe() -> Snapshot:
+        nonlocal calls
         with open(path, "a", encoding="ascii") as times:
             times.write(f"{time.monotonic():.6f}\n")
-        return {}
+        calls += 1
+        return {"load.probe.collections": calls}
 
-    instrument_service("load_probe", category="load", snapshot=probe, telemetry=telemetry)
+    instrument_service(
+        "load_probe",
+        category="load",
+        snapshot=probe,
+        metrics=[counter("load.probe.collections", "{collection}", "Collections that read the probe.")],
+        telemetry=telemetry,
+    )
     return demo

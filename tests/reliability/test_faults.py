@@ -120,8 +120,8 @@ class _Faults:
             BY_QUEUE,
         )
         register("boolean", lambda: {"work.done": True}, DONE)
-        register("not_a_mapping", lambda: ["work.queue.depth", 3])
-        register("returns_none", lambda: None)
+        register("not_a_mapping", lambda: ["work.queue.depth", 3], DEPTH)
+        register("returns_none", lambda: None, DEPTH)
         register("negative", lambda: {"work.done": -5}, DONE)
         register("decreasing", lambda: {"work.done": next(self.decreasing)}, DONE)
         self.leaving = register("leaving", lambda: {"work.queue.depth": 9}, DEPTH)
@@ -235,6 +235,7 @@ def _check_round(document: dict[str, Any], round_number: int) -> None:
         ]
     )
     assert services["boolean"]["problems"] == ["work.done: a bool is not a finite number"]
+    assert services["negative"]["problems"] == ["work.done: a negative value is not a counter value"]
     failures = {failure["component"] for failure in document["collection_failures"]}
     assert failures == {"raises", "hangs", "hangs_async", "not_a_mapping", "returns_none"}
     assert "closes_itself" not in services  # it closed itself during the warm-up collection
@@ -278,7 +279,9 @@ def test_an_async_snapshot_that_swallows_its_cancellation_cannot_hang_the_collec
     async def scenario() -> tuple[float, str | None]:
         telemetry = Telemetry(TelemetryConfig(service_name="faults", service_timeout_millis=200))
         try:
-            instrument_service("stubborn", category="faulty", snapshot=stubborn, telemetry=telemetry)
+            instrument_service(
+                "stubborn", category="faulty", snapshot=stubborn, metrics=[DEPTH], telemetry=telemetry
+            )
             started = time.perf_counter()
             try:
                 collection = await asyncio.wait_for(telemetry.collect(), 3)
@@ -320,9 +323,13 @@ def test_a_snapshot_failing_on_every_collection_never_grows_threads_or_tasks(
 
         try:
             instrument_service(
-                "hangs", category="f", snapshot=hangs if kind == "sync" else hangs_async, telemetry=telemetry
+                "hangs",
+                category="f",
+                snapshot=hangs if kind == "sync" else hangs_async,
+                metrics=[DEPTH],
+                telemetry=telemetry,
             )
-            instrument_service("raises", category="f", snapshot=raises, telemetry=telemetry)
+            instrument_service("raises", category="f", snapshot=raises, metrics=[DEPTH], telemetry=telemetry)
             await telemetry.collect()
             threads_before, tasks_before = threading.active_count(), len(asyncio.all_tasks())
             for _ in range(100):
@@ -351,7 +358,9 @@ def test_a_coroutine_that_blocks_the_loop_is_not_preempted(no_thread_leak: Any) 
     async def scenario() -> float:
         telemetry = Telemetry(TelemetryConfig(service_name="faults", service_timeout_millis=50))
         try:
-            instrument_service("blocking", category="faulty", snapshot=blocking, telemetry=telemetry)
+            instrument_service(
+                "blocking", category="faulty", snapshot=blocking, metrics=[DEPTH], telemetry=telemetry
+            )
             started = time.perf_counter()
             await telemetry.collect()
             return time.perf_counter() - started

@@ -111,7 +111,19 @@ def _check(
 
 # -- query strings ---------------------------------------------------------------------------------
 
-_KNOWN_VALUES = [*VIEWS, *FORMATS, "graph", "runtime", "memory", "llm", "openai_primary", "true", "false"]
+_KNOWN_VALUES = [
+    *VIEWS,
+    *FORMATS,
+    "graph",
+    "runtime",
+    "memory",
+    "llm",
+    "openai_primary",
+    "true",
+    "false",
+    "s",
+    "ns",
+]
 #: Text an HTTP client can put in a URL (control characters are tried below HTTP, in raw bytes).
 _text = st.text(alphabet=st.characters(exclude_categories=("Cc", "Cs")), max_size=12)
 _key = st.one_of(st.sampled_from([*QUERY_PARAMETERS, "token", "access_token", "View", "x"]), _text)
@@ -157,10 +169,12 @@ def test_a_bad_query_parameter_is_a_400_listing_the_allowed_values(
         "category": {"graph", "runtime"},
         "service": {"memory", "llm"},
         "live": {"true", "false"},
+        "precision": {"s", "ms", "us", "ns"},
     }
     valid = len(set(keys)) == len(keys) and all(value in allowed[key] for key, value in pairs)
     if valid and response.status_code == 400:
-        # A combination the endpoint refuses as such (a format for some views only): it says so.
+        # A combination the endpoint refuses as such (a format for some views only, a precision
+        # without format=influxdb): it says so.
         assert response.json()["allowed"], response.text
         return
     assert response.status_code == (200 if valid else 400), (pairs, response.text)

@@ -250,13 +250,14 @@ def test_a_snapshot_stuck_for_ever_neither_holds_shutdown_nor_the_process_exit(r
         """
         import asyncio, threading, time
         from telemetry_otel import Telemetry, TelemetryConfig
-        from telemetry_otel.instrumentation import instrument_service
+        from telemetry_otel.instrumentation import gauge, instrument_service
         telemetry = Telemetry(TelemetryConfig(service_name="stuck", service_timeout_millis=100))
         never = threading.Event()
         def stuck():
             never.wait()
             return {}
-        instrument_service("stuck", category="c", snapshot=stuck, telemetry=telemetry)
+        depth = gauge("stuck.depth", "{item}", "Items waiting.")
+        instrument_service("stuck", category="c", snapshot=stuck, metrics=[depth], telemetry=telemetry)
         print(asyncio.run(telemetry.collect()).outcomes["stuck"].outcome, flush=True)
         started = time.perf_counter()
         telemetry.shutdown()

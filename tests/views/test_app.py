@@ -172,7 +172,13 @@ def test_background_tasks_run_for_the_app_lifetime_and_shutdown_callbacks_run(te
     def snapshot() -> Snapshot:
         return {}
 
-    instrument_service("svc", category="graph", snapshot=snapshot, telemetry=telemetry)
+    instrument_service(
+        "svc",
+        category="graph",
+        snapshot=snapshot,
+        metrics=[gauge("svc.depth", "{item}", "D.")],
+        telemetry=telemetry,
+    )
     app = create_app(telemetry, background=[run], on_shutdown=[lambda: closed.append(True)])
     with TestClient(app) as client:
         assert client.get("/api/demo/v1/telemetry").status_code == 200

@@ -145,7 +145,13 @@ def test_a_timed_out_snapshot_is_unknown(
         await asyncio.sleep(5)
         return {}
 
-    instrument_service("slow", category="runtime", snapshot=slow, telemetry=runtime).report_health("pass")
+    instrument_service(
+        "slow",
+        category="runtime",
+        snapshot=slow,
+        metrics=[gauge("slow.depth", "{item}", "D.")],
+        telemetry=runtime,
+    ).report_health("pass")
     instrument_service("fast", category="runtime", telemetry=runtime).report_health("pass")
     model = build_model(make_inputs(runtime=runtime))
     slow_state, fast_state = model.services
@@ -309,7 +315,6 @@ def test_bus_status_from_its_providers(telemetry: Telemetry, render: Render) -> 
         for member in members:
             bus.attach(member)
     Bus("empty", telemetry=telemetry)
-    telemetry.components.declare_bus("empty")
     buses = render("health").document["buses"]
     assert {name: (bus["status"], bus["reason"]) for name, bus in buses.items()} == {
         "redundant": ("warn", "down: fail"),

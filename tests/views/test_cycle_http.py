@@ -7,6 +7,8 @@ floored; data that stops refreshing is flagged stale and fails readiness.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -235,4 +237,49 @@ def test_data_that_stops_refreshing_is_stale_and_readiness_fails_with_the_reason
             assert _strict_json(http.get(BASE))["stale"] is False
     finally:
         broken.clear()
+        telemetry.shutdown()
+
+
+def test_an_async_snapshot_on_the_servers_loop_is_never_stacked_on_itself(live_server: Any) -> None:
+    """Under a server, async snapshot functions run on the server's loop. One that ignores its
+    cancellation and runs past the timeout is still running at the next cycle: that cycle reports it,
+    it does not start a second call."""
+    telemetry = Telemetry(
+        TelemetryConfig(service_name="stack", service_timeout_millis=200, live_min_interval_millis=0)
+    )
+    running = 0
+    peak = 0
+
+    async def stubborn() -> Snapshot:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            for _ in range(20):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(0.05)
+            return {"stubborn.depth": 1}
+        finally:
+            running -= 1
+
+    instrument_service(
+        "stubborn",
+        category="graph",
+        snapshot=stubborn,
+        metrics=[gauge("stubborn.depth", "{item}", "D.")],
+        telemetry=telemetry,
+    )
+    try:
+        server = live_server(create_app(telemetry, agent="demo", cache_ttl_seconds=60))
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            _wait_ready(http)
+            errors = [
+                _strict_json(http.get(BASE, params={"view": "reliability", "live": "true"}))["services"][
+                    "stubborn"
+                ]["snapshot_error"]
+                for _ in range(3)
+            ]
+        assert peak == 1
+        assert all(error.startswith("previous snapshot still running after") for error in errors), errors
+    finally:
         telemetry.shutdown()

@@ -45,6 +45,7 @@ def _collection() -> Collection:
                                 ({"service.name": "planner", "service.category": "graph"}, 10),
                                 ({"service.name": "openai", "service.category": "runtime"}, 7),
                                 ({"service.name": "ghost"}, 1),
+                                ({"route": "/x"}, 2),
                             )
                         ],
                         "",
@@ -151,7 +152,13 @@ def test_a_bus_lists_its_aggregate_and_per_provider_series_in_read_order_each_me
 def test_points_of_no_known_component_are_other_metrics_in_read_order() -> None:
     others = _detailed()["other_metrics"]
     assert [(m["name"], m["points"]) for m in others] == [  # type: ignore[union-attr]
-        ("service.requests", [{"attributes": {"service.name": "ghost"}, "value": 1}]),
+        (
+            "service.requests",
+            [
+                {"attributes": {"service.name": "ghost"}, "value": 1},
+                {"attributes": {"route": "/x"}, "value": 2},
+            ],
+        ),
         ("app.jobs", [{"attributes": {"job.kind": "import"}, "value": 3}]),
     ]
 

@@ -324,13 +324,13 @@ def test_health_endpoint_is_health_json_and_503_when_failing(telemetry: Telemetr
         assert failing.status_code == 503
         assert failing.headers["content-type"] == "application/health+json"
         assert failing.json()["status"] == "fail"
-        # The reported reason, then the message of the alert a reported fail raises (docs/views.md).
+        # The reported reason once: the service_down alert it raises says the same (docs/views.md).
         assert failing.json()["checks"]["config:health"] == [
             {
                 "componentId": "config",
                 "componentType": "graph",
                 "status": "fail",
-                "output": "database unreachable; service down: database unreachable",
+                "output": "database unreachable",
             }
         ]
         assert failing.json()["checks"]["memory:health"] == [
@@ -358,7 +358,13 @@ def test_liveness_never_depends_on_the_services_and_readiness_waits_for_a_collec
         release.wait(5)
         return {}
 
-    instrument_service("stuck", category="graph", snapshot=hangs, telemetry=telemetry)
+    instrument_service(
+        "stuck",
+        category="graph",
+        snapshot=hangs,
+        metrics=[gauge("stuck.depth", "{item}", "D.")],
+        telemetry=telemetry,
+    )
     app = create_app(telemetry, agent="demo")
     client = TestClient(app)  # no lifespan: no warm-up collection has run
     try:
@@ -456,6 +462,7 @@ ALLOWED = {
     "category": ["graph", "runtime"],
     "service": ["llm", "memory"],
     "live": ["true", "false"],
+    "precision": ["s", "ms", "us", "ns"],
 }
 
 
@@ -464,11 +471,15 @@ def _expected_answer(pairs: list[tuple[str, str]]) -> tuple[int, str | None, lis
     bad or repeated query parameter is a 400 listing the allowed values", naming the parameter."""
     unknown = [key for key, _ in pairs if key not in ALLOWED]
     if unknown:
-        return 400, repr(unknown[0]), ["view", "format", "category", "service", "live"]
+        return 400, repr(unknown[0]), ["view", "format", "category", "service", "live", "precision"]
     # The request's own parameters first; then the filters, against the collection served.
-    for key in ("view", "format", "live", "html", "category", "service"):
+    for key in ("view", "format", "live", "precision", "influxdb", "html", "category", "service"):
+        chosen = dict(pairs)
+        if key == "influxdb":
+            if "precision" in chosen and chosen.get("format", "json") != "influxdb":
+                return 400, "applies to format=influxdb", ["influxdb"]
+            continue
         if key == "html":
-            chosen = dict(pairs)
             if chosen.get("format") == "html" and chosen.get("view", "summary") not in ("summary", "health"):
                 return 400, "format=html", ["summary", "health"]
             continue
@@ -513,3 +524,53 @@ def test_rendered_views_follow_each_new_collection(telemetry: Telemetry) -> None
         assert (live["cached"], live["services"]["memory"]["requests"]) == (False, before + 4)
         again = client.get(BASE, params=params).json()
         assert (again["cached"], again["services"]["memory"]["requests"]) == (True, before + 4)
+
+
+def test_influxdb_timestamps_follow_precision_and_default_to_nanoseconds(client: TestClient) -> None:
+    stamps: dict[str, set[int]] = {}
+    for precision in (None, "ns", "us", "ms", "s"):
+        params = {"view": "health", "format": "influxdb"}
+        if precision is not None:
+            params["precision"] = precision
+        response = client.get(BASE, params=params)
+        assert response.status_code == 200
+        stamps[precision or "default"] = {
+            int(line.rsplit(" ", 1)[1])
+            for line in response.text.splitlines()
+            if line.startswith("telemetry.status,")  # derived: stamped with the collection's time
+        }
+    [collection_ns] = stamps["ns"]
+    assert stamps == {
+        "default": {collection_ns},
+        "ns": {collection_ns},
+        "us": {collection_ns // 10**3},
+        "ms": {collection_ns // 10**6},
+        "s": {collection_ns // 10**9},
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "allowed"),
+    [
+        (
+            {"format": "influxdb", "precision": "h"},
+            "precision='h' is not one of the allowed values",
+            ["s", "ms", "us", "ns"],
+        ),
+        (
+            {"format": "prometheus", "precision": "s"},
+            "query parameter 'precision' applies to format=influxdb, not format=prometheus",
+            ["influxdb"],
+        ),
+        (
+            {"precision": "s"},
+            "query parameter 'precision' applies to format=influxdb, not format=json",
+            ["influxdb"],
+        ),
+    ],
+)
+def test_a_precision_that_cannot_apply_is_a_400_naming_what_is_allowed(
+    client: TestClient, params: dict[str, str], error: str, allowed: list[str]
+) -> None:
+    response = client.get(BASE, params=params)
+    assert (response.status_code, response.json()) == (400, {"error": error, "allowed": allowed})

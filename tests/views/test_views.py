@@ -97,7 +97,13 @@ def populated(telemetry: Telemetry) -> Telemetry:
         ],
         telemetry=telemetry,
     )
-    broken = instrument_service("broken", category="runtime", snapshot=_broken, telemetry=telemetry)
+    broken = instrument_service(
+        "broken",
+        category="runtime",
+        snapshot=_broken,
+        metrics=[gauge("service.queue.depth", "{item}", "Waiting.")],
+        telemetry=telemetry,
+    )
     openai = instrument_service("openai", telemetry=telemetry)
     llm_bus = Bus("llm", telemetry=telemetry)
     llm_bus.attach(openai)
