@@ -180,35 +180,33 @@ def _parse_bool(name: str, raw: str) -> bool:
 
 
 def _pick_millis(name: str, explicit: float | None, raw: str | None, default: float) -> float:
-    if explicit is not None:
-        value = float(explicit)
-    elif raw is not None and raw.strip():
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigurationError(f"{name}={raw!r} is not a number of milliseconds") from None
-    else:
-        value = default
-    if not value > 0:
-        raise ConfigurationError(f"{name} must be a positive number of milliseconds, got {value!r}")
-    return value
+    """A positive number of milliseconds: argument, else environment, else default."""
+    return _pick_number(name, explicit, raw, default, allow_zero=False, unit=" of milliseconds", finite=False)
 
 
 def _pick_number(
-    name: str, explicit: float | None, raw: str | None, default: float, *, allow_zero: bool
+    name: str,
+    explicit: float | None,
+    raw: str | None,
+    default: float,
+    *,
+    allow_zero: bool,
+    unit: str = "",
+    finite: bool = True,
 ) -> float:
-    """A finite number, positive (or zero with ``allow_zero``): argument, else environment, else default."""
+    """A number, positive (or zero with ``allow_zero``, finite with ``finite``): argument, else
+    environment, else default; ``unit`` names it in errors (`` of milliseconds``)."""
     if explicit is not None:
         value = float(explicit)
     elif raw is not None and raw.strip():
         try:
             value = float(raw)
         except ValueError:
-            raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+            raise ConfigurationError(f"{name}={raw!r} is not a number{unit}") from None
     else:
         value = default
-    if not (value >= 0 if allow_zero else value > 0) or value == float("inf"):
-        allowed = "zero or a positive number" if allow_zero else "a positive number"
+    if not (value >= 0 if allow_zero else value > 0) or (finite and value == float("inf")):
+        allowed = f"zero or a positive number{unit}" if allow_zero else f"a positive number{unit}"
         raise ConfigurationError(f"{name} must be {allowed}, got {value!r}")
     return value
 
