@@ -56,7 +56,7 @@ def _reads(telemetry: Telemetry) -> Callable[[int], None]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--json", action="store_true", help="also write the figures under results/")
     args = parser.parse_args()
     comparisons = []

@@ -44,6 +44,8 @@ from telemetry_otel.views._thresholds import Thresholds
 __all__ = ["FORMATS", "HEALTH_JSON", "QUERY_PARAMETERS", "create_app"]
 
 _logger = logging.getLogger("telemetry_otel.views")
+#: Encodes a response's one JSON document (documents are trees: no circular check needed).
+_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"), check_circular=False)
 
 
 def create_app(
@@ -144,7 +146,7 @@ class _Endpoint:
         if query.format == "json":
             # One document, each key once: the view's keys, then what is true of this response.
             body = {**self._document(served, query.view, query), **self._meta(query.view, served)}
-            encoded = json.dumps(body, allow_nan=False, separators=(",", ":")).encode("utf-8")
+            encoded = _JSON.encode(body).encode("utf-8")
             return Response(encoded, media_type=FORMATS["json"])
         if query.format == "html":
             return Response(self._page(served, query).encode("utf-8"), media_type=FORMATS["html"])

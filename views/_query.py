@@ -91,6 +91,8 @@ def parse_query(request: Request) -> Query | Response:
 
 def check_filters(query: Query, collection: Collection) -> Response | None:
     """A 400 naming the allowed values when ``category`` or ``service`` is not in ``collection``."""
+    if query.category is None and query.service is None and not query.repeated:
+        return None  # nothing to check: most requests
     services = [record for record in collection.components if record.is_service]
     choices = {
         "category": (query.category, sorted({record.category for record in services if record.category})),
