@@ -124,7 +124,6 @@ class CollectionCycle:
         self._lock = threading.Lock()
         self._latest: _Entry | None = None
         self._inflight: concurrent.futures.Future[_Entry] | None = None
-        self._inflight_started: float | None = None
         #: ``clock()`` since when a refresh has been wanted and no cycle completed (None: none due).
         self._due_since: float | None = None
         self._last_failure: str | None = None
@@ -331,7 +330,6 @@ class CollectionCycle:
             self._due_since = now
         loop = self._ensure_loop_locked()
         self._inflight = asyncio.run_coroutine_threadsafe(self._run(now), loop)
-        self._inflight_started = now
         return self._inflight
 
     def _forget_parent_locked(self) -> None:

@@ -59,37 +59,29 @@ class StatusHistory:
 
         Returns whether a point was added (False for a collection already recorded, or older).
         """
-        if not self.is_new(time_unix_nano):
-            return False
         requests = summary.get("requests")
         traffic: Mapping[str, Any] = requests if isinstance(requests, Mapping) else {}
-        self._points.append(
-            HistoryPoint(
-                time_unix_nano=time_unix_nano,
-                request_rate=_number(traffic.get("rate_per_second")),
-                error_ratio=_number(traffic.get("error_ratio")),
-                latency_p95_seconds=_number(summary.get("latency_p95_seconds")),
-            )
+        return self._append(
+            time_unix_nano,
+            traffic.get("rate_per_second"),
+            traffic.get("error_ratio"),
+            summary.get("latency_p95_seconds"),
         )
-        return True
 
     def record_model(self, model: Model) -> bool:
         """Append the point of ``model``'s collection, read from the typed model (what the app does).
 
         Returns whether a point was added, as :meth:`record` does.
         """
-        time_unix_nano = model.inputs.collection.time_unix_nano
+        p95 = None if model.latency is None else model.latency.quantile(0.95)
+        return self._append(
+            model.inputs.collection.time_unix_nano, model.request_rate, model.error_ratio, p95
+        )
+
+    def _append(self, time_unix_nano: int, rate: object, error_ratio: object, p95: object) -> bool:
         if not self.is_new(time_unix_nano):
             return False
-        p95 = None if model.latency is None else model.latency.quantile(0.95)
-        self._points.append(
-            HistoryPoint(
-                time_unix_nano=time_unix_nano,
-                request_rate=_number(model.request_rate),
-                error_ratio=_number(model.error_ratio),
-                latency_p95_seconds=_number(p95),
-            )
-        )
+        self._points.append(HistoryPoint(time_unix_nano, _number(rate), _number(error_ratio), _number(p95)))
         return True
 
     def points(self) -> tuple[HistoryPoint, ...]:

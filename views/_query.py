@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, TypeAlias, get_args
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,7 +24,8 @@ __all__ = ["INFLUX_PRECISIONS", "QUERY_PARAMETERS", "Query", "check_filters", "p
 #: Query parameters of the unified endpoint; ``category`` and ``service`` take registered names.
 QUERY_PARAMETERS = ("view", "format", "category", "service", "live", "precision")
 #: Timestamp units of ``format=influxdb`` (``precision=``); the default is InfluxDB's own, ``ns``.
-INFLUX_PRECISIONS = ("s", "ms", "us", "ns")
+InfluxPrecision: TypeAlias = Literal["s", "ms", "us", "ns"]
+INFLUX_PRECISIONS: tuple[InfluxPrecision, ...] = get_args(InfluxPrecision)
 _BOOLEANS = {"true": True, "false": False}
 
 

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Hashable
-from typing import Any, Literal
+from typing import Any
 
 from telemetry_otel import CachedCollection, Collection
 from telemetry_otel.formats import encode_influx, negotiate_exposition
 from telemetry_otel.views._build import build_model
 from telemetry_otel.views._formats import ENCODERS
 from telemetry_otel.views._inputs import ViewInputs
-from telemetry_otel.views._render import render_view, view_metrics
+from telemetry_otel.views._query import INFLUX_PRECISIONS, InfluxPrecision
+from telemetry_otel.views._render import RenderedView, render_view, view_metrics
 from telemetry_otel.views._state import Model
 from telemetry_otel.views._thresholds import Thresholds
 
 __all__ = ["Renderings"]
 
 _Filter = tuple[str | None, str | None]
-_PRECISIONS: dict[str, Literal["s", "ms", "us", "ns"]] = {"s": "s", "ms": "ms", "us": "us", "ns": "ns"}
+_PRECISIONS: dict[str, InfluxPrecision] = {unit: unit for unit in INFLUX_PRECISIONS}
 
 
 class Renderings:
@@ -33,7 +34,7 @@ class Renderings:
         self.thresholds = thresholds
         self._collection: Collection | None = None
         self._models: dict[_Filter, Model] = {}
-        self._documents: dict[Hashable, dict[str, Any]] = {}
+        self._views: dict[Hashable, tuple[ViewInputs, RenderedView]] = {}
         self._bodies: dict[Hashable, bytes] = {}
 
     def inputs(self, served: CachedCollection, category: str | None, service: str | None) -> ViewInputs:
@@ -52,14 +53,7 @@ class Renderings:
         self, served: CachedCollection, view: str, category: str | None, service: str | None
     ) -> dict[str, Any]:
         """The JSON document of ``view`` for the filter; the filter's model is built once."""
-        self._switch(served.collection)
-        key = (view, category, service)
-        document = self._documents.get(key)
-        if document is None:
-            inputs = self.inputs(served, category, service)
-            document = render_view(view, inputs, None if view == "detailed" else self._model(inputs)).document
-            self._documents[key] = document
-        return document
+        return self._rendered(served, view, category, service)[1].document
 
     def view_body(
         self,
@@ -77,8 +71,7 @@ class Renderings:
         key = ("view", view, encoding, category, service, precision)
         body = self._bodies.get(key)
         if body is None:
-            inputs = self.inputs(served, category, service)
-            rendered = render_view(view, inputs, None if view == "detailed" else self._model(inputs))
+            inputs, rendered = self._rendered(served, view, category, service)
             data = view_metrics(inputs, rendered)
             if encoding == "influxdb":
                 text = encode_influx(data, precision=_PRECISIONS[precision])
@@ -106,6 +99,20 @@ class Renderings:
         self._switch(served.collection)
         return self._model(self.inputs(served, category, service))
 
+    def _rendered(
+        self, served: CachedCollection, view: str, category: str | None, service: str | None
+    ) -> tuple[ViewInputs, RenderedView]:
+        """``view`` rendered once per collection and filter: its JSON document and metric formats
+        share it."""
+        self._switch(served.collection)
+        key = (view, category, service)
+        found = self._views.get(key)
+        if found is None:
+            inputs = self.inputs(served, category, service)
+            found = (inputs, render_view(view, inputs, None if view == "detailed" else self._model(inputs)))
+            self._views[key] = found
+        return found
+
     def _model(self, inputs: ViewInputs) -> Model:
         key = (inputs.category, inputs.service)
         model = self._models.get(key)
@@ -115,4 +122,4 @@ class Renderings:
 
     def _switch(self, collection: Collection) -> None:
         if collection is not self._collection:
-            self._collection, self._models, self._documents, self._bodies = collection, {}, {}, {}
+            self._collection, self._models, self._views, self._bodies = collection, {}, {}, {}
