@@ -36,7 +36,7 @@ from telemetry_otel.views._errors import error_response, http_error
 from telemetry_otel.views._formats import FORMATS, HEALTH_JSON
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._history import StatusHistory
-from telemetry_otel.views._html import HTML_VIEWS, refresh_seconds_for, render_html
+from telemetry_otel.views._html import HTML_VIEWS, page, refresh_seconds_for
 from telemetry_otel.views._query import QUERY_PARAMETERS, Query, check_filters, parse_query
 from telemetry_otel.views._rendered import Renderings
 from telemetry_otel.views._thresholds import Thresholds
@@ -236,17 +236,15 @@ class _Endpoint:
         return meta
 
     def _page(self, served: CachedCollection, query: Query) -> str:
-        """The status page, built per request from the cached documents (its age is per request)."""
-        summary = {**self._document(served, "summary", query), **self._meta(query.view, served)}
-        health = self._document(served, "health", query)
-        operational = self._document(served, "operational", query)
-        return render_html(
-            summary,
-            health,
+        """The status page from the collection's one model for this filter; its age is per request."""
+        model = self.rendered.model(served, query.category, query.service)
+        return page(
+            model,
             self.history.points(),
             self.agent,
             self.refresh_seconds,
-            alerts=operational["alerts"],
+            age_seconds=served.age_seconds,
+            view=query.view,
         )
 
     def _remember(self, served: CachedCollection) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from telemetry_otel.views._build import build_model
+from telemetry_otel.views._inputs import ViewInputs
 from telemetry_otel.views._state import Model
 
 __all__ = ["DEFAULT_HISTORY_POINTS", "HistoryPoint", "StatusHistory"]
@@ -18,7 +18,7 @@ DEFAULT_HISTORY_POINTS = 120
 
 @dataclass(frozen=True)
 class HistoryPoint:
-    """One collection's runtime-wide traffic, from its (unfiltered) summary view.
+    """One collection's runtime-wide traffic, from its unfiltered model.
 
     ``None`` is unknown (no previous collection for a rate, no request for a ratio), never 0.
     """
@@ -54,31 +54,25 @@ class StatusHistory:
         """Whether a collection taken at ``time_unix_nano`` would add a point."""
         return not self._points or time_unix_nano > self._points[-1].time_unix_nano
 
-    def record(self, time_unix_nano: int, summary: Mapping[str, Any]) -> bool:
-        """Append the point of the collection at ``time_unix_nano`` from its summary document.
+    def record(self, inputs: ViewInputs) -> bool:
+        """Append the point of ``inputs``' collection (its model is built only for a new collection).
 
         Returns whether a point was added (False for a collection already recorded, or older).
         """
-        requests = summary.get("requests")
-        traffic: Mapping[str, Any] = requests if isinstance(requests, Mapping) else {}
-        return self._append(
-            time_unix_nano,
-            traffic.get("rate_per_second"),
-            traffic.get("error_ratio"),
-            summary.get("latency_p95_seconds"),
-        )
+        if not self.is_new(inputs.collection.time_unix_nano):
+            return False
+        return self.record_model(build_model(inputs))
 
     def record_model(self, model: Model) -> bool:
-        """Append the point of ``model``'s collection, read from the typed model (what the app does).
-
-        Returns whether a point was added, as :meth:`record` does.
-        """
+        """:meth:`record` from a model already built (the app shares one model per collection)."""
         p95 = None if model.latency is None else model.latency.quantile(0.95)
         return self._append(
             model.inputs.collection.time_unix_nano, model.request_rate, model.error_ratio, p95
         )
 
-    def _append(self, time_unix_nano: int, rate: object, error_ratio: object, p95: object) -> bool:
+    def _append(
+        self, time_unix_nano: int, rate: float | None, error_ratio: float | None, p95: float | None
+    ) -> bool:
         if not self.is_new(time_unix_nano):
             return False
         self._points.append(HistoryPoint(time_unix_nano, _number(rate), _number(error_ratio), _number(p95)))
@@ -92,7 +86,5 @@ class StatusHistory:
         return len(self._points)
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
+def _number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value

@@ -1,7 +1,8 @@
-"""The status page: the summary and health views as one self-contained HTML document.
+"""The status page: the summary and health of one collection as one self-contained HTML document.
 
-``render_html`` is pure (no I/O, no clock): the same documents and history give the same page. Every
-value taken from a document is escaped with :func:`html.escape` (names, reasons, statuses, numbers
+The page reads the typed model of the views (built once per collection and filter), never a JSON
+document. ``render_html`` is pure (no I/O, no clock): the same inputs and history give the same page.
+Every value taken from the model is escaped with :func:`html.escape` (names, reasons, statuses, numbers
 alike) and statuses pick a CSS class from a fixed list, so a reason such as
 ``<script>alert(1)</script>`` is shown as text and never becomes markup. The page needs no
 external asset: inline CSS, inline SVG trend lines, no JavaScript at all, and a
@@ -13,15 +14,17 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
+from telemetry_otel.views._build import build_model
 from telemetry_otel.views._history import HistoryPoint
 from telemetry_otel.views._inputs import ViewInputs
-from telemetry_otel.views._render import render_view
+from telemetry_otel.views._numbers import iso
+from telemetry_otel.views._state import STATUSES, BusState, Model
+from telemetry_otel.views._thresholds import Alert
 
-__all__ = ["HTML_VIEWS", "refresh_seconds_for", "render_html", "status_page"]
+__all__ = ["HTML_VIEWS", "page", "refresh_seconds_for", "render_html"]
 
 #: The views the page shows (``format=html`` accepts ``view`` = one of these, or none).
 HTML_VIEWS: tuple[str, ...] = ("summary", "health")
@@ -78,35 +81,39 @@ def refresh_seconds_for(cache_ttl_seconds: float) -> int:
     return min(_MAX_REFRESH, max(_MIN_REFRESH, math.ceil(cache_ttl_seconds)))
 
 
-def status_page(
-    inputs: ViewInputs, history: Sequence[HistoryPoint], *, agent: str, refresh_seconds: int
-) -> str:
-    """The page for ``inputs``: renders the summary, health and (for its alerts) operational views."""
-    summary = render_view("summary", inputs).document
-    health = render_view("health", inputs).document
-    alerts = render_view("operational", inputs).document["alerts"]
-    return render_html(summary, health, history, agent, refresh_seconds, alerts=alerts)
-
-
 def render_html(
-    summary: Mapping[str, Any],
-    health: Mapping[str, Any],
+    inputs: ViewInputs,
     history: Sequence[HistoryPoint],
     agent: str,
     refresh_seconds: int,
     *,
-    alerts: Sequence[Mapping[str, Any]] = (),
+    age_seconds: float | None = None,
+    view: str = "summary",
 ) -> str:
     """The status page of one collection: a complete HTML document (``<!DOCTYPE html>``...).
 
-    ``summary`` and ``health`` are the documents of those views, ``history`` the runtime-wide trend
-    points (oldest first), ``alerts`` the active alerts (as in the operational view). The page
-    reloads itself every ``refresh_seconds`` (at least 1).
+    The page shows the model of ``inputs`` (built once: status, score, traffic, alerts, categories
+    and buses), ``history`` the runtime-wide trend points (oldest first), and reloads itself every
+    ``refresh_seconds`` (at least 1). ``age_seconds`` is the collection's age as shown (default: as of
+    ``inputs.now_unix_nano``), ``view`` the view named in the footer.
     """
+    return page(build_model(inputs), history, agent, refresh_seconds, age_seconds=age_seconds, view=view)
+
+
+def page(
+    model: Model,
+    history: Sequence[HistoryPoint],
+    agent: str,
+    refresh_seconds: int,
+    *,
+    age_seconds: float | None = None,
+    view: str = "summary",
+) -> str:
+    """:func:`render_html` from a model already built (the app shares one model per collection)."""
     if isinstance(refresh_seconds, bool) or not isinstance(refresh_seconds, int) or refresh_seconds < 1:
         raise ValueError(f"refresh_seconds must be a positive integer, not {refresh_seconds!r}")
     base = f"/api/{quote(agent, safe='')}/v1/telemetry"
-    status = _text(summary.get("status") or health.get("status") or "unknown")
+    age_shown = model.age_seconds if age_seconds is None else age_seconds
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -115,17 +122,17 @@ def render_html(
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         f'<meta http-equiv="refresh" content="{refresh_seconds}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(status.upper())} · {_e(agent)} · telemetry</title>",
+        f"<title>{_e(model.status.upper())} · {_e(agent)} · telemetry</title>",
         f"<style>{_CSS}</style>",
         "</head>",
         "<body>",
-        _header(summary, health, agent),
-        _overview(summary),
+        _header(model, agent, age_shown),
+        _overview(model),
         _trends(history),
-        _alerts(alerts, summary),
-        _categories(health),
-        _buses(health),
-        _footer(summary, base, refresh_seconds),
+        _alerts(model.alerts),
+        _categories(model),
+        _buses(model.buses),
+        _footer(view, base, refresh_seconds),
         "</body>",
         "</html>",
     ]
@@ -135,12 +142,10 @@ def render_html(
 # -- sections ------------------------------------------------------------------------------------
 
 
-def _header(summary: Mapping[str, Any], health: Mapping[str, Any], agent: str) -> str:
-    status = summary.get("status", health.get("status"))
-    reason = summary.get("reason", health.get("reason"))
-    score = _mapping(summary.get("health_score")).get("score")
-    filter_ = _mapping(summary.get("filter"))
-    shown = {key: value for key, value in filter_.items() if value is not None}
+def _header(model: Model, agent: str, age_seconds: float) -> str:
+    inputs = model.inputs
+    chosen = (("category", inputs.category), ("service", inputs.service))
+    shown = {key: value for key, value in chosen if value is not None}
     filtered = (
         '<p class="muted" id="filter">Filtered: '
         + ", ".join(f"{_e(key)}={_e(value)}" for key, value in shown.items())
@@ -150,50 +155,46 @@ def _header(summary: Mapping[str, Any], health: Mapping[str, Any], agent: str) -
     )
     disabled = (
         '<p class="muted" id="sdk-disabled">The OpenTelemetry SDK is disabled: nothing is recorded.</p>'
-        if summary.get("sdk_disabled")
+        if inputs.collection.sdk_disabled
         else ""
     )
+    reason = model.reason
     if reason is None:
-        reason = "all services pass" if status == "pass" else ""
-    missing = _mapping(summary.get("health_score")).get("missing_inputs") or []
-    missing_text = (
-        f'<div class="muted">missing: {_e(", ".join(_text(item) for item in missing))}</div>'
-        if missing
-        else ""
-    )
+        reason = "all services pass" if model.status == "pass" else ""
+    missing = [item.name for item in model.score_inputs if item.score is None]
+    missing_text = f'<div class="muted">missing: {_e(", ".join(missing))}</div>' if missing else ""
     return (
         "<header>"
         f'<h1>Runtime <span id="agent">{_e(agent)}</span></h1>'
-        f'<p class="muted">Collection {_e(summary.get("timestamp", "unknown"))}'
-        f" · age {_e(_format_seconds(summary.get('age_seconds')))}</p>"
+        f'<p class="muted">Collection {_e(iso(inputs.collection.time_unix_nano))}'
+        f" · age {_e(_format_seconds(age_seconds))}</p>"
         f"{filtered}{disabled}"
         '<div class="top">'
-        f'<div class="card" id="status"><div class="label">Status</div>{_badge(status, big=True)}'
+        f'<div class="card" id="status"><div class="label">Status</div>{_badge(model.status, big=True)}'
         f'<div class="reason" id="status-reason">{_e(reason)}</div></div>'
         f'<div class="card" id="score"><div class="label">Health score</div>'
-        f'<div class="big">{_e(_format_number(score, 1))}</div>'
+        f'<div class="big">{_e(_format_number(model.score, 1))}</div>'
         f'<div class="muted">of 100</div>{missing_text}</div>'
         "</div></header>"
     )
 
 
-def _overview(summary: Mapping[str, Any]) -> str:
-    services = _mapping(summary.get("services"))
-    requests = _mapping(summary.get("requests"))
-    alerts = _mapping(summary.get("alerts"))
+def _overview(model: Model) -> str:
+    counts, alerts = model.counts, model.alert_counts()
+    p95 = None if model.latency is None else model.latency.quantile(0.95)
     cards = [
-        ("Services", _format_count(services.get("total"))),
-        ("Healthy", _format_count(services.get("healthy"))),
-        ("Degraded", _format_count(services.get("degraded"))),
-        ("Down", _format_count(services.get("down"))),
-        ("Unknown", _format_count(services.get("unknown"))),
-        ("Requests", _format_count(requests.get("total"))),
-        ("Errors", _format_count(requests.get("errors"))),
-        ("Error ratio", _format_ratio(requests.get("error_ratio"))),
-        ("Request rate", _format_rate(requests.get("rate_per_second"))),
-        ("Latency p95", _format_seconds(summary.get("latency_p95_seconds"))),
-        ("Critical alerts", _format_count(alerts.get("critical"))),
-        ("Warning alerts", _format_count(alerts.get("warning"))),
+        ("Services", _format_count(counts.get("total"))),
+        ("Healthy", _format_count(counts.get("healthy"))),
+        ("Degraded", _format_count(counts.get("degraded"))),
+        ("Down", _format_count(counts.get("down"))),
+        ("Unknown", _format_count(counts.get("unknown"))),
+        ("Requests", _format_count(model.requests)),
+        ("Errors", _format_count(model.errors)),
+        ("Error ratio", _format_ratio(model.error_ratio)),
+        ("Request rate", _format_rate(model.request_rate)),
+        ("Latency p95", _format_seconds(p95)),
+        ("Critical alerts", _format_count(alerts["critical"])),
+        ("Warning alerts", _format_count(alerts["warning"])),
     ]
     body = "".join(
         f'<div class="card"><div class="label">{_e(label)}</div><div class="big">{_e(value)}</div></div>'
@@ -203,7 +204,7 @@ def _overview(summary: Mapping[str, Any]) -> str:
 
 
 def _trends(history: Sequence[HistoryPoint]) -> str:
-    series: list[tuple[str, str, Callable[[HistoryPoint], float | None], Callable[[object], str]]] = [
+    series: list[tuple[str, str, Callable[[HistoryPoint], float | None], Callable[[float | None], str]]] = [
         ("request-rate", "Request rate", lambda point: point.request_rate, _format_rate),
         ("error-ratio", "Error ratio", lambda point: point.error_ratio, _format_ratio),
         ("latency-p95", "Latency p95", lambda point: point.latency_p95_seconds, _format_seconds),
@@ -230,20 +231,15 @@ def _trends(history: Sequence[HistoryPoint]) -> str:
     )
 
 
-def _alerts(alerts: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> str:
+def _alerts(alerts: Sequence[Alert]) -> str:
     if not alerts:
-        counts = _mapping(summary.get("alerts"))
-        total = sum(
-            value for value in counts.values() if isinstance(value, int) and not isinstance(value, bool)
-        )
-        text = "No active alerts." if not total else f"{total} active alerts (details not available)."
-        return f'<section id="alerts"><h2>Active alerts</h2><p class="muted">{_e(text)}</p></section>'
+        return '<section id="alerts"><h2>Active alerts</h2><p class="muted">No active alerts.</p></section>'
     rows = "".join(
         "<tr>"
-        f"<td>{_badge(alert.get('severity'), kinds=_SEVERITIES)}</td>"
-        f"<td>{_e(alert.get('component'))}</td>"
-        f"<td>{_e(alert.get('rule'))}</td>"
-        f'<td class="reason">{_e(alert.get("message"))}</td>'
+        f"<td>{_badge(alert.severity, kinds=_SEVERITIES)}</td>"
+        f"<td>{_e(alert.component)}</td>"
+        f"<td>{_e(alert.rule)}</td>"
+        f'<td class="reason">{_e(alert.message)}</td>'
         "</tr>"
         for alert in alerts
     )
@@ -255,38 +251,35 @@ def _alerts(alerts: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> 
     )
 
 
-def _categories(health: Mapping[str, Any]) -> str:
-    services = _mapping(health.get("services"))
+def _categories(model: Model) -> str:
+    services = {state.name: state for state in model.services}
     sections = []
-    for name, raw in _mapping(health.get("categories")).items():
-        category = _mapping(raw)
-        counts = _mapping(category.get("counts"))
+    for category in model.categories:
         rows = []
-        for member in category.get("services") or []:
-            state = _mapping(services.get(member))
+        for member in category.members:
+            state = services.get(member)
             rows.append(
                 "<tr>"
                 f'<td class="name">{_e(member)}</td>'
-                f"<td>{_badge(state.get('status'))}</td>"
-                f'<td class="reason">{_e(state.get("reason") or "")}</td>'
-                f"<td>{_e(state.get('snapshot_outcome') or '')}</td>"
+                f"<td>{_badge(None if state is None else state.status)}</td>"
+                f'<td class="reason">{_e(None if state is None else state.reason)}</td>'
+                f"<td>{_e(None if state is None else state.outcome)}</td>"
                 "</tr>"
             )
         tally = ", ".join(
-            f"{_format_count(counts.get(key))} {label}"
+            f"{_format_count(category.counts.get(key))} {label}"
             for key, label in (
                 ("healthy", "pass"),
                 ("degraded", "warn"),
                 ("down", "fail"),
                 ("unknown", "unknown"),
             )
-            if counts.get(key)
+            if category.counts.get(key)
         )
-        reason = category.get("reason")
         sections.append(
-            f'<div class="category"><h3>{_e(name)} {_badge(category.get("status"))}'
+            f'<div class="category"><h3>{_e(category.name)} {_badge(category.status)}'
             f' <span class="muted">{_e(tally)}</span></h3>'
-            + (f'<p class="reason">{_e(reason)}</p>' if reason else "")
+            + (f'<p class="reason">{_e(category.reason)}</p>' if category.reason else "")
             + '<table><colgroup><col class="w30"><col class="w12"><col><col class="w12"></colgroup>'
             "<thead><tr><th>Service</th><th>Status</th><th>Reason</th><th>Snapshot</th></tr>"
             f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
@@ -295,22 +288,17 @@ def _categories(health: Mapping[str, Any]) -> str:
     return f'<section id="categories"><h2>Services by category</h2><div class="grid">{body}</div></section>'
 
 
-def _buses(health: Mapping[str, Any]) -> str:
+def _buses(buses: Sequence[BusState]) -> str:
     rows = []
-    for name, raw in _mapping(health.get("buses")).items():
-        bus = _mapping(raw)
-        providers = [_mapping(provider) for provider in _mapping(bus.get("providers")).values()]
-        by_status = {
-            status: sum(1 for provider in providers if provider.get("status") == status)
-            for status in ("pass", "warn", "fail", "unknown")
-        }
+    for bus in buses:
+        statuses = ["unknown" if state is None else state.status for state in bus.provider_states.values()]
         rows.append(
             "<tr>"
-            f"<td>{_e(name)}</td>"
-            f"<td>{_badge(bus.get('status'))}</td>"
-            f'<td class="num">{len(providers)}</td>'
-            + "".join(f'<td class="num">{count}</td>' for count in by_status.values())
-            + f'<td class="reason">{_e(bus.get("reason") or "")}</td>'
+            f"<td>{_e(bus.name)}</td>"
+            f"<td>{_badge(bus.status)}</td>"
+            f'<td class="num">{len(statuses)}</td>'
+            + "".join(f'<td class="num">{statuses.count(status)}</td>' for status in STATUSES)
+            + f'<td class="reason">{_e(bus.reason)}</td>'
             "</tr>"
         )
     if not rows:
@@ -325,7 +313,7 @@ def _buses(health: Mapping[str, Any]) -> str:
     )
 
 
-def _footer(summary: Mapping[str, Any], base: str, refresh_seconds: int) -> str:
+def _footer(view: str, base: str, refresh_seconds: int) -> str:
     links = [
         (f"{base}?view=summary", "summary JSON"),
         (f"{base}?view=health", "health JSON"),
@@ -333,10 +321,7 @@ def _footer(summary: Mapping[str, Any], base: str, refresh_seconds: int) -> str:
         ("/metrics", "Prometheus /metrics"),
     ]
     anchors = " · ".join(f'<a href="{_e(href)}">{_e(text)}</a>' for href, text in links)
-    return (
-        f"<footer>Refreshes every {refresh_seconds} s · view {_e(summary.get('view', 'summary'))}"
-        f" · {anchors}</footer>"
-    )
+    return f"<footer>Refreshes every {refresh_seconds} s · view {_e(view)} · {anchors}</footer>"
 
 
 # -- pieces --------------------------------------------------------------------------------------
@@ -394,10 +379,6 @@ def _e(value: object) -> str:
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def _real(value: object) -> float | None:

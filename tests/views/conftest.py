@@ -1,9 +1,16 @@
-"""Fixtures for the view tests: real runtimes, real collections, and a renderer over them."""
+"""Fixtures for the view tests: collections written as plain data, real runtimes, and renderers.
+
+View rules are tested on :class:`PlainCollection` (plain data, no runtime); the tests of the app, the
+cycle and the demo use real runtimes.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +18,22 @@ import pytest
 from telemetry_otel import Collection, Telemetry, TelemetryConfig
 from telemetry_otel.views._render import RenderedView, ViewInputs, render_view
 from telemetry_otel.views._thresholds import Thresholds
+
+
+def _load_plain_data() -> Any:
+    """``_plain.py`` as the module ``plain_data``, importable by the test modules of this folder."""
+    module = sys.modules.get("plain_data")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("plain_data", Path(__file__).with_name("_plain.py"))
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["plain_data"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+_plain = _load_plain_data()
 
 Collect = Callable[[Telemetry], Collection]
 MakeInputs = Callable[..., ViewInputs]
@@ -76,5 +99,15 @@ def render(make_inputs: MakeInputs) -> Render:
 
     def render(name: str, collection: Collection | None = None, **options: Any) -> RenderedView:
         return render_view(name, make_inputs(collection, **options))
+
+    return render
+
+
+@pytest.fixture
+def plain_render() -> Callable[..., RenderedView]:
+    """``render_view(name, plain_inputs(collection, ...))``."""
+
+    def render(name: str, collection: Collection, **options: Any) -> RenderedView:
+        return render_view(name, _plain.plain_inputs(collection, **options))
 
     return render

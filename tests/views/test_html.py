@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import re
 import time
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from plain_data import SECOND, PlainCollection, plain_inputs
 from starlette.testclient import TestClient
 
-from telemetry_otel import Telemetry
+from telemetry_otel import Collection, Telemetry
 from telemetry_otel.instrumentation import Bus, instrument_service
 from telemetry_otel.instrumentation.demo import BUSES, SERVICES, DemoRuntime
 from telemetry_otel.views import create_app
+from telemetry_otel.views._build import build_model
 from telemetry_otel.views._history import HistoryPoint, StatusHistory
-from telemetry_otel.views._html import HTML_VIEWS, refresh_seconds_for, render_html, status_page
+from telemetry_otel.views._html import HTML_VIEWS, page, refresh_seconds_for, render_html
+from telemetry_otel.views._inputs import ViewInputs
 
 BASE = "/api/demo/v1/telemetry"
 SCRIPT = "<script>alert(1)</script>"
@@ -107,80 +110,31 @@ class _Page(HTMLParser):
         return "".join(self.text)
 
 
-def _summary(**overrides: Any) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "view": "summary",
-        "timestamp": "2026-11-25T18:31:54.171040Z",
-        "age_seconds": 0.5,
-        "sdk_disabled": False,
-        "filter": {"category": None, "service": None},
-        "status": "warn",
-        "reason": f"1 service warn: svc; {HOSTILE}",
-        "health_score": {"score": 98.1, "inputs": {}, "missing_inputs": []},
-        "services": {"total": 3, "healthy": 2, "degraded": 1, "down": 0, "unknown": 0},
-        "requests": {"total": 160, "errors": 10, "error_ratio": 0.0625, "rate_per_second": 12.5},
-        "latency_p95_seconds": 0.449,
-        "alerts": {"critical": 0, "warning": 1},
-    }
-    document.update(overrides)
-    return document
+def _collection(time_unix_nano: int = 1_800_000_000 * SECOND, scale: float = 1.0) -> Collection:
+    """Five services (hostile names and reasons among them) and two buses, as plain data."""
+    fast_and_slow = [0.2] * 50 + [0.4] * 50  # p95: 0.25 + 0.25 * 45/50 = 0.475 s
+    return (
+        PlainCollection(time_unix_nano)
+        .service("memory", "graph", requests=100 * scale, errors=0, durations=fast_and_slow, outcome="ok")
+        .service(HOSTILE, "graph", health="warn", reason=HOSTILE)
+        .service("llm", f"cat{BOLD}", requests=20 * scale, errors=0)
+        .service(f"svc{IMAGE}", f"cat{BOLD}", requests=40 * scale, errors=10 * scale)  # 25 %: a warning
+        .service("dark", f"cat{BOLD}", health=None)
+        .service("openai_primary", None, health="fail", reason="down")
+        .service("openai_fallback", None)
+        .bus(
+            "llm",
+            {"openai_primary": "openai_primary", "openai_fallback": "openai_fallback", "local": "local"},
+        )
+        .bus(f"bus{SCRIPT}", {})
+        .build()
+    )
 
 
-def _health() -> dict[str, Any]:
-    return {
-        "view": "health",
-        "status": "warn",
-        "reason": "x",
-        "counts": {"total": 3, "healthy": 2, "degraded": 1, "down": 0, "unknown": 0},
-        "categories": {
-            "graph": {
-                "status": "pass",
-                "reason": None,
-                "counts": {"total": 1, "healthy": 1, "degraded": 0, "down": 0, "unknown": 0},
-                "services": ["memory"],
-            },
-            f"cat{BOLD}": {
-                "status": f"warn{SCRIPT}",
-                "reason": HOSTILE,
-                "counts": {"total": 2, "healthy": 1, "degraded": 1, "down": 0, "unknown": 0},
-                "services": ["llm", f"svc{IMAGE}"],
-            },
-        },
-        "services": {
-            "memory": {"category": "graph", "status": "pass", "reason": None, "snapshot_outcome": "ok"},
-            "llm": {"category": f"cat{BOLD}", "status": "pass", "reason": None, "snapshot_outcome": "none"},
-            f"svc{IMAGE}": {
-                "category": f"cat{BOLD}",
-                "status": "warn",
-                "reason": HOSTILE,
-                "snapshot_outcome": f"error{SCRIPT}",
-            },
-        },
-        "buses": {
-            "llm": {
-                "status": "warn",
-                "reason": "openai_primary: fail",
-                "providers": {
-                    "openai_primary": {"component": "openai_primary", "status": "fail", "reason": "down"},
-                    "openai_fallback": {"component": "openai_fallback", "status": "pass", "reason": None},
-                    "local": {"component": "local", "status": "unknown", "reason": "not registered"},
-                },
-            },
-            f"bus{SCRIPT}": {"status": "fail", "reason": "no providers attached", "providers": {}},
-        },
-    }
-
-
-ALERTS = [
-    {
-        "severity": "warning",
-        "component": f"svc{IMAGE}",
-        "rule": "error_ratio_warn",
-        "value": 0.5,
-        "threshold": 0.1,
-        "message": f"error ratio 50% {HOSTILE}",
-    }
-]
+def _inputs() -> ViewInputs:
+    """The collection, 4 s after one with 50 fewer requests: 12.5 requests per second."""
+    now = 1_800_000_000 * SECOND
+    return plain_inputs(_collection(now), previous=_collection(now - 4 * SECOND, scale=110 / 160))
 
 
 def _points(*rates: float | None) -> list[HistoryPoint]:
@@ -191,7 +145,7 @@ def _points(*rates: float | None) -> list[HistoryPoint]:
 
 
 def test_every_value_is_escaped_text_never_markup() -> None:
-    page = render_html(_summary(), _health(), _points(1.0, 2.0), f"agent{SCRIPT}", 10, alerts=ALERTS)
+    page = render_html(_inputs(), _points(1.0, 2.0), f"agent{SCRIPT}", 10)
     parsed = _Page(page)
     assert set(parsed.tags) <= ALLOWED_TAGS, set(parsed.tags) - ALLOWED_TAGS
     names = {name for name, _ in parsed.attributes}
@@ -200,7 +154,7 @@ def test_every_value_is_escaped_text_never_markup() -> None:
     assert "script" not in parsed.tags
     assert "img" not in parsed.tags
     assert "b" not in parsed.tags
-    # The markup is there, as text: in the services table, the category, the alert, the agent.
+    # The markup is there, as text: in the services table, the category, the status reason, the agent.
     text = parsed.all_text
     assert text.count(HOSTILE) >= 4
     assert f"svc{IMAGE}" in text
@@ -212,15 +166,25 @@ def test_every_value_is_escaped_text_never_markup() -> None:
     assert "<script" not in page
     assert "<img" not in page
     assert "<b>" not in page
-    # An unknown status is shown as text but never picks a CSS class of its own.
+    # A status picks its CSS class from a fixed list, never from the value.
     assert re.findall(r'class="badge ([^"]*)"', page)
     kinds = set(re.findall(r'class="badge ([a-z]+)', page))
     assert kinds <= {"pass", "warn", "fail", "unknown", "critical", "warning"}
-    assert "unknown" in kinds  # the category whose status is "warn<script>..." is badged unknown
+    assert "unknown" in kinds  # the service that reports no health
+
+
+def test_a_status_outside_the_fixed_list_is_text_with_the_unknown_class() -> None:
+    model = build_model(_inputs())
+    category = dataclasses.replace(model.categories[0], status=f"warn{SCRIPT}")  # type: ignore[arg-type]
+    hostile = dataclasses.replace(model, categories=(category, *model.categories[1:]))
+    page_text = page(hostile, [], "demo", 10)
+    badge = re.search(r'<span class="badge ([a-z]+)">warn&lt;script&gt;', page_text)
+    assert badge is not None
+    assert badge.group(1) == "unknown"
 
 
 def test_the_page_is_self_contained_and_refreshes_itself() -> None:
-    page = render_html(_summary(), _health(), _points(1.0, 2.0), "demo", 7, alerts=ALERTS)
+    page = render_html(_inputs(), _points(1.0, 2.0), "demo", 7)
     assert page.startswith('<!DOCTYPE html>\n<html lang="en">')
     assert page.endswith("</html>\n")
     assert '<meta http-equiv="refresh" content="7">' in page
@@ -241,26 +205,28 @@ def test_the_page_is_self_contained_and_refreshes_itself() -> None:
 
 
 def test_the_page_shows_status_score_categories_buses_alerts_and_trends() -> None:
-    page = _Page(
-        render_html(_summary(), _health(), _points(10.0, None, 12.0, 11.0), "demo", 10, alerts=ALERTS)
-    )
+    inputs = _inputs()
+    model = build_model(inputs)
+    assert (model.status, model.requests, model.errors, model.request_rate) == ("warn", 160, 10, 12.5)
+    assert model.score is not None
+    page = _Page(render_html(inputs, _points(10.0, None, 12.0, 11.0), "demo", 10))
     text = page.all_text
     assert "warn" in text
-    assert "98.1" in text
+    assert f"{model.score:.1f}" in text
     assert "6.25 %" in text
     assert "12.5 /s" in text
-    assert "449.0 ms" in text
+    assert "475.0 ms" in text
     assert "graph" in text
     assert f"cat{BOLD}" in text
     assert "Active alerts (1)" in text
     assert "error_ratio_warn" in text
     # Buses with provider counts: 3 providers, 1 pass, 0 warn, 1 fail, 1 unknown.
     assert "openai_primary: fail" in text
-    row = re.search(r"<td>llm</td>(.*?)</tr>", render_html(_summary(), _health(), [], "demo", 10))
+    row = re.search(r"<td>llm</td>(.*?)</tr>", render_html(inputs, [], "demo", 10))
     assert row is not None
     assert re.findall(r'<td class="num">(\d+)</td>', row.group(1)) == ["3", "1", "0", "1", "1"]
     assert "last 4 collections over 1.5 min" in text
-    rendered = render_html(_summary(), _health(), _points(10.0, None, 12.0, 11.0), "demo", 10)
+    rendered = render_html(inputs, _points(10.0, None, 12.0, 11.0), "demo", 10)
     # The gap (None) splits the request-rate line: one dot, then a two-point line.
     trend = rendered.split('id="trend-request-rate"')[1].split("</svg>")[0]
     assert trend.count("<polyline") == 1
@@ -268,18 +234,14 @@ def test_the_page_shows_status_score_categories_buses_alerts_and_trends() -> Non
 
 
 def test_unknown_values_are_dashes_and_a_trend_needs_two_points() -> None:
-    summary = _summary(
-        health_score={"score": None, "inputs": {}, "missing_inputs": ["availability"]},
-        requests={"total": 0, "errors": 0, "error_ratio": None, "rate_per_second": None},
-        latency_p95_seconds=None,
-    )
-    page = render_html(summary, _health(), _points(5.0), "demo", 10)
+    quiet = PlainCollection().service("idle", "runtime", requests=0, errors=0).build()
+    page = render_html(plain_inputs(quiet), _points(5.0), "demo", 10)
     text = _Page(page).all_text
-    assert "missing: availability" in text
+    assert "missing: error_ratio, latency, resource_pressure, circuit_breakers" in text
     assert "1 collection so far" in text
     assert "<polyline" not in page
     assert "—" in text
-    empty = render_html({}, {}, [], "demo", 10)
+    empty = render_html(plain_inputs(PlainCollection().build()), [], "demo", 10)
     assert "No services." in empty
     assert "No active alerts." in empty
     assert "No buses." in empty
@@ -288,7 +250,7 @@ def test_unknown_values_are_dashes_and_a_trend_needs_two_points() -> None:
 @pytest.mark.parametrize("refresh", [0, -1, True, 2.5])
 def test_refresh_must_be_a_positive_integer(refresh: Any) -> None:
     with pytest.raises(ValueError, match="refresh_seconds must be a positive integer"):
-        render_html(_summary(), _health(), [], "demo", refresh)
+        render_html(_inputs(), [], "demo", refresh)
 
 
 def test_refresh_follows_the_cache_window_within_bounds() -> None:
@@ -304,26 +266,33 @@ def test_refresh_follows_the_cache_window_within_bounds() -> None:
 
 
 def test_render_html_is_pure() -> None:
-    summary, health, points = _summary(), _health(), _points(1.0, 2.0)
-    kept = copy.deepcopy((summary, health, points))
-    first = render_html(summary, health, points, "demo", 10, alerts=ALERTS)
-    assert render_html(summary, health, points, "demo", 10, alerts=ALERTS) == first
-    assert (summary, health, points) == kept
+    inputs, points = _inputs(), _points(1.0, 2.0)
+    kept = repr((inputs, points))  # every value of the collection, its data points included
+    first = render_html(inputs, points, "demo", 10)
+    assert render_html(inputs, points, "demo", 10) == first
+    assert repr((inputs, points)) == kept
 
 
 def test_history_is_bounded_and_takes_one_point_per_new_collection() -> None:
     history = StatusHistory(max_points=3)
-    summary = _summary()
-    assert history.record(10, summary)
-    assert not history.record(10, summary)  # the same collection again: no point
-    assert not history.record(5, summary)  # an older one: no point
-    for time_unix_nano in (20, 30, 40, 50):
-        assert history.record(time_unix_nano, summary)
+
+    def at(time_unix_nano: int) -> ViewInputs:
+        inputs = _inputs()
+        collection = dataclasses.replace(inputs.collection, time_unix_nano=time_unix_nano)
+        previous = dataclasses.replace(inputs.previous, time_unix_nano=time_unix_nano - 4 * SECOND)  # type: ignore[type-var]
+        return dataclasses.replace(inputs, collection=collection, previous=previous)
+
+    assert history.record(at(10 * SECOND))
+    assert not history.record(at(10 * SECOND))  # the same collection again: no point
+    assert not history.record(at(5 * SECOND))  # an older one: no point
+    for seconds in (20, 30, 40, 50):
+        assert history.record(at(seconds * SECOND))
     assert len(history) == history.max_points == 3
-    assert [point.time_unix_nano for point in history.points()] == [30, 40, 50]
-    assert history.points()[-1] == HistoryPoint(50, 12.5, 0.0625, 0.449)
-    history.record(60, {"requests": {"rate_per_second": None, "error_ratio": float("nan")}})
-    assert history.points()[-1] == HistoryPoint(60, None, None, None)
+    assert [point.time_unix_nano for point in history.points()] == [30 * SECOND, 40 * SECOND, 50 * SECOND]
+    assert history.points()[-1] == HistoryPoint(50 * SECOND, 12.5, 0.0625, 0.475)
+    idle = PlainCollection(60 * SECOND).service("idle", requests=0, errors=0).build()
+    history.record(plain_inputs(idle))
+    assert history.points()[-1] == HistoryPoint(60 * SECOND, None, None, None)
     for bad in (1, 0, True, 2.0):
         with pytest.raises(ValueError, match="max_points"):
             StatusHistory(max_points=bad)
@@ -335,7 +304,7 @@ def test_status_page_renders_a_real_demo_collection(telemetry: Telemetry, make_i
         for _ in range(3):
             demo.step()
         inputs = make_inputs()
-        page = status_page(inputs, [], agent="demo", refresh_seconds=30)
+        page = render_html(inputs, [], "demo", 30)
     finally:
         demo.close()
     text = _Page(page).all_text
