@@ -28,9 +28,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel import Collection, ComponentOutcome, ComponentRecord, HealthReport, HealthStatus
+from telemetry_otel.instrumentation import LATENCY_BUCKETS
 from telemetry_otel.views import Thresholds, ViewInputs
 from telemetry_otel.vocabulary import (
     BUS_NAME,
+    BUS_REQUEST_DURATION,
     SERVICE_CATEGORY,
     SERVICE_ERRORS,
     SERVICE_NAME,
@@ -41,9 +43,6 @@ from telemetry_otel.vocabulary import (
 __all__ = ["LATENCY_BUCKETS", "SECOND", "PlainCollection", "plain_inputs"]
 
 SECOND = 10**9
-#: The vitals' latency boundaries (seconds), as a runtime records them.
-LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05)
-LATENCY_BUCKETS += (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _VITALS = InstrumentationScope("telemetry_otel.instrumentation", "1", None, None)
 _SNAPSHOTS = InstrumentationScope("telemetry_otel.snapshots", "1", None, None)
 _BUS = InstrumentationScope("telemetry_otel.bus", "1", None, None)
@@ -54,9 +53,11 @@ class PlainCollection:
     """A collection written as plain data, the way a runtime would have collected it.
 
     Each service contributes ``service.requests``/``service.errors`` (counters),
-    ``service.request.duration`` (a histogram over the vitals' boundaries) and any gauges, with its
-    ``service.name``/``service.category`` attributes; its reported health and snapshot outcome are
-    the collection's records. No runtime, no SDK pipeline: only the data a view reads.
+    ``service.request.duration`` (a histogram over the vitals' boundaries) and any gauges and
+    counters its snapshot returned, with its ``service.name``/``service.category`` attributes; its
+    reported health and snapshot outcome are the collection's records. A bus contributes its
+    ``bus.<stem>`` counters and ``bus.request.duration``. No runtime, no SDK pipeline: only the
+    data a view reads. A previous collection is another ``PlainCollection`` taken earlier.
     """
 
     def __init__(self, time_unix_nano: int = 1_800_000_000 * SECOND, *, sdk_disabled: bool = False) -> None:
@@ -80,12 +81,19 @@ class PlainCollection:
         errors: float | None = None,
         durations: Sequence[float] = (),
         gauges: Mapping[str, float | Points] | None = None,
+        counters: Mapping[str, float] | None = None,
         outcome: str | None = None,
         error: str | None = None,
         last_success_unix_nano: int | None = None,
         problems: Sequence[str] = (),
     ) -> PlainCollection:
-        """Add a service (``category=None``: a bus-only provider) with its numbers and health."""
+        """Add a service (``category=None``: a bus-only provider) with its numbers and health.
+
+        ``gauges`` maps a metric to a value or to ``(attributes, value)`` points (a state set);
+        ``counters`` are a snapshot's monotonic sums. ``outcome`` is the snapshot's (``ok``,
+        ``error``, ``timeout``, ``none``; None: no record); an ``ok`` snapshot succeeded at the
+        collection's time unless ``last_success_unix_nano`` says otherwise.
+        """
         identity: dict[str, Any] = {SERVICE_NAME: name}
         if category is not None:
             identity[SERVICE_CATEGORY] = category
@@ -95,6 +103,8 @@ class PlainCollection:
                 name, category, identity, has_snapshot=outcome not in (None, "none"), health=report
             )
         )
+        if outcome == "ok" and last_success_unix_nano is None:
+            last_success_unix_nano = self.time_unix_nano
         if outcome is not None:
             self._outcomes[name] = ComponentOutcome(
                 name,
@@ -110,17 +120,24 @@ class PlainCollection:
             self._sums.setdefault(SERVICE_ERRORS, []).append((identity, errors))
         if durations:
             self._histograms.setdefault(SERVICE_REQUEST_DURATION, []).append((identity, durations))
+        for metric, number in (counters or {}).items():
+            self._sums.setdefault(metric, []).append((identity, number))
         for metric, value in (gauges or {}).items():
             points = [({}, value)] if isinstance(value, int | float) else value
             for attributes, number in points:
                 self._gauges.setdefault(metric, []).append(({**identity, **attributes}, number))
         return self
 
-    def bus(self, name: str, providers: Mapping[str, str], **numbers: float) -> PlainCollection:
-        """Add a bus: provider name -> component name, and its ``bus.<stem>`` counters."""
+    def bus(
+        self, name: str, providers: Mapping[str, str], *, durations: Sequence[float] = (), **numbers: float
+    ) -> PlainCollection:
+        """Add a bus: provider name -> component name, its ``bus.<stem>`` counters (``requests=``,
+        ``failures=``, ``processed=``...) and the durations of the requests it routed."""
         self._buses[name] = dict(providers)
         for stem, value in numbers.items():
             self._sums.setdefault(f"bus.{stem}", []).append(({BUS_NAME: name}, value))
+        if durations:
+            self._histograms.setdefault(BUS_REQUEST_DURATION, []).append(({BUS_NAME: name}, durations))
         for component in providers.values():
             for index, record in enumerate(self._records):
                 if record.name == component:
@@ -143,7 +160,8 @@ class PlainCollection:
         for metric, histograms in self._histograms.items():
             data_points = [_histogram(attributes, values, start, now) for attributes, values in histograms]
             data_h = Histogram(data_points, AggregationTemporality.CUMULATIVE)
-            service_metrics.append(Metric(name=metric, description=f"{metric}.", unit="s", data=data_h))
+            target = bus_metrics if metric.startswith("bus.") else service_metrics
+            target.append(Metric(name=metric, description=f"{metric}.", unit="s", data=data_h))
         gauge_metrics = [
             Metric(
                 name=metric,

@@ -1,7 +1,8 @@
 """Fixtures for the view tests: collections written as plain data, real runtimes, and renderers.
 
-View rules are tested on :class:`PlainCollection` (plain data, no runtime); the tests of the app, the
-cycle and the demo use real runtimes.
+View rules are tested on ``PlainCollection`` (plain data, no runtime: ``plain_inputs`` and
+``plain_render``); the tests of the app, the cycle and the demo use real runtimes (``collect`` and
+``make_inputs``).
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from telemetry_otel import Collection, Telemetry, TelemetryConfig
+from telemetry_otel import Collection, Telemetry
 from telemetry_otel.views._render import RenderedView, ViewInputs, render_view
 from telemetry_otel.views._thresholds import Thresholds
 
@@ -37,7 +38,6 @@ _plain = _load_plain_data()
 
 Collect = Callable[[Telemetry], Collection]
 MakeInputs = Callable[..., ViewInputs]
-Render = Callable[..., RenderedView]
 
 
 @pytest.fixture
@@ -48,21 +48,6 @@ def collect() -> Collect:
         return asyncio.run(telemetry.collect())
 
     return collect
-
-
-@pytest.fixture
-def make_runtime() -> Iterator[Callable[..., Telemetry]]:
-    """Extra runtimes (a restarted process, a disabled SDK), shut down after the test."""
-    created: list[Telemetry] = []
-
-    def make(**options: Any) -> Telemetry:
-        runtime = Telemetry(TelemetryConfig(service_name="t", **options))
-        created.append(runtime)
-        return runtime
-
-    yield make
-    for runtime in created:
-        runtime.shutdown()
 
 
 @pytest.fixture
@@ -91,16 +76,6 @@ def make_inputs(telemetry: Telemetry, collect: Collect) -> MakeInputs:
         )
 
     return make
-
-
-@pytest.fixture
-def render(make_inputs: MakeInputs) -> Render:
-    """``render_view(name, make_inputs(...))``."""
-
-    def render(name: str, collection: Collection | None = None, **options: Any) -> RenderedView:
-        return render_view(name, make_inputs(collection, **options))
-
-    return render
 
 
 @pytest.fixture

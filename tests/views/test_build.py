@@ -1,33 +1,51 @@
-"""The model's rules on real collections: statuses, roll-ups, error ratio, rates and the health score."""
+"""The model's rules on collections written as plain data: statuses, roll-ups, error ratio, rates and
+the health score."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 from collections.abc import Callable
 
 import pytest
+from plain_data import SECOND, PlainCollection, plain_inputs
 
-from telemetry_otel import Collection, HealthStatus, Snapshot, SnapshotFunction, Telemetry
-from telemetry_otel.instrumentation import Bus, gauge, instrument_service
+from telemetry_otel import Collection, HealthStatus
 from telemetry_otel.views._build import build_model, roll_up
-from telemetry_otel.views._render import RenderedView, ViewInputs
+from telemetry_otel.views._render import RenderedView
 from telemetry_otel.views._thresholds import Thresholds
 
 Render = Callable[..., RenderedView]
-Collect = Callable[[Telemetry], Collection]
-MakeInputs = Callable[..., ViewInputs]
-SECOND = 10**9
-DEPTH = [gauge("service.queue.depth", "{item}", "Waiting.")]
+T0 = 1_800_000_000 * SECOND
 
 
-def _breaker(state: str) -> SnapshotFunction:
-    series = [({"circuit_breaker.state": s}, int(s == state)) for s in ("closed", "open", "half_open")]
-    return lambda: {"service.circuit_breaker.state": series}
+def _breaker(state: str) -> list[tuple[dict[str, str], int]]:
+    return [({"circuit_breaker.state": s}, int(s == state)) for s in ("closed", "open", "half_open")]
 
 
-def test_zero_services_is_fail_and_not_healthy(telemetry: Telemetry, render: Render) -> None:
-    summary = render("summary").document
+def _served(
+    collection: PlainCollection,
+    name: str,
+    requests: int,
+    errors: int = 0,
+    seconds: float = 0.01,
+    *,
+    category: str = "runtime",
+    health: HealthStatus | None = "pass",
+) -> PlainCollection:
+    """``name`` after ``requests`` requests of ``seconds`` each, ``errors`` of them failed."""
+    return collection.service(
+        name,
+        category,
+        health=health,
+        requests=requests,
+        errors=errors,
+        durations=[seconds] * requests,
+        outcome="none",
+    )
+
+
+def test_zero_services_is_fail_and_not_healthy(plain_render: Render) -> None:
+    empty = PlainCollection().build()
+    summary = plain_render("summary", empty).document
     assert (summary["status"], summary["reason"]) == ("fail", "no services registered")
     assert summary["services"] == {"total": 0, "healthy": 0, "degraded": 0, "down": 0, "unknown": 0}
     assert summary["health_score"]["score"] is None
@@ -44,15 +62,18 @@ def test_zero_services_is_fail_and_not_healthy(telemetry: Telemetry, render: Ren
         "error_ratio": None,
         "rate_per_second": None,
     }
-    health = render("health").document
+    health = plain_render("health", empty).document
     assert (health["status"], health["categories"], health["services"]) == ("fail", {}, {})
 
 
-def test_bus_providers_alone_are_not_services(telemetry: Telemetry, render: Render) -> None:
-    provider = instrument_service("openai", telemetry=telemetry)  # no category: a bus-only provider
-    provider.report_health("pass")
-    Bus("llm", telemetry=telemetry).attach(provider)
-    health = render("health").document
+def test_bus_providers_alone_are_not_services(plain_render: Render) -> None:
+    collection = (
+        PlainCollection()
+        .service("openai", None, requests=0, errors=0, outcome="none")  # no category: a bus-only provider
+        .bus("llm", {"openai": "openai"}, requests=0, failures=0)
+        .build()
+    )
+    health = plain_render("health", collection).document
     assert (health["status"], health["reason"], health["counts"]["total"]) == (
         "fail",
         "no services registered",
@@ -64,36 +85,37 @@ def test_bus_providers_alone_are_not_services(telemetry: Telemetry, render: Rend
     }
 
 
-def test_a_failing_snapshot_is_unknown_with_its_error_and_last_success(
-    telemetry: Telemetry, render: Render, collect: Collect
-) -> None:
-    calls = {"count": 0}
-
-    def flaky() -> Snapshot:
-        calls["count"] += 1
-        if calls["count"] > 1:
-            raise RuntimeError("boom")
-        return {"service.queue.depth": 7}
-
-    def broken() -> Snapshot:
-        raise ValueError("never worked")
-
-    for name, snapshot in (
-        ("flaky", flaky),
-        ("broken", broken),
-        ("steady", lambda: {"service.queue.depth": 2}),
-    ):
-        service = instrument_service(
-            name, category="runtime", snapshot=snapshot, metrics=DEPTH, telemetry=telemetry
+def test_a_failing_snapshot_is_unknown_with_its_error_and_last_success(plain_render: Render) -> None:
+    # The second collection: flaky's snapshot worked once (30 s before) and failed now, broken's never
+    # worked; flaky keeps its last good queue depth.
+    last_success = T0 - 30 * SECOND
+    second = (
+        PlainCollection(T0)
+        .service(
+            "flaky",
+            requests=1,
+            errors=0,
+            durations=[0.01],
+            gauges={"service.queue.depth": 7},
+            outcome="error",
+            error="RuntimeError: boom",
+            last_success_unix_nano=last_success,
         )
-        service.record_request(0.01)
-        service.report_health("pass")
-    first = collect(telemetry)
-    last_success = first.outcomes["flaky"].last_success_unix_nano
-    assert last_success is not None
-    second = collect(telemetry)
+        .service(
+            "broken",
+            requests=1,
+            errors=0,
+            durations=[0.01],
+            outcome="error",
+            error="ValueError: never worked",
+        )
+        .service(
+            "steady", requests=1, errors=0, durations=[0.01], gauges={"service.queue.depth": 2}, outcome="ok"
+        )
+        .build()
+    )
     now = last_success + 42 * SECOND
-    health = render("health", second, now=now).document
+    health = plain_render("health", second, now=now).document
     assert health["services"]["flaky"] == {
         "category": "runtime",
         "status": "unknown",
@@ -113,12 +135,12 @@ def test_a_failing_snapshot_is_unknown_with_its_error_and_last_success(
     assert health["services"]["steady"]["status"] == "pass"
     assert (health["status"], health["counts"]["unknown"], health["counts"]["healthy"]) == ("warn", 2, 1)
     # The other services' numbers are intact; the failed one keeps its last good value, marked by its age.
-    operational = render("operational", second, now=now).document["services"]
+    operational = plain_render("operational", second, now=now).document["services"]
     assert operational["steady"]["queue_depth"] == 2
     assert operational["flaky"]["queue_depth"] == 7
     assert operational["broken"]["queue_depth"] is None  # never known: null, not 0
     assert operational["flaky"]["requests"] == 1
-    reliability = render("reliability", second, now=now).document
+    reliability = plain_render("reliability", second, now=now).document
     assert reliability["collection_failures"] == [
         {
             "component": "flaky",
@@ -136,44 +158,32 @@ def test_a_failing_snapshot_is_unknown_with_its_error_and_last_success(
     assert reliability["collection"]["snapshots"] == {"ok": 1, "error": 2, "timeout": 0, "none": 0}
 
 
-def test_a_timed_out_snapshot_is_unknown(
-    make_runtime: Callable[..., Telemetry], make_inputs: MakeInputs
-) -> None:
-    runtime = make_runtime(service_timeout_millis=50)
-
-    async def slow() -> Snapshot:
-        await asyncio.sleep(5)
-        return {}
-
-    instrument_service(
-        "slow",
-        category="runtime",
-        snapshot=slow,
-        metrics=[gauge("slow.depth", "{item}", "D.")],
-        telemetry=runtime,
-    ).report_health("pass")
-    instrument_service("fast", category="runtime", telemetry=runtime).report_health("pass")
-    model = build_model(make_inputs(runtime=runtime))
+def test_a_timed_out_snapshot_is_unknown() -> None:
+    collection = (
+        PlainCollection()
+        .service("slow", requests=0, errors=0, outcome="timeout", error="snapshot timed out after 50 ms")
+        .service("fast", requests=0, errors=0, outcome="none")
+        .build()
+    )
+    model = build_model(plain_inputs(collection))
     slow_state, fast_state = model.services
     assert (slow_state.status, slow_state.outcome) == ("unknown", "timeout")
     assert slow_state.reason == "snapshot timeout: snapshot timed out after 50 ms; last success never"
     assert fast_state.status == "pass"
 
 
-def test_no_reported_health_is_unknown(telemetry: Telemetry, render: Render) -> None:
-    instrument_service("silent", category="runtime", telemetry=telemetry)
-    services = render("health").document["services"]
+def test_no_reported_health_is_unknown(plain_render: Render) -> None:
+    collection = PlainCollection().service("silent", health=None, requests=0, errors=0, outcome="none")
+    services = plain_render("health", collection.build()).document["services"]
     assert (services["silent"]["status"], services["silent"]["reason"]) == ("unknown", "no health reported")
 
 
-def test_error_ratio_is_total_errors_over_total_requests(telemetry: Telemetry, render: Render) -> None:
+def test_error_ratio_is_total_errors_over_total_requests(plain_render: Render) -> None:
     traffic = {"front": (100, 0), "search": (50, 10), "auth": (10, 0), "idle": (0, 0)}
+    collection = PlainCollection()
     for name, (requests, errors) in traffic.items():
-        service = instrument_service(name, category="runtime", telemetry=telemetry)
-        for index in range(requests):
-            service.record_request(0.01, error=index < errors)
-        service.report_health("pass")
-    summary = render("summary").document
+        _served(collection, name, requests, errors)
+    summary = plain_render("summary", collection.build()).document
     assert summary["requests"]["total"] == 160
     assert summary["requests"]["errors"] == 10
     assert summary["requests"]["error_ratio"] == pytest.approx(10 / 160)
@@ -181,66 +191,65 @@ def test_error_ratio_is_total_errors_over_total_requests(telemetry: Telemetry, r
     per_service = [errors / requests for requests, errors in traffic.values() if requests and errors]
     assert sum(per_service) / len(per_service) == pytest.approx(0.2)
     assert summary["requests"]["error_ratio"] != pytest.approx(0.2)
-    idle = render("operational").document["services"]["idle"]
+    idle = plain_render("operational", collection.build()).document["services"]["idle"]
     assert (idle["requests"], idle["errors"], idle["error_ratio"]) == (0, 0, None)
 
 
-def test_request_rate_needs_a_previous_collection(
-    telemetry: Telemetry, render: Render, collect: Collect, make_runtime: Callable[..., Telemetry]
-) -> None:
-    api = instrument_service("api", category="runtime", telemetry=telemetry)
-    for _ in range(10):
-        api.record_request(0.01)
-    before = collect(telemetry)
-    for _ in range(20):
-        api.record_request(0.01)
-    after = collect(telemetry)
-    previous = dataclasses.replace(before, time_unix_nano=after.time_unix_nano - 4 * SECOND)
-    assert render("summary", after).document["requests"]["rate_per_second"] is None
-    assert render("summary", after, previous=previous).document["requests"]["rate_per_second"] == 5.0
-    operational = render("operational", after, previous=previous).document
+def _api(time_unix_nano: int, requests: int) -> Collection:
+    """A runtime whose one service ``api`` has served ``requests`` requests by ``time_unix_nano``."""
+    return _served(PlainCollection(time_unix_nano), "api", requests, health=None).build()
+
+
+def test_request_rate_needs_a_previous_collection(plain_render: Render) -> None:
+    after = _api(T0, 30)
+    previous = _api(T0 - 4 * SECOND, 10)
+    assert plain_render("summary", after).document["requests"]["rate_per_second"] is None
+    assert plain_render("summary", after, previous=previous).document["requests"]["rate_per_second"] == 5.0
+    operational = plain_render("operational", after, previous=previous).document
     assert operational["services"]["api"]["request_rate_per_second"] == 5.0
-    same_time = dataclasses.replace(before, time_unix_nano=after.time_unix_nano)
-    assert render("summary", after, previous=same_time).document["requests"]["rate_per_second"] is None
+    same_time = _api(T0, 10)
+    assert plain_render("summary", after, previous=same_time).document["requests"]["rate_per_second"] is None
     # A restart: the previous collection (another process) had counted more than the current one.
-    old = make_runtime()
-    old_api = instrument_service("api", category="runtime", telemetry=old)
-    for _ in range(100):
-        old_api.record_request(0.01)
-    restarted = dataclasses.replace(collect(old), time_unix_nano=after.time_unix_nano - 10 * SECOND)
-    assert render("summary", after, previous=restarted).document["requests"]["rate_per_second"] == 3.0
+    restarted = _api(T0 - 10 * SECOND, 100)
+    assert plain_render("summary", after, previous=restarted).document["requests"]["rate_per_second"] == 3.0
 
 
-def test_overall_status_rules(telemetry: Telemetry, render: Render) -> None:
-    first = instrument_service("a", category="x", telemetry=telemetry)
-    second = instrument_service("b", category="x", telemetry=telemetry)
-    first.report_health("pass")
-    second.report_health("pass")
-    assert (render("summary").document["status"], render("summary").document["reason"]) == ("pass", None)
-    second.report_health("warn", "slow disk")
-    assert render("summary").document["status"] == "warn"
-    third = instrument_service("c", category="y", telemetry=telemetry)
-    document = render("summary").document
+def _statuses(*services: tuple[str, str, HealthStatus | None, str | None]) -> Collection:
+    """Services without traffic: (name, category, reported status or None, reason)."""
+    collection = PlainCollection()
+    for name, category, status, reason in services:
+        collection.service(name, category, health=status, reason=reason, requests=0, errors=0, outcome="none")
+    return collection.build()
+
+
+def test_overall_status_rules(plain_render: Render) -> None:
+    both_pass = _statuses(("a", "x", "pass", None), ("b", "x", "pass", None))
+    document = plain_render("summary", both_pass).document
+    assert (document["status"], document["reason"]) == ("pass", None)
+    slow = ("b", "x", "warn", "slow disk")
+    assert plain_render("summary", _statuses(("a", "x", "pass", None), slow)).document["status"] == "warn"
+    document = plain_render(
+        "summary", _statuses(("a", "x", "pass", None), slow, ("c", "y", None, None))
+    ).document
     assert (document["status"], document["reason"]) == ("warn", "1 service warn: b; 1 service unknown: c")
-    third.report_health("fail")
-    document = render("summary").document
+    document = plain_render(
+        "summary", _statuses(("a", "x", "pass", None), slow, ("c", "y", "fail", None))
+    ).document
     assert document["status"] == "fail"
     assert document["reason"] == "1 service fail: c; 1 service warn: b; 1 critical alert"
 
 
-def test_category_roll_up_keeps_unknown_distinct(telemetry: Telemetry, render: Render) -> None:
+def test_category_roll_up_keeps_unknown_distinct(plain_render: Render) -> None:
     layout: dict[str, list[tuple[str, HealthStatus | None]]] = {
         "ok": [("ok1", "pass"), ("ok2", "pass")],
         "partly_known": [("p1", "pass"), ("p2", None)],
         "dark": [("d1", None), ("d2", None)],
         "broken": [("b1", "fail"), ("b2", "pass"), ("b3", None)],
     }
-    for category, members in layout.items():
-        for name, status in members:
-            service = instrument_service(name, category=category, telemetry=telemetry)
-            if status is not None:
-                service.report_health(status)
-    categories = render("health").document["categories"]
+    collection = _statuses(
+        *((name, category, status, None) for category, members in layout.items() for name, status in members)
+    )
+    categories = plain_render("health", collection).document["categories"]
     assert {name: section["status"] for name, section in categories.items()} == {
         "ok": "pass",
         "partly_known": "warn",
@@ -253,15 +262,13 @@ def test_category_roll_up_keeps_unknown_distinct(telemetry: Telemetry, render: R
     assert roll_up(["pass", "unknown", "warn"]) == "warn"
 
 
-def test_health_score_formula_with_missing_inputs(telemetry: Telemetry, render: Render) -> None:
+def test_health_score_formula_with_missing_inputs(plain_render: Render) -> None:
     # Three services: two pass, one fail. 200 requests, 10 errors (5 %). All latencies 2 s.
-    cases: tuple[tuple[str, HealthStatus, int], ...] = (("a", "pass", 10), ("b", "pass", 0), ("c", "fail", 0))
-    for name, status, errors in cases:
-        service = instrument_service(name, category="runtime", telemetry=telemetry)
-        for index in range(100 if name != "c" else 0):
-            service.record_request(2.0, error=index < errors)
-        service.report_health(status)
-    score = render("summary").document["health_score"]
+    collection = PlainCollection()
+    _served(collection, "a", 100, 10, 2.0)
+    _served(collection, "b", 100, 0, 2.0)
+    _served(collection, "c", 0, 0, 2.0, health="fail")
+    score = plain_render("summary", collection.build()).document["health_score"]
     # p95 of 200 observations in (1, 2.5]: rank 190 -> 1 + 1.5 * 190/200 = 2.425 s; objective 1 s.
     p95 = 1 + 1.5 * 190 / 200
     assert score["inputs"] == {
@@ -276,27 +283,20 @@ def test_health_score_formula_with_missing_inputs(telemetry: Telemetry, render: 
     assert score["score"] == expected == 57.1
 
 
-def test_resource_pressure_and_breakers_in_the_score(telemetry: Telemetry, render: Render) -> None:
-    breaker = [gauge("service.circuit_breaker.state", "{state}", "Breaker.")]
-    resources = [gauge("system.memory.utilization", "1", "Host memory.")]
-    monitor = instrument_service(
-        "monitor",
-        category="infra",
-        snapshot=lambda: {"system.memory.utilization": 0.825},
-        metrics=resources,
-        telemetry=telemetry,
+def test_resource_pressure_and_breakers_in_the_score(plain_render: Render) -> None:
+    collection = PlainCollection().service(
+        "monitor", "infra", requests=0, errors=0, gauges={"system.memory.utilization": 0.825}, outcome="ok"
     )
-    monitor.report_health("pass")
     for name, state in (("open_one", "open"), ("closed_one", "closed")):
-        service = instrument_service(
+        collection.service(
             name,
-            category="infra",
-            snapshot=_breaker(state),
-            metrics=breaker,
-            telemetry=telemetry,
+            "infra",
+            requests=0,
+            errors=0,
+            gauges={"service.circuit_breaker.state": _breaker(state)},
+            outcome="ok",
         )
-        service.report_health("pass")
-    inputs = render("summary").document["health_score"]["inputs"]
+    inputs = plain_render("summary", collection.build()).document["health_score"]["inputs"]
     # Memory 82.5 %: (0.825 - 0.75) / (1 - 0.75) = 0.3 of the way to full pressure.
     assert inputs["resource_pressure"] == {"value": 0.825, "score": pytest.approx(0.7), "weight": 15}
     assert inputs["circuit_breakers"] == {"value": 0.5, "score": 0.5, "weight": 10}
@@ -304,18 +304,22 @@ def test_resource_pressure_and_breakers_in_the_score(telemetry: Telemetry, rende
     assert inputs["availability"]["value"] == pytest.approx(2 / 3)
 
 
-def test_bus_status_from_its_providers(telemetry: Telemetry, render: Render) -> None:
-    up = instrument_service("up", telemetry=telemetry)
-    down = instrument_service("down", telemetry=telemetry)
-    silent = instrument_service("silent", telemetry=telemetry)
-    up.report_health("pass")
-    down.report_health("fail", "quota exhausted")
-    for name, members in (("redundant", (up, down)), ("dead", (down,)), ("dark", (silent,)), ("fine", (up,))):
-        bus = Bus(name, telemetry=telemetry)
-        for member in members:
-            bus.attach(member)
-    Bus("empty", telemetry=telemetry)
-    buses = render("health").document["buses"]
+def test_bus_status_from_its_providers(plain_render: Render) -> None:
+    collection = (
+        PlainCollection()
+        .service("up", None, requests=0, errors=0, outcome="none")
+        .service("down", None, health="fail", reason="quota exhausted", requests=0, errors=0, outcome="none")
+        .service("silent", None, health=None, requests=0, errors=0, outcome="none")
+    )
+    for name, members in (
+        ("redundant", ("up", "down")),
+        ("dead", ("down",)),
+        ("dark", ("silent",)),
+        ("fine", ("up",)),
+        ("empty", ()),
+    ):
+        collection.bus(name, {member: member for member in members})
+    buses = plain_render("health", collection.build()).document["buses"]
     assert {name: (bus["status"], bus["reason"]) for name, bus in buses.items()} == {
         "redundant": ("warn", "down: fail"),
         "dead": ("fail", "every provider with a known status is fail"),
@@ -325,14 +329,10 @@ def test_bus_status_from_its_providers(telemetry: Telemetry, render: Render) -> 
     }
 
 
-def test_unknown_values_are_null_when_the_sdk_is_disabled(
-    make_runtime: Callable[..., Telemetry], make_inputs: MakeInputs
-) -> None:
-    runtime = make_runtime(disabled=True)
-    service = instrument_service("api", category="runtime", telemetry=runtime)
-    service.record_request(0.5)
-    service.report_health("pass")
-    model = build_model(make_inputs(runtime=runtime))
+def test_unknown_values_are_null_when_the_sdk_is_disabled() -> None:
+    # A disabled SDK collects no metric at all: only the services' records and health remain.
+    collection = PlainCollection(sdk_disabled=True).service("api", outcome="none").build()
+    model = build_model(plain_inputs(collection))
     assert model.inputs.collection.sdk_disabled
     (state,) = model.services
     assert (state.requests, state.errors, state.uptime_seconds, state.latency) == (None, None, None, None)
@@ -346,13 +346,14 @@ def test_unknown_values_are_null_when_the_sdk_is_disabled(
     assert model.score == 100.0  # availability alone: the one pass service
 
 
-def test_thresholds_feed_the_score(telemetry: Telemetry, make_inputs: MakeInputs) -> None:
-    service = instrument_service("api", category="runtime", telemetry=telemetry)
-    for _ in range(10):
-        service.record_request(2.0)
-    service.report_health("pass")
-    strict = build_model(make_inputs(thresholds=Thresholds(cpu_count=1, latency_objective_seconds=1.0)))
-    relaxed = build_model(make_inputs(thresholds=Thresholds(cpu_count=1, latency_objective_seconds=5.0)))
+def test_thresholds_feed_the_score() -> None:
+    collection = _served(PlainCollection(), "api", 10, 0, 2.0).build()
+    strict = build_model(
+        plain_inputs(collection, thresholds=Thresholds(cpu_count=1, latency_objective_seconds=1.0))
+    )
+    relaxed = build_model(
+        plain_inputs(collection, thresholds=Thresholds(cpu_count=1, latency_objective_seconds=5.0))
+    )
     strict_latency = next(item for item in strict.score_inputs if item.name == "latency")
     relaxed_latency = next(item for item in relaxed.score_inputs if item.name == "latency")
     assert strict_latency.score == pytest.approx(1 / (1 + 1.5 * 9.5 / 10))

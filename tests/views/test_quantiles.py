@@ -1,4 +1,5 @@
-"""Quantile estimation from explicit buckets, checked against hand-computed interpolations."""
+"""Quantile estimation from explicit buckets, checked against hand-computed interpolations; the
+performance view's quantiles on collections written as plain data."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from plain_data import PlainCollection
 
-from telemetry_otel import Telemetry
-from telemetry_otel.instrumentation import instrument_service
 from telemetry_otel.views._quantiles import Buckets, histogram_quantile, merge_buckets
 from telemetry_otel.views._render import RenderedView
 
@@ -86,15 +86,16 @@ def test_estimates_are_monotonic_and_inside_the_bounds(counts: list[int], q1: fl
     assert 0.0 <= first <= second <= BOUNDS[-1]
 
 
-def test_service_and_runtime_quantiles_from_recorded_requests(telemetry: Telemetry, render: Render) -> None:
-    api = instrument_service("api", category="runtime", telemetry=telemetry)
-    worker = instrument_service("worker", category="runtime", telemetry=telemetry)
-    for _ in range(10):
-        api.record_request(0.003)  # LATENCY_BUCKETS: (0.0025, 0.005]
-    for _ in range(10):
-        worker.record_request(0.2)  # (0.1, 0.25]
-    worker.record_request(100.0)  # above 60 s: the +Inf bucket
-    document = render("performance").document
+def test_service_and_runtime_quantiles_from_recorded_requests(plain_render: Render) -> None:
+    api = [0.003] * 10  # LATENCY_BUCKETS: (0.0025, 0.005]
+    worker = [0.2] * 10 + [100.0]  # (0.1, 0.25], then one above 60 s: the +Inf bucket
+    collection = (
+        PlainCollection()
+        .service("api", requests=len(api), errors=0, durations=api, outcome="none")
+        .service("worker", requests=len(worker), errors=0, durations=worker, outcome="none")
+        .build()
+    )
+    document = plain_render("performance", collection).document
     assert document["services"]["api"]["latency"] == {
         "count": 10,
         "mean_seconds": pytest.approx(0.003),
@@ -111,11 +112,11 @@ def test_service_and_runtime_quantiles_from_recorded_requests(telemetry: Telemet
     assert runtime["p95_seconds"] == pytest.approx(0.1 + 0.15 * (19.95 - 10) / 10)
 
 
-def test_no_request_means_no_quantile(telemetry: Telemetry, render: Render) -> None:
-    instrument_service("idle", category="runtime", telemetry=telemetry)
-    document = render("performance").document
+def test_no_request_means_no_quantile(plain_render: Render) -> None:
+    idle = PlainCollection().service("idle", health=None, requests=0, errors=0, outcome="none").build()
+    document = plain_render("performance", idle).document
     assert document["latency"] == dict.fromkeys(
         ("count", "mean_seconds", "p50_seconds", "p95_seconds", "p99_seconds")
     )
     assert document["services"]["idle"]["latency"]["p95_seconds"] is None
-    assert render("summary").document["latency_p95_seconds"] is None
+    assert plain_render("summary", idle).document["latency_p95_seconds"] is None

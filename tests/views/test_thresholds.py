@@ -1,4 +1,5 @@
-"""Alert thresholds: defaults, overrides, validation, and every rule firing on a real collection."""
+"""Alert thresholds: defaults, overrides, validation, and every rule firing on a collection written as
+plain data."""
 
 from __future__ import annotations
 
@@ -7,36 +8,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from plain_data import SECOND, PlainCollection
 
-from telemetry_otel import Collection, Snapshot, SnapshotFunction, Telemetry
-from telemetry_otel.instrumentation import gauge, instrument_service
+from telemetry_otel import HealthStatus
 from telemetry_otel.views._render import RenderedView
 from telemetry_otel.views._thresholds import Alert, Thresholds
 
 Render = Callable[..., RenderedView]
-Collect = Callable[[Telemetry], Collection]
-
-RESOURCES = [
-    gauge("process.cpu.utilization", "1", "CPU, fraction of one CPU."),
-    gauge("system.memory.utilization", "1", "Host memory in use."),
-]
-BREAKER = [gauge("service.circuit_breaker.state", "{state}", "Breaker state.")]
+T0 = 1_800_000_000 * SECOND
 
 
-def _breaker(state: str) -> Snapshot:
-    return {
-        "service.circuit_breaker.state": [
-            ({"circuit_breaker.state": name}, int(name == state)) for name in ("closed", "open", "half_open")
-        ]
-    }
-
-
-def _resources(cpu: float, memory: float | None) -> SnapshotFunction:
-    return lambda: {"process.cpu.utilization": cpu, "system.memory.utilization": memory}
-
-
-def _breaker_snapshot(state: str) -> SnapshotFunction:
-    return lambda: _breaker(state)
+def _breaker(state: str) -> list[tuple[dict[str, str], int]]:
+    return [({"circuit_breaker.state": name}, int(name == state)) for name in ("closed", "open", "half_open")]
 
 
 def _alerts(view: RenderedView) -> list[dict[str, Any]]:
@@ -103,18 +86,16 @@ def test_bad_values_are_rejected_naming_the_key(values: dict[str, object], key: 
         Thresholds.from_mapping(values)
 
 
-def test_cpu_and_memory_thresholds(telemetry: Telemetry, render: Render) -> None:
+def test_cpu_and_memory_thresholds(plain_render: Render) -> None:
     readings = {"hot": (1.9, 0.95), "warm": (1.6, 0.8), "cool": (0.2, 0.3), "no_memory": (1.6, None)}
+    collection = PlainCollection()
     for name, (cpu, memory) in readings.items():
-        service = instrument_service(
-            name,
-            category="runtime",
-            snapshot=_resources(cpu, memory),
-            metrics=RESOURCES,
-            telemetry=telemetry,
-        )
-        service.report_health("pass")
-    view = render("operational", thresholds=Thresholds(cpu_count=2))
+        gauges = {"process.cpu.utilization": cpu}
+        if memory is not None:  # a value the snapshot left out is not recorded
+            gauges["system.memory.utilization"] = memory
+        collection.service(name, requests=0, errors=0, gauges=gauges, outcome="ok")
+    resources = collection.build()
+    view = plain_render("operational", resources, thresholds=Thresholds(cpu_count=2))
     fired = {(a["component"], a["rule"]): (a["severity"], a["value"], a["threshold"]) for a in _alerts(view)}
     assert fired == {
         ("hot", "cpu_critical"): ("critical", pytest.approx(0.95), 0.90),  # 1.9 of 2 CPUs
@@ -134,92 +115,98 @@ def test_cpu_and_memory_thresholds(telemetry: Telemetry, render: Render) -> None
     assert view.document["status"] == "fail"
     assert "cpu_critical" in next(a["message"] for a in _alerts(view) if a["rule"] == "cpu_critical")
     # Overridden: with 4 CPUs the same readings are below every CPU threshold.
-    relaxed = render("operational", thresholds=Thresholds(cpu_count=4))
+    relaxed = plain_render("operational", resources, thresholds=Thresholds(cpu_count=4))
     assert {a["rule"] for a in _alerts(relaxed) if a["rule"].startswith("cpu")} == set()
 
 
 def test_error_ratio_needs_min_requests_and_is_also_checked_on_the_whole_runtime(
-    telemetry: Telemetry, render: Render
+    plain_render: Render,
 ) -> None:
-    busy = instrument_service("busy", category="runtime", telemetry=telemetry)
-    few = instrument_service("few", category="runtime", telemetry=telemetry)
-    for index in range(30):
-        busy.record_request(0.01, error=index < 4)  # 4/30 = 13.3 %
-    for index in range(10):
-        few.record_request(0.01, error=index < 5)  # 50 %, but only 10 requests
-    for service in (busy, few):
-        service.report_health("pass")
-    alerts = _alerts(render("operational"))
+    collection = (
+        PlainCollection()
+        .service("busy", requests=30, errors=4, durations=[0.01] * 30, outcome="none")  # 4/30 = 13.3 %
+        .service("few", requests=10, errors=5, durations=[0.01] * 10, outcome="none")  # 50 %, only 10
+        .build()
+    )
+    alerts = _alerts(plain_render("operational", collection))
     assert [(a["component"], a["rule"], a["threshold"]) for a in alerts] == [
         ("busy", "error_ratio_warn", 0.10),
         ("runtime", "error_ratio_warn", 0.10),  # 9/40 = 22.5 %
     ]
     assert alerts[0]["value"] == pytest.approx(4 / 30)
     assert alerts[1]["value"] == pytest.approx(9 / 40)
-    lowered = _alerts(render("operational", thresholds=Thresholds.from_mapping({"min_requests": 5})))
+    lowered = _alerts(
+        plain_render("operational", collection, thresholds=Thresholds.from_mapping({"min_requests": 5}))
+    )
     assert {a["component"] for a in lowered} == {"busy", "few", "runtime"}
-    raised = _alerts(render("operational", thresholds=Thresholds.from_mapping({"error_ratio_warn": 0.5})))
+    raised = _alerts(
+        plain_render("operational", collection, thresholds=Thresholds.from_mapping({"error_ratio_warn": 0.5}))
+    )
     assert raised == []
 
 
-def test_circuit_breaker_open_and_its_override(telemetry: Telemetry, render: Render) -> None:
+def test_circuit_breaker_open_and_its_override(plain_render: Render) -> None:
+    collection = PlainCollection()
     for name, state in (("tripped", "open"), ("probing", "half_open"), ("steady", "closed")):
-        service = instrument_service(
+        collection.service(
             name,
-            category="runtime",
-            snapshot=_breaker_snapshot(state),
-            metrics=BREAKER,
-            telemetry=telemetry,
+            requests=0,
+            errors=0,
+            gauges={"service.circuit_breaker.state": _breaker(state)},
+            outcome="ok",
         )
-        service.report_health("pass")
-    view = render("operational")
+    breakers = collection.build()
+    view = plain_render("operational", breakers)
     assert [(a["component"], a["rule"], a["severity"], a["threshold"]) for a in _alerts(view)] == [
         ("tripped", "circuit_breaker_open", "critical", "open")
     ]
     assert view.document["services"]["tripped"]["circuit_breaker"] == "open"
     assert view.document["services"]["probing"]["circuit_breaker"] == "half_open"
     assert view.document["services"]["tripped"]["status"] == "fail"
-    warned = render("operational", thresholds=Thresholds(circuit_breaker_open="warning"))
+    warned = plain_render("operational", breakers, thresholds=Thresholds(circuit_breaker_open="warning"))
     assert [a["severity"] for a in _alerts(warned)] == ["warning"]
     assert warned.document["services"]["tripped"]["status"] == "warn"
-    assert _alerts(render("operational", thresholds=Thresholds(circuit_breaker_open="off"))) == []
+    assert (
+        _alerts(plain_render("operational", breakers, thresholds=Thresholds(circuit_breaker_open="off")))
+        == []
+    )
 
 
-def test_service_down(telemetry: Telemetry, render: Render) -> None:
-    db = instrument_service("db", category="infra", telemetry=telemetry)
-    db.report_health("fail", "connection refused")
-    instrument_service("web", category="infra", telemetry=telemetry).report_health("pass")
-    view = render("operational")
+def test_service_down(plain_render: Render) -> None:
+    collection = (
+        PlainCollection()
+        .service(
+            "db", "infra", health="fail", reason="connection refused", requests=0, errors=0, outcome="none"
+        )
+        .service("web", "infra", requests=0, errors=0, outcome="none")
+        .build()
+    )
+    view = plain_render("operational", collection)
     assert _alerts(view) == [
         Alert("critical", "db", "service_down", None, "fail", "service down: connection refused").as_dict()
     ]
     assert view.document["status"] == "fail"
-    assert _alerts(render("operational", thresholds=Thresholds(service_down="off"))) == []
+    assert _alerts(plain_render("operational", collection, thresholds=Thresholds(service_down="off"))) == []
 
 
-def test_stale_data(telemetry: Telemetry, render: Render, collect: Collect) -> None:
-    healthy = {"value": True}
-
-    def snapshot() -> Snapshot:
-        if not healthy["value"]:
-            raise ConnectionError("store unreachable")
-        return {"service.queue.depth": 3}
-
-    service = instrument_service(
-        "queue",
-        category="runtime",
-        snapshot=snapshot,
-        metrics=[gauge("service.queue.depth", "{item}", "Waiting.")],
-        telemetry=telemetry,
+def test_stale_data(plain_render: Render) -> None:
+    # The second collection: the snapshot worked once, then failed; its last good value is kept (that
+    # a runtime keeps it is tests/test_collection.py's claim).
+    last_success = T0 - 30 * SECOND
+    second = (
+        PlainCollection(T0)
+        .service(
+            "queue",
+            requests=0,
+            errors=0,
+            gauges={"service.queue.depth": 3},
+            outcome="error",
+            error="ConnectionError: store unreachable",
+            last_success_unix_nano=last_success,
+        )
+        .build()
     )
-    service.report_health("pass")
-    first = collect(telemetry)
-    last_success = first.outcomes["queue"].last_success_unix_nano
-    assert last_success is not None
-    healthy["value"] = False
-    second = collect(telemetry)
-    assert second.outcomes["queue"].last_success_unix_nano == last_success
-    late = render("operational", second, now=last_success + 200 * 10**9)
+    late = plain_render("operational", second, now=last_success + 200 * SECOND)
     assert _alerts(late) == [
         Alert(
             "warning",
@@ -232,32 +219,33 @@ def test_stale_data(telemetry: Telemetry, render: Render, collect: Collect) -> N
     ]
     assert late.document["services"]["queue"]["status"] == "unknown"
     assert late.document["status"] == "warn"
-    soon = render("operational", second, now=last_success + 60 * 10**9)
+    soon = plain_render("operational", second, now=last_success + 60 * SECOND)
     assert _alerts(soon) == []
-    longer = render(
-        "operational", second, now=last_success + 200 * 10**9, thresholds=Thresholds(stale_after_seconds=300)
+    longer = plain_render(
+        "operational",
+        second,
+        now=last_success + 200 * SECOND,
+        thresholds=Thresholds(stale_after_seconds=300),
     )
     assert _alerts(longer) == []
 
 
-def test_alerts_make_a_reported_status_worse_never_better(telemetry: Telemetry, render: Render) -> None:
-    degraded = instrument_service(
-        "degraded",
-        category="runtime",
-        snapshot=lambda: {"process.cpu.utilization": 3.2, "system.memory.utilization": 0.5},
-        metrics=RESOURCES,
-        telemetry=telemetry,
+def test_alerts_make_a_reported_status_worse_never_better(plain_render: Render) -> None:
+    reported: tuple[tuple[str, HealthStatus, str, dict[str, float]], ...] = (
+        (
+            "degraded",
+            "pass",
+            "all good here",
+            {"process.cpu.utilization": 3.2, "system.memory.utilization": 0.5},
+        ),
+        ("failing", "fail", "disk full", {"process.cpu.utilization": 3.2}),
     )
-    degraded.report_health("pass", "all good here")
-    failing = instrument_service(
-        "failing",
-        category="runtime",
-        snapshot=lambda: {"process.cpu.utilization": 3.2},
-        metrics=RESOURCES,
-        telemetry=telemetry,
-    )
-    failing.report_health("fail", "disk full")
-    health = render("health").document["services"]
+    collection = PlainCollection()
+    for name, status, reason, gauges in reported:
+        collection.service(
+            name, health=status, reason=reason, requests=0, errors=0, gauges=gauges, outcome="ok"
+        )
+    health = plain_render("health", collection.build()).document["services"]
     assert health["degraded"]["status"] == "warn"  # 3.2 / 4 CPUs = 80 %: cpu_warn
     assert health["degraded"]["reported_status"] == "pass"
     assert health["degraded"]["reason"] == "all good here; CPU at 80% >= cpu_warn 75%"

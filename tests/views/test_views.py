@@ -1,4 +1,5 @@
-"""The six views: exact key sets, filters, derived series, the detailed view, and a demo smoke test."""
+"""The six views: exact key sets, filters, derived series and the detailed view on a collection written
+as plain data, and a smoke test of every view over a real demo runtime."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from opentelemetry.sdk.metrics.export import (
     ScopeMetrics,
 )
 from opentelemetry.sdk.resources import Resource
+from plain_data import PlainCollection, plain_inputs
 
-from telemetry_otel import Collection, Snapshot, Telemetry
+from telemetry_otel import Collection, Telemetry
 from telemetry_otel.formats import encode_prometheus_text
-from telemetry_otel.instrumentation import Bus, counter, gauge, instrument_service
 from telemetry_otel.instrumentation.demo import DemoRuntime
 from telemetry_otel.views._render import (
     DERIVED_SCOPE,
@@ -47,89 +48,66 @@ def _breaker(state: str) -> list[tuple[dict[str, str], int]]:
     return [({"circuit_breaker.state": name}, int(name == state)) for name in ("closed", "open", "half_open")]
 
 
-def _broken() -> Snapshot:
-    raise RuntimeError("store down")
-
-
-@pytest.fixture
-def populated(telemetry: Telemetry) -> Telemetry:
+def _populated() -> Collection:
     """Four services in three categories, a bus-only provider, two buses, one alert."""
-    memory = instrument_service(
-        "memory",
-        category="graph",
-        snapshot=lambda: {"service.queue.depth": 4, "service.cache.hits": 30, "service.cache.misses": 10},
-        metrics=[
-            gauge("service.queue.depth", "{item}", "Waiting."),
-            counter("service.cache.hits", "{request}", "Hits."),
-            counter("service.cache.misses", "{request}", "Misses."),
-        ],
-        telemetry=telemetry,
+    memory, llm, openai = [0.004] * 40, [0.8] * 40, [0.7] * 40
+    return (
+        PlainCollection()
+        .service(
+            "memory",
+            "graph",
+            requests=40,
+            errors=0,
+            durations=memory,
+            gauges={"service.queue.depth": 4},
+            counters={"service.cache.hits": 30, "service.cache.misses": 10},
+            outcome="ok",
+        )
+        .service(
+            "llm",
+            "runtime",
+            requests=40,
+            errors=6,  # 15 %: an error_ratio_warn alert on llm
+            durations=llm,
+            gauges={"service.circuit_breaker.state": _breaker("closed")},
+            counters={"llm.tokens.input": 1200, "llm.tokens.output": 300, "llm.cost": 0.25},
+            outcome="ok",
+        )
+        .service(
+            "resource_monitor",
+            "infrastructure",
+            requests=0,
+            errors=0,
+            gauges={
+                "process.cpu.utilization": 0.4,
+                "process.memory.usage": 50_000_000,
+                "system.memory.utilization": 0.5,
+            },
+            outcome="ok",
+        )
+        .service("broken", "runtime", requests=0, errors=0, outcome="error", error="RuntimeError: store down")
+        .service("openai", None, requests=40, errors=0, durations=openai, outcome="none")
+        .bus("llm", {"openai": "openai", "llm": "llm"}, durations=openai + llm, requests=80, failures=6)
+        .bus("memory", {"memory": "memory"}, durations=memory, requests=40, failures=0)
+        .build()
     )
-    llm = instrument_service(
-        "llm",
-        category="runtime",
-        snapshot=lambda: {
-            "llm.tokens.input": 1200,
-            "llm.tokens.output": 300,
-            "llm.cost": 0.25,
-            "service.circuit_breaker.state": _breaker("closed"),
-        },
-        metrics=[
-            counter("llm.tokens.input", "{token}", "In."),
-            counter("llm.tokens.output", "{token}", "Out."),
-            counter("llm.cost", "{USD}", "Cost."),
-            gauge("service.circuit_breaker.state", "{state}", "Breaker."),
-        ],
-        telemetry=telemetry,
-    )
-    monitor = instrument_service(
-        "resource_monitor",
-        category="infrastructure",
-        snapshot=lambda: {
-            "process.cpu.utilization": 0.4,
-            "process.memory.usage": 50_000_000,
-            "system.memory.utilization": 0.5,
-        },
-        metrics=[
-            gauge("process.cpu.utilization", "1", "CPU."),
-            gauge("process.memory.usage", "By", "RSS."),
-            gauge("system.memory.utilization", "1", "Host memory."),
-        ],
-        telemetry=telemetry,
-    )
-    broken = instrument_service(
-        "broken",
-        category="runtime",
-        snapshot=_broken,
-        metrics=[gauge("service.queue.depth", "{item}", "Waiting.")],
-        telemetry=telemetry,
-    )
-    openai = instrument_service("openai", telemetry=telemetry)
-    llm_bus = Bus("llm", telemetry=telemetry)
-    llm_bus.attach(openai)
-    llm_bus.attach(llm)
-    Bus("memory", telemetry=telemetry).attach(memory)
-    for index in range(40):
-        memory.record_request(0.004)
-        llm.record_request(0.8, error=index < 6)  # 15 %: an error_ratio_warn alert on llm
-        openai.record_request(0.7)
-    for service in (memory, llm, monitor, broken, openai):
-        service.report_health("pass")
-    return telemetry
+
+
+POPULATED = _populated()
 
 
 def _keys(section: dict[str, Any]) -> set[str]:
     return set(section)
 
 
-def test_views_are_named_and_unknown_names_rejected(populated: Telemetry, make_inputs: MakeInputs) -> None:
+def test_views_are_named_and_unknown_names_rejected() -> None:
     assert VIEWS == ("summary", "health", "operational", "performance", "reliability", "detailed")
     with pytest.raises(ValueError, match="unknown view 'bogus'; views: summary, health"):
-        render_view("bogus", make_inputs())
+        render_view("bogus", plain_inputs(POPULATED))
 
 
-def test_summary_key_set(populated: Telemetry, render: Render) -> None:
-    document = render("summary").document
+def test_summary_key_set(plain_render: Render) -> None:
+    document = plain_render("summary", POPULATED).document
     assert _keys(document) == HEADER | {
         "status",
         "reason",
@@ -153,8 +131,8 @@ def test_summary_key_set(populated: Telemetry, render: Render) -> None:
     assert document["status"] == "warn"
 
 
-def test_health_key_set(populated: Telemetry, render: Render) -> None:
-    document = render("health").document
+def test_health_key_set(plain_render: Render) -> None:
+    document = plain_render("health", POPULATED).document
     assert _keys(document) == HEADER | {"status", "reason", "counts", "categories", "services", "buses"}
     assert _keys(document["counts"]) == COUNTS
     assert list(document["categories"]) == ["graph", "runtime", "infrastructure"]
@@ -181,8 +159,8 @@ def test_health_key_set(populated: Telemetry, render: Render) -> None:
     assert document["buses"]["llm"]["status"] == "warn"
 
 
-def test_operational_key_set(populated: Telemetry, render: Render) -> None:
-    document = render("operational").document
+def test_operational_key_set(plain_render: Render) -> None:
+    document = plain_render("operational", POPULATED).document
     assert _keys(document) == HEADER | {
         "status",
         "reason",
@@ -233,8 +211,8 @@ def test_operational_key_set(populated: Telemetry, render: Render) -> None:
     assert document["services"]["memory"]["circuit_breaker"] is None
 
 
-def test_performance_key_set(populated: Telemetry, render: Render) -> None:
-    document = render("performance").document
+def test_performance_key_set(plain_render: Render) -> None:
+    document = plain_render("performance", POPULATED).document
     assert _keys(document) == HEADER | {
         "latency",
         "throughput",
@@ -277,8 +255,8 @@ def test_performance_key_set(populated: Telemetry, render: Render) -> None:
     assert document["buses"]["llm"]["latency"]["count"] == 80
 
 
-def test_reliability_key_set(populated: Telemetry, render: Render) -> None:
-    document = render("reliability").document
+def test_reliability_key_set(plain_render: Render) -> None:
+    document = plain_render("reliability", POPULATED).document
     assert _keys(document) == HEADER | {
         "status",
         "reason",
@@ -331,9 +309,9 @@ def test_reliability_key_set(populated: Telemetry, render: Render) -> None:
     assert document["buses"]["llm"]["circuit_breakers"] == {"openai": None, "llm": "closed"}
 
 
-def test_live_values_have_no_staleness(telemetry: Telemetry, render: Render) -> None:
-    instrument_service("live", category="runtime", telemetry=telemetry).report_health("pass")
-    service = render("reliability").document["services"]["live"]
+def test_live_values_have_no_staleness(plain_render: Render) -> None:
+    live = PlainCollection().service("live", requests=0, errors=0, outcome="none").build()
+    service = plain_render("reliability", live).document["services"]["live"]
     assert (service["values_source"], service["last_success_age_seconds"], service["stale"]) == (
         "live",
         None,
@@ -342,8 +320,8 @@ def test_live_values_have_no_staleness(telemetry: Telemetry, render: Render) -> 
     assert service["snapshot_outcome"] == "none"
 
 
-def test_detailed_key_set_and_sources(populated: Telemetry, make_inputs: MakeInputs) -> None:
-    inputs = make_inputs()
+def test_detailed_key_set_and_sources() -> None:
+    inputs = plain_inputs(POPULATED)
     view = render_view("detailed", inputs)
     assert _keys(view.document) == {
         "timestamp",
@@ -377,21 +355,21 @@ def _service_names(name: str, document: dict[str, Any]) -> set[str] | int:
 
 
 @pytest.mark.parametrize("name", VIEWS)
-def test_category_filter_on_every_view(populated: Telemetry, render: Render, name: str) -> None:
-    document = render(name, category="graph").document
+def test_category_filter_on_every_view(plain_render: Render, name: str) -> None:
+    document = plain_render(name, POPULATED, category="graph").document
     assert document["filter"] == {"category": "graph", "service": None}
     assert _service_names(name, document) == (1 if name == "summary" else {"memory"})
     if name != "summary":
         assert set(document["buses"]) == {"memory"}
-    runtime = render(name, category="runtime").document
+    runtime = plain_render(name, POPULATED, category="runtime").document
     assert _service_names(name, runtime) == (2 if name == "summary" else {"llm", "broken"})
     if name != "summary":
         assert set(runtime["buses"]) == {"llm"}
 
 
 @pytest.mark.parametrize("name", VIEWS)
-def test_service_filter_on_every_view(populated: Telemetry, render: Render, name: str) -> None:
-    document = render(name, service="llm").document
+def test_service_filter_on_every_view(plain_render: Render, name: str) -> None:
+    document = plain_render(name, POPULATED, service="llm").document
     assert document["filter"] == {"category": None, "service": "llm"}
     assert _service_names(name, document) == (1 if name == "summary" else {"llm"})
     if name != "summary":
@@ -399,40 +377,40 @@ def test_service_filter_on_every_view(populated: Telemetry, render: Render, name
 
 
 @pytest.mark.parametrize("name", [view for view in VIEWS if view != "detailed"])
-def test_a_filter_matching_nothing_is_fail(populated: Telemetry, render: Render, name: str) -> None:
-    document = render(name, category="nope").document
+def test_a_filter_matching_nothing_is_fail(plain_render: Render, name: str) -> None:
+    document = plain_render(name, POPULATED, category="nope").document
     if "status" in document:
         assert (document["status"], document["reason"]) == ("fail", "no services match category='nope'")
     assert _service_names(name, document) in (0, set())
 
 
-def test_filtered_numbers_cover_the_selection_only(populated: Telemetry, render: Render) -> None:
-    summary = render("summary", category="runtime").document
+def test_filtered_numbers_cover_the_selection_only(plain_render: Render) -> None:
+    summary = plain_render("summary", POPULATED, category="runtime").document
     assert summary["requests"] == {"total": 40, "errors": 6, "error_ratio": 0.15, "rate_per_second": None}
     assert summary["alerts"] == {"critical": 0, "warning": 2}  # llm and the category:runtime scope
-    operational = render("operational", category="runtime").document
+    operational = plain_render("operational", POPULATED, category="runtime").document
     assert [(a["component"], a["rule"]) for a in operational["alerts"]] == [
         ("category:runtime", "error_ratio_warn"),
         ("llm", "error_ratio_warn"),
     ]
-    alone = render("operational", service="llm").document
+    alone = plain_render("operational", POPULATED, service="llm").document
     assert [a["component"] for a in alone["alerts"]] == ["llm"]  # no scope alert repeating it
 
 
-def test_detailed_view_filtered(populated: Telemetry, render: Render) -> None:
-    graph = render("detailed", category="graph").document
+def test_detailed_view_filtered(plain_render: Render) -> None:
+    graph = plain_render("detailed", POPULATED, category="graph").document
     assert set(graph["services"]) == {"memory"}
     assert graph["categories"] == {"graph": ["memory"]}
     assert (graph["providers"], graph["other_metrics"]) == ({}, [])
     assert set(graph["buses"]) == {"memory"}
     assert graph["totals"] == {"services": 1, "providers": 0, "categories": 1, "buses": 1}
-    llm = render("detailed", service="llm").document
+    llm = plain_render("detailed", POPULATED, service="llm").document
     assert (set(llm["services"]), set(llm["providers"]), set(llm["buses"])) == ({"llm"}, {"openai"}, {"llm"})
     assert llm["other_metrics"] == []
     rendered = json.dumps(llm)
     for other in ("resource_monitor", "broken"):
         assert other not in rendered
-    unfiltered = render("detailed").document
+    unfiltered = plain_render("detailed", POPULATED).document
     assert set(unfiltered["services"]) == SERVICE_NAMES
     assert unfiltered["filter"] == {"category": None, "service": None}
 
@@ -447,8 +425,8 @@ def _by(points: list[NumberDataPoint], *keys: str) -> dict[tuple[Any, ...], floa
     return {tuple((p.attributes or {}).get(key) for key in keys): p.value for p in points}
 
 
-def test_summary_derived_series(populated: Telemetry, make_inputs: MakeInputs) -> None:
-    inputs = make_inputs()
+def test_summary_derived_series() -> None:
+    inputs = plain_inputs(POPULATED)
     view = render_view("summary", inputs)
     document = view.document
     assert [metric.name for metric in view.derived] == [
@@ -471,13 +449,13 @@ def test_summary_derived_series(populated: Telemetry, make_inputs: MakeInputs) -
         "telemetry.health.score": "{score}",
         "service.request.duration.estimate": "s",
     }
-    filtered = render_view("summary", make_inputs(category="graph"))
+    filtered = render_view("summary", plain_inputs(POPULATED, category="graph"))
     (scoped,) = _points(filtered, "telemetry.health.score")
     assert dict(scoped.attributes or {}) == {"service.category": "graph"}
 
 
-def test_health_derived_series(populated: Telemetry, render: Render) -> None:
-    view = render("health")
+def test_health_derived_series(plain_render: Render) -> None:
+    view = plain_render("health", POPULATED)
     statuses = _by(_points(view, "service.status"), "service.name", "status")
     assert statuses[("llm", "warn")] == 1
     assert statuses[("llm", "pass")] == 0
@@ -489,8 +467,8 @@ def test_health_derived_series(populated: Telemetry, render: Render) -> None:
     assert (buses[("memory", "pass")], buses[("llm", "warn")]) == (1, 1)
 
 
-def test_performance_derived_series(populated: Telemetry, render: Render) -> None:
-    view = render("performance")
+def test_performance_derived_series(plain_render: Render) -> None:
+    view = plain_render("performance", POPULATED)
     document = view.document
     estimates = _by(_points(view, "service.request.duration.estimate"), "service.name", "percentile")
     for percentile in ("50", "95", "99"):
@@ -504,8 +482,8 @@ def test_performance_derived_series(populated: Telemetry, render: Render) -> Non
     assert _by(_points(view, "service.cache.hit_ratio"), "service.name") == {("memory",): 0.75}
 
 
-def test_reliability_derived_series(populated: Telemetry, render: Render) -> None:
-    view = render("reliability")
+def test_reliability_derived_series(plain_render: Render) -> None:
+    view = plain_render("reliability", POPULATED)
     availability = _by(_points(view, "service.availability"), "service.name")
     assert availability == {("memory",): 1.0, ("llm",): 1.0, ("resource_monitor",): 1.0}  # broken: unknown
     assert _by(_points(view, "service.error_ratio"), "service.name")[("llm",)] == pytest.approx(0.15)
@@ -513,10 +491,8 @@ def test_reliability_derived_series(populated: Telemetry, render: Render) -> Non
     assert set(ages) == {("memory",), ("llm",), ("resource_monitor",)}
 
 
-def test_view_metrics_keep_the_sources_of_the_selection_and_the_derived(
-    populated: Telemetry, make_inputs: MakeInputs
-) -> None:
-    inputs = make_inputs(category="graph")
+def test_view_metrics_keep_the_sources_of_the_selection_and_the_derived() -> None:
+    inputs = plain_inputs(POPULATED, category="graph")
     view = render_view("performance", inputs)
     data = view_metrics(inputs, view)
     owners: set[tuple[str, str]] = set()
