@@ -14,6 +14,9 @@ Example::
 
 A metric declared in a catalog (docs/catalog.md) takes its unit and description from there:
 ``from_catalog(load_catalog("catalog.yaml"), "memory.nodes")``.
+
+The process's own metrics (CPU time, memory, threads, descriptors, context switches, GC) come with
+``instrument_process()`` or ``setup_telemetry(process_metrics=True)``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 from telemetry_otel.instrumentation._aggregation import DEFAULT_GAUGE_RULE, GAUGE_RULES, GaugeRule
 from telemetry_otel.instrumentation._bus import BUS_SCOPE_NAME, Bus, BusConfigurationError
 from telemetry_otel.instrumentation._catalog import from_catalog
+from telemetry_otel.instrumentation._process import instrument_process
 from telemetry_otel.instrumentation._service import SCOPE_NAME, InstrumentedService, instrument_service
 from telemetry_otel.instrumentation._snapshots import (
     MetricKind,
@@ -46,6 +50,7 @@ __all__ = [
     "counter",
     "from_catalog",
     "gauge",
+    "instrument_process",
     "instrument_service",
     "updown_counter",
 ]

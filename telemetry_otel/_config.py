@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_EXPORT_INTERVAL_MILLIS",
     "DEFAULT_EXPORT_TIMEOUT_MILLIS",
     "DEFAULT_LIVE_MIN_INTERVAL_MILLIS",
+    "DEFAULT_PROCESS_METRICS",
     "DEFAULT_SERVICE_TIMEOUT_MILLIS",
     "DEFAULT_STALE_AFTER_TTLS",
     "ConfigurationError",
@@ -46,6 +47,9 @@ DEFAULT_CARDINALITY_LIMIT = 2_000
 #: Characters kept of a string attribute value this package records (the OpenTelemetry default is
 #: no limit; metric attributes are series labels, so this package keeps them short).
 DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT = 256
+
+#: Process and CPython runtime metrics are opt-in (``setup_telemetry(process_metrics=True)``).
+DEFAULT_PROCESS_METRICS = False
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
@@ -79,6 +83,8 @@ class TelemetryConfig:
     #: A refresh due for this many TTLs with no completed cycle is stale
     #: (``TELEMETRY_OTEL_STALE_AFTER_TTLS``).
     stale_after_ttls: float = DEFAULT_STALE_AFTER_TTLS
+    #: Produce the process and CPython runtime metrics (``TELEMETRY_OTEL_PROCESS_METRICS``).
+    process_metrics: bool = DEFAULT_PROCESS_METRICS
 
     @classmethod
     def resolve(
@@ -95,6 +101,7 @@ class TelemetryConfig:
         attribute_value_length_limit: int | None = None,
         live_min_interval_millis: float | None = None,
         stale_after_ttls: float | None = None,
+        process_metrics: bool | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> TelemetryConfig:
         """Merge explicit arguments over the environment (``OTEL_*`` variables) over defaults."""
@@ -155,6 +162,13 @@ class TelemetryConfig:
             cls.stale_after_ttls,
             allow_zero=False,
         )
+        if process_metrics is None:
+            raw_process = env.get("TELEMETRY_OTEL_PROCESS_METRICS")
+            process_metrics = (
+                cls.process_metrics
+                if raw_process is None
+                else _parse_bool("TELEMETRY_OTEL_PROCESS_METRICS", raw_process)
+            )
         return cls(
             service_name=name or cls.service_name,
             resource_attributes=attributes,
@@ -167,6 +181,7 @@ class TelemetryConfig:
             attribute_value_length_limit=length,
             live_min_interval_millis=live_floor,
             stale_after_ttls=stale_after,
+            process_metrics=process_metrics,
         )
 
 

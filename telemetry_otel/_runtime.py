@@ -25,6 +25,7 @@ from telemetry_otel._config import TelemetryConfig
 from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
 from telemetry_otel._index import OwnerIndex
 from telemetry_otel._pool import DaemonThreadPool
+from telemetry_otel._process import ProcessMetrics
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._scrape_server import ScrapeServer
 from telemetry_otel._snapshot_log import SnapshotLog
@@ -91,6 +92,9 @@ class Telemetry:
         )
         self._host_loop: asyncio.AbstractEventLoop | None = None
         self._prometheus: ScrapeServer | None = None
+        self._process_metrics: ProcessMetrics | None = None
+        if config.process_metrics:
+            self.enable_process_metrics()
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
         self.exports = ExportPipeline(
             self.export_source,
@@ -120,6 +124,21 @@ class Telemetry:
         """Merge ``producer``'s metrics into every collection from now on."""
         with self._producers_lock:
             self._producers.append(producer)
+
+    def enable_process_metrics(self) -> bool:
+        """Produce the process and CPython runtime metrics from the next collection on.
+
+        ``process.cpu.time``, ``process.memory.usage``, ``process.memory.virtual``,
+        ``process.thread.count``, ``process.open_file_descriptor.count``, ``process.context_switches``
+        and ``cpython.gc.*``, read once per collection. Returns True when this call enabled them,
+        False when they already were or the SDK is disabled.
+        """
+        with self._producers_lock:
+            if self._process_metrics is not None or self.disabled:
+                return False
+            self._process_metrics = ProcessMetrics()
+            self._producers.append(self._process_metrics)
+            return True
 
     def remove_producer(self, producer: MetricProducer) -> None:
         """Stop merging ``producer``'s metrics (unknown producers are ignored)."""

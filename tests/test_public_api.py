@@ -54,6 +54,7 @@ EXPECTED = {
         "counter",
         "from_catalog",
         "gauge",
+        "instrument_process",
         "instrument_service",
         "updown_counter",
     },
