@@ -13,7 +13,13 @@ import weakref
 from collections.abc import Callable, Sequence
 
 from opentelemetry.metrics import Meter, NoOpMeterProvider
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+    ExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import Metric, MetricsData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -40,6 +46,11 @@ SNAPSHOT_THREADS = 32
 #: Longest ``shutdown()`` waits for the runtime's pool threads to finish (idle ones end at once).
 THREAD_JOIN_SECONDS = 1.0
 _IDLE_JOIN_SECONDS = 0.1
+_EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
+    "trace_based": TraceBasedExemplarFilter,
+    "always_on": AlwaysOnExemplarFilter,
+    "always_off": AlwaysOffExemplarFilter,
+}
 
 
 class Telemetry:
@@ -82,7 +93,11 @@ class Telemetry:
             self.meter_provider = NoOpMeterProvider()
         else:
             self._reader = PullReader(cardinality_limit=config.cardinality_limit)
-            self.meter_provider = MeterProvider(resource=self.resource, metric_readers=[self._reader])
+            self.meter_provider = MeterProvider(
+                resource=self.resource,
+                metric_readers=[self._reader],
+                exemplar_filter=_EXEMPLAR_FILTERS[config.exemplar_filter](),
+            )
         #: The one owner of collection cycles: every consumer asks it for a collection no older than X.
         self.cycle = CollectionCycle(
             self._collect_for_cycle,

@@ -41,6 +41,8 @@ EXPECTED = {
     },
     "telemetry_otel.instrumentation": {
         "BUS_SCOPE_NAME",
+        "DEFAULT_EXCLUDED_PATHS",
+        "HTTPMetricsMiddleware",
         "Bus",
         "BusConfigurationError",
         "DEFAULT_GAUGE_RULE",
