@@ -7,9 +7,11 @@ Pure ASGI (no ``BaseHTTPMiddleware``): ``http`` requests are measured; ``websock
 What a request records (``http.server.request.duration`` and ``http.server.active_requests``):
 
 * ``http.request.method``: the method when the conventions know it, else ``_OTHER``.
-* ``http.route``: the template of the route Starlette matched, with its mounts' prefixes
-  (``/items/{id}``, ``/api/v1/users/{user_id}``), never the raw path. A 404, and a request no route
-  matched (a slash redirect), has none, so scanning random paths adds no series.
+* ``http.route``: the template of the route Starlette matched, with the prefixes of its mounts and
+  of FastAPI's included routers (``/items/{id}``, ``/api/v1/users/{user_id}``), never the raw path.
+  A 404, and a request no route matched (a slash redirect), has none, so scanning random paths adds
+  no series. The route is the one the router puts in the scope (``scope["route"]``); a route object
+  reachable under two prefixes is reported under the first.
 * ``http.response.status_code``: the status sent; 500 when the app raised before sending one (the
   server answers 500 then).
 * ``error.type``: the exception's fully qualified class name when the app raised, else the status
@@ -193,6 +195,17 @@ def _find(routes: Iterable[Any], target: Any, prefix: str) -> str | None:
             found = _find(route.routes, target, prefix + mount_prefix)
         elif isinstance(route, Host):
             found = _find(route.routes, target, prefix)
+        elif hasattr(route, "effective_route_contexts"):
+            # FastAPI's included routers (``app.include_router(router, prefix=...)``): each context
+            # holds the route as written and its full template.
+            found = next(
+                (
+                    prefix + str(context.path_format)
+                    for context in route.effective_route_contexts()
+                    if getattr(context, "original_route", None) is target
+                ),
+                None,
+            )
         else:
             continue
         if found is not None:

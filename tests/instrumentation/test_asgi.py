@@ -8,7 +8,7 @@ import random
 import string
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx2 as httpx
@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from telemetry_otel import Telemetry
+from telemetry_otel import Telemetry, TelemetryConfig
 from telemetry_otel.instrumentation import HTTPMetricsMiddleware, instrument_service
 from telemetry_otel.vocabulary import HTTP_DURATION_BUCKETS, HTTP_SCOPE_NAME
 
@@ -291,3 +291,70 @@ def test_excluded_paths_are_configurable(telemetry: Telemetry, live_server: Call
         assert client.get("/metrics").status_code == 200  # measured: the default list was replaced
     counts = {attributes: point.count for attributes, point in settled(telemetry, 2)[0].items()}
     assert counts == {key("GET", 200, "/metrics"): 1}
+
+
+def test_a_fastapi_app_with_a_prefixed_router(telemetry: Telemetry, live_server: Callable[..., Any]) -> None:
+    from fastapi import APIRouter, FastAPI, HTTPException
+
+    router = APIRouter(prefix="/orders")
+
+    @router.get("/{order_id}")
+    async def order(order_id: int) -> dict[str, int]:
+        if order_id == 0:
+            raise HTTPException(status_code=404, detail="no such order")
+        return {"order_id": order_id}
+
+    app = FastAPI()
+    app.include_router(router, prefix="/api")
+    app.add_middleware(HTTPMetricsMiddleware, telemetry=telemetry)
+    url = live_server(app).url
+    with httpx.Client(base_url=url) as client:
+        for order_id in (1, 2, 3):
+            assert client.get(f"/api/orders/{order_id}").status_code == 200
+        assert client.get("/api/orders/0").status_code == 404  # raised by the handler: still no route
+        assert client.get("/api/orders/x").status_code == 422  # validation: the route matched
+    counts = {attributes: point.count for attributes, point in settled(telemetry, 5)[0].items()}
+    assert counts == {
+        key("GET", 200, "/api/orders/{order_id}"): 3,
+        key("GET", 404): 1,
+        key("GET", 422, "/api/orders/{order_id}"): 1,
+    }
+
+
+@pytest.fixture
+def small_runtime() -> Iterator[Telemetry]:
+    runtime = Telemetry(TelemetryConfig(service_name="small", cardinality_limit=3))
+    yield runtime
+    runtime.shutdown()
+
+
+def test_attribute_sets_beyond_the_cardinality_limit_fold_into_overflow(small_runtime: Telemetry) -> None:
+    runtime = small_runtime
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        status = int(scope["path"].strip("/"))
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = HTTPMetricsMiddleware(app, telemetry=runtime)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        pass
+
+    async def requests() -> None:
+        for status in (200, 201, 202, 203, 204, 200):
+            await middleware(
+                {"type": "http", "method": "GET", "path": f"/{status}", "headers": []}, receive, send
+            )
+
+    asyncio.run(requests())
+    counts = {attributes: point.count for attributes, point in http_series(runtime)[0].items()}
+    # Two attribute sets are kept (the limit less the overflow series); the rest fold into one.
+    assert counts == {
+        key("GET", 200): 2,
+        key("GET", 201): 1,
+        frozenset({("otel.metric.overflow", True)}): 3,
+    }
