@@ -251,3 +251,24 @@ def test_with_no_tracer_provider_installed_the_span_is_not_looked_at() -> None:
         check=True,
     )
     assert result.stdout.split() == ["0", "1"]
+
+
+def test_each_bucket_shows_its_latest_exemplar_and_one_without_a_span_has_no_ids(
+    make_runtime: Callable[[str], Telemetry],
+) -> None:
+    telemetry = make_runtime("always_on")
+    service = instrument_service("svc", telemetry=telemetry)
+    for latency in (0.011, 0.012, 0.3):  # two in the 0.025 bucket: the later one is shown
+        service.record_request(latency)
+        time.sleep(0.002)  # distinct timestamps
+    body = encode_openmetrics(_collection(telemetry).metrics)
+    shown = {
+        sample.labels["le"]: sample.exemplar
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == "service_request_duration_seconds_bucket" and sample.exemplar is not None
+    }
+    assert {le: (exemplar.value, exemplar.labels) for le, exemplar in shown.items()} == {
+        "0.025": (0.012, {}),
+        "0.5": (0.3, {}),
+    }
