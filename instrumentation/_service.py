@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -21,6 +22,7 @@ from telemetry_otel import (
     __version__,
     current_telemetry,
 )
+from telemetry_otel.instrumentation._exemplars import ALWAYS_ON, TRACE_BASED, exemplar_mode
 from telemetry_otel.instrumentation._snapshots import MetricKind, SnapshotMetric, SnapshotMetrics, truncate
 from telemetry_otel.instrumentation._vitals import RequestVitals, VitalsProducer
 from telemetry_otel.vocabulary import (
@@ -71,7 +73,7 @@ class InstrumentedService:
         self._closed = False
         #: ``record_request(seconds, error=False)``: count one request and its latency (no-op when
         #: the SDK is disabled). Bound once, so a call costs one method dispatch.
-        self.record_request = vitals.record if vitals is not None else _ignore
+        self.record_request = _recorder(vitals, exemplar_mode(telemetry.config.exemplar_filter))
 
     @property
     def name(self) -> str:
@@ -117,6 +119,21 @@ class InstrumentedService:
 
 def _ignore(seconds: float, error: bool = False) -> None:
     """The no-op recorder used when the SDK is disabled."""
+
+
+class Recorder(Protocol):
+    """``record_request(seconds, error=False)``."""
+
+    def __call__(self, seconds: float, error: bool = False) -> None: ...
+
+
+def _recorder(vitals: RequestVitals | None, mode: int) -> Recorder:
+    """The recorder for ``OTEL_METRICS_EXEMPLAR_FILTER``: without exemplars, the plain fast path."""
+    if vitals is None:
+        return _ignore
+    if mode == TRACE_BASED:
+        return vitals.record_traced
+    return vitals.record_always if mode == ALWAYS_ON else vitals.record
 
 
 @dataclass

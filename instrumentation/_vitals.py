@@ -24,6 +24,15 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from telemetry_otel.instrumentation._exemplars import (
+    ALWAYS_ON,
+    StoredExemplar,
+    candidate,
+    current_context,
+    span_ids,
+    to_exemplars,
+    tracing,
+)
 from telemetry_otel.vocabulary import SERVICE_ERRORS, SERVICE_REQUEST_DURATION, SERVICE_REQUESTS
 
 _INF = math.inf
@@ -59,6 +68,7 @@ class RequestVitals:
         "_buckets",
         "_count",
         "_errors",
+        "_exemplars",
         "_lock",
         "_max",
         "_min",
@@ -74,6 +84,7 @@ class RequestVitals:
         self._lock = threading.Lock()
         self._bounds = tuple(bounds)
         self._buckets = [0] * (len(self._bounds) + 1)
+        self._exemplars: list[StoredExemplar | None] = [None] * (len(self._bounds) + 1)
         self._requests = 0
         self._count = 0
         self._errors = 0
@@ -100,6 +111,54 @@ class RequestVitals:
                 if seconds > self._max:
                     self._max = seconds
 
+    def record_traced(self, seconds: float, error: bool = False) -> None:
+        """:meth:`record`, keeping the ids of the sampled span it is made in as the exemplar of its
+        latency bucket (``OTEL_METRICS_EXEMPLAR_FILTER=trace_based``).
+
+        With no ``TracerProvider`` installed the span check is skipped; an empty context is one
+        context-variable read. The rest is :meth:`record`'s body, repeated so that no call is added.
+        """
+        if tracing._TRACER_PROVIDER is not None:
+            context = current_context()
+            if context:
+                ids = span_ids(context)
+                if ids is not None:
+                    self._record_exemplar(seconds, error, (seconds, time.time_ns(), ids[0], ids[1]))
+                    return
+        with self._lock:
+            self._requests += 1
+            if error:
+                self._errors += 1
+            if 0.0 <= seconds < _INF:
+                self._count += 1
+                self._sum += seconds
+                self._buckets[bisect_left(self._bounds, seconds)] += 1
+                if seconds < self._min:
+                    self._min = seconds
+                if seconds > self._max:
+                    self._max = seconds
+
+    def record_always(self, seconds: float, error: bool = False) -> None:
+        """:meth:`record`, every latency an exemplar candidate (``always_on``)."""
+        self._record_exemplar(seconds, error, candidate(seconds, ALWAYS_ON))
+
+    def _record_exemplar(self, seconds: float, error: bool, exemplar: StoredExemplar | None) -> None:
+        with self._lock:
+            self._requests += 1
+            if error:
+                self._errors += 1
+            if 0.0 <= seconds < _INF:
+                self._count += 1
+                self._sum += seconds
+                index = bisect_left(self._bounds, seconds)
+                self._buckets[index] += 1
+                if exemplar is not None:
+                    self._exemplars[index] = exemplar
+                if seconds < self._min:
+                    self._min = seconds
+                if seconds > self._max:
+                    self._max = seconds
+
     def read(self) -> tuple[int, int, int, float, tuple[int, ...], float, float]:
         """A consistent copy: requests, errors, latency count, sum, bucket counts, min, max."""
         with self._lock:
@@ -112,6 +171,11 @@ class RequestVitals:
                 self._min,
                 self._max,
             )
+
+    def exemplars(self) -> tuple[StoredExemplar | None, ...]:
+        """The latest exemplar of each latency bucket (None where there is none)."""
+        with self._lock:
+            return tuple(self._exemplars)
 
 
 class VitalsProducer:
@@ -167,6 +231,7 @@ class VitalsProducer:
                         explicit_bounds=self.bounds,
                         min=low,
                         max=high,
+                        exemplars=to_exemplars(vitals.exemplars()),
                     )
                 )
         cumulative = AggregationTemporality.CUMULATIVE

@@ -202,6 +202,8 @@ def _serve(args: argparse.Namespace) -> int:
             token=token,
             background=background,
             on_shutdown=on_shutdown,
+            # A runtime's own HTTP API (the demo's ``/demo``), by mount path.
+            apps=dict(getattr(runtime, "http_apps", None) or {}),
         )
     except ValueError as exc:
         telemetry.shutdown()

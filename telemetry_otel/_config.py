@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
 from urllib.parse import unquote
 
 from telemetry_otel.vocabulary import SERVICE_NAME
@@ -14,12 +15,16 @@ __all__ = [
     "DEFAULT_CACHE_TTL_SECONDS",
     "DEFAULT_CARDINALITY_LIMIT",
     "DEFAULT_COLLECTION_TIMEOUT_MILLIS",
+    "DEFAULT_EXEMPLAR_FILTER",
     "DEFAULT_EXPORT_INTERVAL_MILLIS",
     "DEFAULT_EXPORT_TIMEOUT_MILLIS",
     "DEFAULT_LIVE_MIN_INTERVAL_MILLIS",
+    "DEFAULT_PROCESS_METRICS",
     "DEFAULT_SERVICE_TIMEOUT_MILLIS",
     "DEFAULT_STALE_AFTER_TTLS",
+    "EXEMPLAR_FILTERS",
     "ConfigurationError",
+    "ExemplarFilterName",
     "TelemetryConfig",
 ]
 
@@ -46,6 +51,14 @@ DEFAULT_CARDINALITY_LIMIT = 2_000
 #: Characters kept of a string attribute value this package records (the OpenTelemetry default is
 #: no limit; metric attributes are series labels, so this package keeps them short).
 DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT = 256
+
+#: Process and CPython runtime metrics are opt-in (``setup_telemetry(process_metrics=True)``).
+DEFAULT_PROCESS_METRICS = False
+
+#: ``OTEL_METRICS_EXEMPLAR_FILTER`` values, and the specification's default.
+ExemplarFilterName: TypeAlias = Literal["trace_based", "always_on", "always_off"]
+EXEMPLAR_FILTERS: tuple[ExemplarFilterName, ...] = ("trace_based", "always_on", "always_off")
+DEFAULT_EXEMPLAR_FILTER: ExemplarFilterName = "trace_based"
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
@@ -79,6 +92,11 @@ class TelemetryConfig:
     #: A refresh due for this many TTLs with no completed cycle is stale
     #: (``TELEMETRY_OTEL_STALE_AFTER_TTLS``).
     stale_after_ttls: float = DEFAULT_STALE_AFTER_TTLS
+    #: Produce the process and CPython runtime metrics (``TELEMETRY_OTEL_PROCESS_METRICS``).
+    process_metrics: bool = DEFAULT_PROCESS_METRICS
+    #: Which measurements may become exemplars (``OTEL_METRICS_EXEMPLAR_FILTER``): ``trace_based``
+    #: (those made in a sampled span), ``always_on`` or ``always_off``.
+    exemplar_filter: ExemplarFilterName = DEFAULT_EXEMPLAR_FILTER
 
     @classmethod
     def resolve(
@@ -95,6 +113,8 @@ class TelemetryConfig:
         attribute_value_length_limit: int | None = None,
         live_min_interval_millis: float | None = None,
         stale_after_ttls: float | None = None,
+        process_metrics: bool | None = None,
+        exemplar_filter: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> TelemetryConfig:
         """Merge explicit arguments over the environment (``OTEL_*`` variables) over defaults."""
@@ -155,6 +175,14 @@ class TelemetryConfig:
             cls.stale_after_ttls,
             allow_zero=False,
         )
+        if process_metrics is None:
+            raw_process = env.get("TELEMETRY_OTEL_PROCESS_METRICS")
+            process_metrics = (
+                cls.process_metrics
+                if raw_process is None
+                else _parse_bool("TELEMETRY_OTEL_PROCESS_METRICS", raw_process)
+            )
+        exemplars = _pick_exemplar_filter(exemplar_filter, env.get("OTEL_METRICS_EXEMPLAR_FILTER"))
         return cls(
             service_name=name or cls.service_name,
             resource_attributes=attributes,
@@ -167,6 +195,8 @@ class TelemetryConfig:
             attribute_value_length_limit=length,
             live_min_interval_millis=live_floor,
             stale_after_ttls=stale_after,
+            process_metrics=process_metrics,
+            exemplar_filter=exemplars,
         )
 
 
@@ -177,6 +207,18 @@ def _parse_bool(name: str, raw: str) -> bool:
     if value in _FALSE:
         return False
     raise ConfigurationError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _pick_exemplar_filter(explicit: str | None, raw: str | None) -> ExemplarFilterName:
+    """The exemplar filter: argument, else ``OTEL_METRICS_EXEMPLAR_FILTER``, else ``trace_based``."""
+    value = explicit if explicit is not None else (raw.strip().lower() if raw and raw.strip() else None)
+    if value is None:
+        return DEFAULT_EXEMPLAR_FILTER
+    if value not in EXEMPLAR_FILTERS:
+        raise ConfigurationError(
+            f"OTEL_METRICS_EXEMPLAR_FILTER={value!r} is not allowed; use one of {', '.join(EXEMPLAR_FILTERS)}"
+        )
+    return value
 
 
 def _pick_millis(name: str, explicit: float | None, raw: str | None, default: float) -> float:

@@ -13,7 +13,13 @@ import weakref
 from collections.abc import Callable, Sequence
 
 from opentelemetry.metrics import Meter, NoOpMeterProvider
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+    ExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import Metric, MetricsData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -25,6 +31,7 @@ from telemetry_otel._config import TelemetryConfig
 from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
 from telemetry_otel._index import OwnerIndex
 from telemetry_otel._pool import DaemonThreadPool
+from telemetry_otel._process import ProcessMetrics
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._scrape_server import ScrapeServer
 from telemetry_otel._snapshot_log import SnapshotLog
@@ -39,6 +46,11 @@ SNAPSHOT_THREADS = 32
 #: Longest ``shutdown()`` waits for the runtime's pool threads to finish (idle ones end at once).
 THREAD_JOIN_SECONDS = 1.0
 _IDLE_JOIN_SECONDS = 0.1
+_EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
+    "trace_based": TraceBasedExemplarFilter,
+    "always_on": AlwaysOnExemplarFilter,
+    "always_off": AlwaysOffExemplarFilter,
+}
 
 
 class Telemetry:
@@ -81,7 +93,11 @@ class Telemetry:
             self.meter_provider = NoOpMeterProvider()
         else:
             self._reader = PullReader(cardinality_limit=config.cardinality_limit)
-            self.meter_provider = MeterProvider(resource=self.resource, metric_readers=[self._reader])
+            self.meter_provider = MeterProvider(
+                resource=self.resource,
+                metric_readers=[self._reader],
+                exemplar_filter=_EXEMPLAR_FILTERS[config.exemplar_filter](),
+            )
         #: The one owner of collection cycles: every consumer asks it for a collection no older than X.
         self.cycle = CollectionCycle(
             self._collect_for_cycle,
@@ -91,6 +107,9 @@ class Telemetry:
         )
         self._host_loop: asyncio.AbstractEventLoop | None = None
         self._prometheus: ScrapeServer | None = None
+        self._process_metrics: ProcessMetrics | None = None
+        if config.process_metrics:
+            self.enable_process_metrics()
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
         self.exports = ExportPipeline(
             self.export_source,
@@ -120,6 +139,21 @@ class Telemetry:
         """Merge ``producer``'s metrics into every collection from now on."""
         with self._producers_lock:
             self._producers.append(producer)
+
+    def enable_process_metrics(self) -> bool:
+        """Produce the process and CPython runtime metrics from the next collection on.
+
+        ``process.cpu.time``, ``process.memory.usage``, ``process.memory.virtual``,
+        ``process.thread.count``, ``process.open_file_descriptor.count``, ``process.context_switches``
+        and ``cpython.gc.*``, read once per collection. Returns True when this call enabled them,
+        False when they already were or the SDK is disabled.
+        """
+        with self._producers_lock:
+            if self._process_metrics is not None or self.disabled:
+                return False
+            self._process_metrics = ProcessMetrics()
+            self._producers.append(self._process_metrics)
+            return True
 
     def remove_producer(self, producer: MetricProducer) -> None:
         """Stop merging ``producer``'s metrics (unknown producers are ignored)."""

@@ -55,6 +55,8 @@ def setup_telemetry(
     stale_after_ttls: float | None = None,
     prometheus_server: bool | None = None,
     set_global: bool = True,
+    process_metrics: bool | None = None,
+    exemplar_filter: str | None = None,
 ) -> Telemetry:
     """Configure the shared telemetry runtime once and return its handle.
 
@@ -74,7 +76,12 @@ def setup_telemetry(
     default) when ``OTEL_METRICS_EXPORTER`` names ``prometheus``, False never (``telemetry-otel
     serve`` passes False: it serves ``/metrics`` itself), True always. A busy port is logged, not
     raised. ``live_min_interval_millis`` floors live collections and ``stale_after_ttls`` says when
-    data that stopped refreshing is stale: see ``docs/collection-cycle.md``.
+    data that stopped refreshing is stale: see ``docs/collection-cycle.md``. ``process_metrics``
+    (``TELEMETRY_OTEL_PROCESS_METRICS``, default off) adds the process and CPython runtime metrics of
+    the semantic conventions (``process.cpu.time``, ``process.memory.usage``, ...; see
+    ``Telemetry.enable_process_metrics``). ``exemplar_filter`` (``OTEL_METRICS_EXEMPLAR_FILTER``:
+    ``trace_based``, the default, ``always_on`` or ``always_off``) says which histogram measurements
+    keep their trace and span ids as exemplars, on the SDK's instruments and on the fast paths alike.
     """
     config = TelemetryConfig.resolve(
         service_name=service_name,
@@ -88,6 +95,8 @@ def setup_telemetry(
         attribute_value_length_limit=attribute_value_length_limit,
         live_min_interval_millis=live_min_interval_millis,
         stale_after_ttls=stale_after_ttls,
+        process_metrics=process_metrics,
+        exemplar_filter=exemplar_filter,
     )
     return _setup(config, exporters, prometheus_server, set_global=set_global, provisional=False)
 

@@ -24,9 +24,32 @@ __all__ = [
     "BUS_REQUEST_DURATION",
     "BUS_SCOPE_NAME",
     "COLLECTOR_SCOPE_NAME",
+    "CPU_MODE",
+    "CPYTHON_GC_COLLECTED_OBJECTS",
+    "CPYTHON_GC_COLLECTIONS",
+    "CPYTHON_GC_GENERATION",
+    "CPYTHON_GC_UNCOLLECTABLE_OBJECTS",
+    "ERROR_TYPE",
     "HEALTH_STATUS",
+    "HTTP_DURATION_BUCKETS",
+    "HTTP_KNOWN_METHODS",
+    "HTTP_OTHER_METHOD",
+    "HTTP_REQUEST_METHOD",
+    "HTTP_RESPONSE_STATUS_CODE",
+    "HTTP_ROUTE",
+    "HTTP_SCOPE_NAME",
+    "HTTP_SERVER_ACTIVE_REQUESTS",
+    "HTTP_SERVER_REQUEST_DURATION",
     "INSTRUMENT_KINDS",
     "OVERFLOW",
+    "PROCESS_CONTEXT_SWITCHES",
+    "PROCESS_CONTEXT_SWITCH_TYPE",
+    "PROCESS_CPU_TIME",
+    "PROCESS_MEMORY_USAGE",
+    "PROCESS_MEMORY_VIRTUAL",
+    "PROCESS_OPEN_FILE_DESCRIPTOR_COUNT",
+    "PROCESS_SCOPE_NAME",
+    "PROCESS_THREAD_COUNT",
     "SERVICE_CATEGORY",
     "SERVICE_ERRORS",
     "SERVICE_HEALTH",
@@ -43,6 +66,7 @@ __all__ = [
     "TELEMETRY_COLLECTION_SNAPSHOT_AGE",
     "TELEMETRY_COLLECTION_TIMEOUTS",
     "TELEMETRY_COLLECTION_UP",
+    "URL_SCHEME",
     "VITALS_SCOPE_NAME",
     "InstrumentKind",
 ]
@@ -102,3 +126,40 @@ TELEMETRY_COLLECTION_ERRORS: Final = "telemetry.collection.errors"
 TELEMETRY_COLLECTION_TIMEOUTS: Final = "telemetry.collection.timeouts"
 TELEMETRY_COLLECTION_PROBLEMS: Final = "telemetry.collection.problems"
 TELEMETRY_COLLECTION_SNAPSHOT_AGE: Final = "telemetry.collection.snapshot.age"
+
+# -- metric names: the process (OpenTelemetry semantic conventions, process and CPython) ---------------
+PROCESS_SCOPE_NAME: Final = "telemetry_otel.process"
+PROCESS_CPU_TIME: Final = "process.cpu.time"
+PROCESS_MEMORY_USAGE: Final = "process.memory.usage"
+PROCESS_MEMORY_VIRTUAL: Final = "process.memory.virtual"
+PROCESS_THREAD_COUNT: Final = "process.thread.count"
+PROCESS_OPEN_FILE_DESCRIPTOR_COUNT: Final = "process.open_file_descriptor.count"
+PROCESS_CONTEXT_SWITCHES: Final = "process.context_switches"
+CPYTHON_GC_COLLECTIONS: Final = "cpython.gc.collections"
+CPYTHON_GC_COLLECTED_OBJECTS: Final = "cpython.gc.collected_objects"
+CPYTHON_GC_UNCOLLECTABLE_OBJECTS: Final = "cpython.gc.uncollectable_objects"
+#: ``process.cpu.time``'s CPU mode (``user``, ``system``).
+CPU_MODE: Final = "cpu.mode"
+#: ``process.context_switches``' kind (``voluntary``, ``involuntary``).
+PROCESS_CONTEXT_SWITCH_TYPE: Final = "process.context_switch.type"
+#: The garbage collector generation (0, 1, 2) of the ``cpython.gc.*`` series.
+CPYTHON_GC_GENERATION: Final = "cpython.gc.generation"
+
+# -- metric names and attributes: HTTP server (OpenTelemetry semantic conventions, stable) -----------
+HTTP_SCOPE_NAME: Final = "telemetry_otel.http"
+HTTP_SERVER_REQUEST_DURATION: Final = "http.server.request.duration"
+HTTP_SERVER_ACTIVE_REQUESTS: Final = "http.server.active_requests"
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_ROUTE: Final = "http.route"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+ERROR_TYPE: Final = "error.type"
+URL_SCHEME: Final = "url.scheme"
+#: Bucket boundaries (s) the HTTP semantic conventions advise for ``http.server.request.duration``.
+HTTP_DURATION_BUCKETS: Final[tuple[float, ...]] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+#: The methods the HTTP conventions know; any other is recorded as ``_OTHER``.
+HTTP_KNOWN_METHODS: Final = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+HTTP_OTHER_METHOD: Final = "_OTHER"

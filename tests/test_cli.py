@@ -174,3 +174,36 @@ def test_a_token_from_the_environment_guards_the_server_and_is_never_printed() -
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=15)
     assert secret not in "".join(printed) + out + err
+
+
+def test_the_demo_serves_its_own_http_api_through_the_middleware(demo_server: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    services = httpx.get(f"{demo_server}/demo/services", timeout=10)
+    assert services.status_code == 200
+    assert len(services.json()) >= 21
+    assert httpx.get(f"{demo_server}/demo/services/llm", timeout=10).json()["name"] == "llm"
+    assert httpx.get(f"{demo_server}/demo/services/nobody", timeout=10).status_code == 404
+
+    def counts() -> dict[tuple[str, str, str], float]:
+        body = httpx.get(f"{demo_server}/metrics?live=true", timeout=10).text
+        return {
+            (
+                s.labels["http_request_method"],
+                s.labels.get("http_route", ""),
+                s.labels["http_response_status_code"],
+            ): s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+            if s.name == "http_server_request_duration_seconds_count"
+        }
+
+    deadline = time.monotonic() + 10
+    while ("GET", "/demo/services/{name}", "200") not in counts() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    seen = counts()
+    assert seen[("GET", "/demo/services", "200")] >= 1
+    assert seen[("GET", "/demo/services/{name}", "200")] >= 1
+    # A 404 carries no route, whatever the path was.
+    assert all(route == "" for _, route, status in seen if status == "404")
+    assert not any("nobody" in route for _, route, _ in seen)

@@ -41,6 +41,8 @@ EXPECTED = {
     },
     "telemetry_otel.instrumentation": {
         "BUS_SCOPE_NAME",
+        "DEFAULT_EXCLUDED_PATHS",
+        "HTTPMetricsMiddleware",
         "Bus",
         "BusConfigurationError",
         "DEFAULT_GAUGE_RULE",
@@ -54,6 +56,7 @@ EXPECTED = {
         "counter",
         "from_catalog",
         "gauge",
+        "instrument_process",
         "instrument_service",
         "updown_counter",
     },

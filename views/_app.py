@@ -20,7 +20,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from telemetry_otel import (
     DEFAULT_CACHE_TTL_SECONDS,
@@ -57,6 +58,7 @@ def create_app(
     token: str | None = None,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     on_shutdown: Sequence[Callable[[], None]] = (),
+    apps: Mapping[str, ASGIApp] | None = None,
 ) -> Starlette:
     """Build the ASGI app serving ``telemetry`` as agent ``agent``.
 
@@ -73,7 +75,8 @@ def create_app(
     the first collection, a TTL of 0 and ``live=true`` wait). ``thresholds`` overrides alert
     thresholds (a :class:`Thresholds` or a mapping of its fields). With ``token``, every other path
     needs ``Authorization: Bearer <token>``. ``background`` coroutines (a demo runtime's ``run``) run
-    for the app's lifetime; ``on_shutdown`` callbacks at its end.
+    for the app's lifetime; ``on_shutdown`` callbacks at its end. ``apps`` are an application's own
+    ASGI apps by mount path (``{"/demo": app}``), served after the telemetry routes.
     """
     if not cache_ttl_seconds >= 0:
         raise ValueError(f"cache_ttl_seconds must be zero or positive, got {cache_ttl_seconds!r}")
@@ -89,6 +92,7 @@ def create_app(
             Route("/api/{agent}/v1/telemetry/health/live", endpoint.live, methods=["GET"]),
             Route("/api/{agent}/v1/telemetry/health/ready", endpoint.ready, methods=["GET"]),
             Route("/metrics", endpoint.metrics, methods=["GET"]),
+            *(Mount(path, app=mounted) for path, mounted in (apps or {}).items()),
         ],
         middleware=[]
         if token is None

@@ -13,7 +13,7 @@ from telemetry_otel import Collection, ComponentRecord
 from telemetry_otel.views._inputs import ViewInputs
 from telemetry_otel.views._numbers import add, age, finite, largest
 from telemetry_otel.views._quantiles import merge_buckets
-from telemetry_otel.views._series import Series, read_series
+from telemetry_otel.views._series import Series, process_cpu_seconds, read_series
 from telemetry_otel.views._state import (
     RANK,
     SCORE_WEIGHTS,
@@ -87,6 +87,8 @@ def build_model(inputs: ViewInputs) -> Model:
     status, reason = _overall(services, alerts, inputs)
     latency = merge_buckets(state.latency for state in services if state.latency is not None)
     cpu = largest(state.cpu_utilization for state in services)
+    if cpu is None:  # no service reports it: the process metrics, when enabled, do
+        cpu = _process_cpu(inputs, interval, thresholds.cpu_count)
     memory = largest(state.memory_utilization for state in services)
     breakers = [state.circuit_breaker for state in services if state.circuit_breaker is not None]
     breakers_open = sum(state == "open" for state in breakers)
@@ -114,6 +116,17 @@ def build_model(inputs: ViewInputs) -> Model:
     )
     score, score_inputs = _score(model)
     return dataclasses.replace(model, score=score, score_inputs=score_inputs)
+
+
+def _process_cpu(inputs: ViewInputs, interval: float | None, cpus: int) -> float | None:
+    """The process's CPU use between the previous collection and this one, as a fraction of the host
+    (``process.cpu.time`` over the interval and the CPU count); None without both readings."""
+    if inputs.previous is None or interval is None:
+        return None
+    now, before = process_cpu_seconds(inputs.collection), process_cpu_seconds(inputs.previous)
+    if now is None or before is None:
+        return None
+    return max(0.0, now - before) / interval / cpus
 
 
 def select(inputs: ViewInputs) -> tuple[frozenset[str], tuple[str, ...]]:

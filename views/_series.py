@@ -14,9 +14,9 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 from telemetry_otel import Collection, OwnedMetric
 from telemetry_otel.views._numbers import add, finite
 from telemetry_otel.views._quantiles import Buckets, merge_buckets
-from telemetry_otel.vocabulary import BUS_NAME, SERVICE_CATEGORY, SERVICE_NAME
+from telemetry_otel.vocabulary import BUS_NAME, PROCESS_CPU_TIME, SERVICE_CATEGORY, SERVICE_NAME
 
-__all__ = ["IDENTITY", "Series", "metric_names", "read_series"]
+__all__ = ["IDENTITY", "Series", "metric_names", "process_cpu_seconds", "read_series"]
 
 
 IDENTITY = (SERVICE_NAME, SERVICE_CATEGORY)
@@ -64,6 +64,18 @@ def read_series(collection: Collection) -> tuple[dict[str, Series], dict[str, Se
     services = {name: _series(groups, IDENTITY) for name, groups in index.services.items()}
     buses = {name: _series(groups, (BUS_NAME,)) for name, groups in index.buses.items()}
     return services, buses
+
+
+def process_cpu_seconds(collection: Collection) -> float | None:
+    """CPU seconds the process has used (``process.cpu.time``, every mode), or None without it."""
+    values = [
+        point.value
+        for owned in collection.index.unowned
+        if owned.name == PROCESS_CPU_TIME
+        for point in owned.points
+        if isinstance(point, NumberDataPoint)
+    ]
+    return add(finite(value) for value in values) if values else None
 
 
 def _series(groups: Iterable[OwnedMetric], owner_keys: tuple[str, ...]) -> Series:

@@ -14,6 +14,7 @@ from telemetry_otel.instrumentation import Bus, InstrumentedService, instrument_
 from telemetry_otel.instrumentation.demo._catalog import BUSES, EXTRA_PROVIDERS, SERVICES, category_of
 from telemetry_otel.instrumentation.demo._component import SimulatedComponent
 from telemetry_otel.instrumentation.demo._domain import domain_for
+from telemetry_otel.instrumentation.demo._http_api import API_PREFIX, DemoApi
 from telemetry_otel.instrumentation.demo._llm import route_llm_request
 from telemetry_otel.instrumentation.demo._profiles import PROFILES
 from telemetry_otel.instrumentation.demo._resources import ProcessResources
@@ -55,6 +56,8 @@ class DemoRuntime:
         }
         self._llm_providers = [self._components[name] for name in BUSES["llm"]]
         self._resources = ProcessResources()
+        # Its own generator, so the API's simulated clients leave the simulation's numbers as they were.
+        self._api = DemoApi(telemetry, self._statuses, seed=(DEFAULT_SEED if seed is None else seed) + 1)
         self._services: dict[str, InstrumentedService] = {}
         self._buses: dict[str, Bus] = {}
         try:
@@ -74,16 +77,27 @@ class DemoRuntime:
         """The runtime's buses, by name, each with its providers attached."""
         return MappingProxyType(self._buses)
 
+    @property
+    def http_apps(self) -> Mapping[str, object]:
+        """The runtime's own HTTP API by mount path (``/demo``), measured by ``HTTPMetricsMiddleware``:
+        ``telemetry-otel serve --demo`` serves it next to the telemetry routes."""
+        return MappingProxyType({API_PREFIX: self._api.app})
+
+    def _statuses(self) -> dict[str, str]:
+        return {name: component.health for name, component in self._components.items()}
+
     def step(self, dt_seconds: float | None = None) -> None:
         """Advance the simulation by one tick of ``dt_seconds`` (default: ``tick_seconds``).
 
         Draws each component's requests for the tick and records them, moves breakers, queues and
-        domain state on, and makes every component report its health.
+        domain state on, and makes every component report its health; then the API's simulated
+        clients send their requests (unless an event loop runs in this thread: :meth:`run` does).
         """
         dt = self._tick_seconds if dt_seconds is None else dt_seconds
         _check_duration("dt_seconds", dt)
         if not self._advance(dt):
             raise RuntimeError("the demo runtime is closed")
+        self._api.simulate_clients()
 
     async def run(self) -> None:
         """Call :meth:`step` every ``tick_seconds`` of wall time until cancelled or closed."""
@@ -97,6 +111,7 @@ class DemoRuntime:
             await asyncio.sleep(delay)
             if not self._advance(self._tick_seconds):
                 return
+            await self._api.simulate_clients_async()
 
     def _advance(self, dt: float) -> bool:
         """One tick of ``dt`` seconds; False (and nothing done) once the runtime is closed."""

@@ -105,6 +105,8 @@ class DeltaConverter:
             ),
             min=point.min if point.min < previous.min else math.nan,
             max=point.max if point.max > previous.max else math.nan,
+            # Only the exemplars measured within this interval (a bucket keeps its latest one).
+            exemplars=[e for e in point.exemplars if e.time_unix_nano > previous.time_unix_nano],
         )
 
 

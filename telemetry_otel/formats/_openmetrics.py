@@ -20,6 +20,10 @@ The same data, names, labels and values as the text format 0.0.4 encoder (rules 
   ``_count`` only with ``_sum``; the count is still the ``+Inf`` bucket). A family that would reuse a
   name another family's samples reserve (a gauge ``x`` next to a counter ``x``, a gauge ``x_count``
   next to a histogram ``x``, a gauge ``target``) is dropped with a warning, the first one wins.
+* Exemplars (OpenMetrics only; text 0.0.4 has none): each histogram bucket line carries the latest
+  exemplar whose value falls in that bucket, and a counter's ``_total`` its latest exemplar, as
+  `` # {trace_id="<32 hex>",span_id="<16 hex>"} <value> <timestamp in s>`` (``{}`` when the exemplar
+  has no span, under ``OTEL_METRICS_EXEMPLAR_FILTER=always_on``).
 * The exposition ends with ``# EOF`` (so no data is ``"# EOF\\n"``, not ``""``).
 """
 

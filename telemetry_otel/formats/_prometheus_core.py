@@ -43,10 +43,12 @@ import logging
 import math
 import re
 import sys
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Final
 
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
@@ -322,7 +324,8 @@ def _append_openmetrics_counters(
             continue
         rendered = render(point.attributes)
         tail = f"{{{rendered}}} " if rendered else " "
-        lines.append(f"{name}{tail}{_format_number(value)}\n")
+        exemplar = _exemplar_text(max(point.exemplars, key=_exemplar_time)) if point.exemplars else ""
+        lines.append(f"{name}{tail}{_format_number(value)}{exemplar}\n")
         start = point.start_time_unix_nano
         if start > 0:
             lines.append(f"{created_name}{tail}{_created(start, created)}\n")
@@ -347,8 +350,9 @@ def _append_histograms(
             le_suffixes = _le_suffixes(tuple(bounds))
             negative_bound = any(bound < 0 for bound in bounds)
         if openmetrics:
+            marks = _bucket_exemplars(point, bounds or ()) if point.exemplars else None
             _append_openmetrics_histogram(
-                lines, name, render(point.attributes), le_suffixes, point, negative_bound, created
+                lines, name, render(point.attributes), le_suffixes, point, negative_bound, created, marks
             )
         else:
             _append_histogram(lines, name, render(point.attributes), le_suffixes, point)
@@ -375,8 +379,10 @@ def _append_openmetrics_histogram(
     point: HistogramDataPoint,
     negative_bound: bool,
     created: dict[int, str],
+    exemplars: dict[int, str] | None = None,
 ) -> None:
-    """Buckets, then ``_sum`` and ``_count`` unless the sum is not a counter, then ``_created``.
+    """Buckets (with ``exemplars``, bucket index -> exemplar text), then ``_sum`` and ``_count``
+    unless the sum is not a counter, then ``_created``.
 
     OpenMetrics (and the OTel specification) allow ``_sum`` only when it is monotonic: no negative
     bucket bound, never negative or NaN. ``_count`` goes with it (present if and only if ``_sum`` is);
@@ -384,9 +390,14 @@ def _append_openmetrics_histogram(
     """
     bucket_prefix = f'{name}_bucket{{{labels},le="' if labels else f'{name}_bucket{{le="'
     cumulative = 0
-    for le_suffix, count in zip(le_suffixes, point.bucket_counts, strict=False):
-        cumulative += count
-        lines.append(f"{bucket_prefix}{le_suffix}{cumulative}\n")
+    if exemplars:
+        for index, (le_suffix, count) in enumerate(zip(le_suffixes, point.bucket_counts, strict=False)):
+            cumulative += count
+            lines.append(f"{bucket_prefix}{le_suffix}{cumulative}{exemplars.get(index, '')}\n")
+    else:
+        for le_suffix, count in zip(le_suffixes, point.bucket_counts, strict=False):
+            cumulative += count
+            lines.append(f"{bucket_prefix}{le_suffix}{cumulative}\n")
     suffix = f"{{{labels}}} " if labels else " "
     total = point.sum
     if not negative_bound and total >= 0:  # False for NaN too
@@ -395,6 +406,34 @@ def _append_openmetrics_histogram(
     start = point.start_time_unix_nano
     if start > 0:
         lines.append(f"{name}_created{suffix}{_created(start, created)}\n")
+
+
+def _bucket_exemplars(point: HistogramDataPoint, bounds: Sequence[float]) -> dict[int, str]:
+    """Bucket index -> the exemplar text of the latest exemplar whose value falls in that bucket."""
+    latest: dict[int, Exemplar] = {}
+    for exemplar in point.exemplars:
+        value = float(exemplar.value)
+        if value != value:  # NaN belongs to no bucket
+            continue
+        index = bisect_left(bounds, value)  # buckets are upper-inclusive: the first bound >= value
+        known = latest.get(index)
+        if known is None or exemplar.time_unix_nano >= known.time_unix_nano:
+            latest[index] = exemplar
+    return {index: _exemplar_text(exemplar) for index, exemplar in latest.items()}
+
+
+def _exemplar_text(exemplar: Exemplar) -> str:
+    """`` # {trace_id="..",span_id=".."} value timestamp``: an OpenMetrics exemplar (ids when known)."""
+    labels = ""
+    if exemplar.trace_id is not None and exemplar.span_id is not None:
+        labels = f'trace_id="{exemplar.trace_id:032x}",span_id="{exemplar.span_id:016x}"'
+    seconds, nanos = divmod(int(exemplar.time_unix_nano), _NANOS)
+    timestamp = f"{seconds}.{nanos:09d}".rstrip("0").rstrip(".")
+    return f" # {{{labels}}} {_format_number(exemplar.value)} {timestamp}"
+
+
+def _exemplar_time(exemplar: Exemplar) -> int:
+    return exemplar.time_unix_nano
 
 
 def _created(start_time_unix_nano: int, cache: dict[int, str]) -> str:

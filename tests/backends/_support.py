@@ -413,8 +413,10 @@ class Prometheus(Server):
         scrape_interval: str = "1s",
         job: str = "static",
         binary: str | None = None,
+        features: Sequence[str] = (),
     ) -> None:
         super().__init__(root, binary=binary)
+        self.features = tuple(features)
         self.static_targets = list(targets)
         self.scrape_interval = scrape_interval
         self.job = job
@@ -461,6 +463,7 @@ class Prometheus(Server):
             f"--web.listen-address={LOOPBACK}:{self.port}",
             "--web.enable-lifecycle",
             "--web.enable-admin-api",
+            *(f"--enable-feature={feature}" for feature in self.features),
         ]
 
     def _probe(self) -> bool:
@@ -488,6 +491,14 @@ class Prometheus(Server):
         """``data.result`` of an instant query (``/api/v1/query``)."""
         body = _json(self.http.get("/api/v1/query", params={"query": promql}))
         result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def query_exemplars(self, promql: str, start: float, end: float) -> list[dict[str, Any]]:
+        """``data`` of ``/api/v1/query_exemplars`` (needs ``features=["exemplar-storage"]``): series
+        with their exemplars whose own timestamps lie in [start, end] (seconds)."""
+        params = {"query": promql, "start": str(start), "end": str(end)}
+        body = _json(self.http.get("/api/v1/query_exemplars", params=params))
+        result: list[dict[str, Any]] = body["data"]
         return result
 
     def targets(self) -> list[dict[str, Any]]:

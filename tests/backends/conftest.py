@@ -90,6 +90,13 @@ def prometheus(start_prometheus: Callable[..., Prometheus]) -> Prometheus:
 
 
 @pytest.fixture(scope="session")
+def prometheus_exemplars(start_prometheus: Callable[..., Prometheus]) -> Prometheus:
+    """A Prometheus storing exemplars (``--enable-feature=exemplar-storage``); add targets with
+    ``prometheus_exemplars.scrape(host_port, job)``."""
+    return start_prometheus([], features=["exemplar-storage"])
+
+
+@pytest.fixture(scope="session")
 def victoria_metrics(start_victoria_metrics: Callable[..., VictoriaMetrics]) -> VictoriaMetrics:
     """The shared VictoriaMetrics."""
     return start_victoria_metrics()

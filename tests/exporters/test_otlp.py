@@ -11,9 +11,11 @@ from typing import Any, ClassVar
 
 import grpc
 import pytest
+from opentelemetry import trace
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.sdk.trace import TracerProvider
 
 from telemetry_otel import Telemetry, setup_telemetry, shutdown_telemetry
 from telemetry_otel.exporters import ExportPipeline, OTLPExporter
@@ -214,3 +216,30 @@ def test_otlp_protocol_must_be_known(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
     with pytest.raises(ValueError, match="OTLP protocol 'http/json' is not one of grpc, http/protobuf"):
         OTLPExporter()
+
+
+def test_exemplars_reach_the_receiver_with_the_span_ids(
+    telemetry: Telemetry, grpc_receiver: tuple[_GrpcReceiver, int]
+) -> None:
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+    receiver, port = grpc_receiver
+    service = instrument_service("llm", category="runtime", telemetry=telemetry)
+    with trace.get_tracer("otlp-exemplars").start_as_current_span("call") as span:
+        service.record_request(0.02)
+    pipeline = ExportPipeline(
+        telemetry.export_source,
+        [OTLPExporter("grpc", endpoint=f"http://127.0.0.1:{port}", insecure=True)],
+        timeout_millis=5_000,
+    )
+    pipeline.export_now()
+    pipeline.shutdown(5_000)
+    _, duration = _metrics(receiver.requests[0])["service.request.duration"]
+    [point] = duration.histogram.data_points
+    [exemplar] = point.exemplars
+    ids = span.get_span_context()
+    assert (exemplar.trace_id, exemplar.span_id, exemplar.as_double) == (
+        ids.trace_id.to_bytes(16, "big"),
+        ids.span_id.to_bytes(8, "big"),
+        0.02,
+    )

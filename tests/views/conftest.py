@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from telemetry_otel import Collection, Telemetry
+from telemetry_otel import Collection, Telemetry, TelemetryConfig
 from telemetry_otel.views._render import RenderedView, ViewInputs, render_view
 from telemetry_otel.views._thresholds import Thresholds
 
@@ -48,6 +48,21 @@ def collect() -> Collect:
         return asyncio.run(telemetry.collect())
 
     return collect
+
+
+@pytest.fixture
+def make_runtime() -> Iterator[Callable[..., Telemetry]]:
+    """Extra runtimes (process metrics on, a disabled SDK...), shut down after the test."""
+    created: list[Telemetry] = []
+
+    def make(**options: Any) -> Telemetry:
+        runtime = Telemetry(TelemetryConfig(service_name="t", **options))
+        created.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in created:
+        runtime.shutdown()
 
 
 @pytest.fixture

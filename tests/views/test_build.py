@@ -3,17 +3,21 @@ the health score."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
 from plain_data import SECOND, PlainCollection, plain_inputs
 
-from telemetry_otel import Collection, HealthStatus
+from telemetry_otel import Collection, HealthStatus, Telemetry
+from telemetry_otel.instrumentation import instrument_service
 from telemetry_otel.views._build import build_model, roll_up
-from telemetry_otel.views._render import RenderedView
+from telemetry_otel.views._render import RenderedView, ViewInputs
 from telemetry_otel.views._thresholds import Thresholds
 
 Render = Callable[..., RenderedView]
+Collect = Callable[[Telemetry], Collection]
+MakeInputs = Callable[..., ViewInputs]
 T0 = 1_800_000_000 * SECOND
 
 
@@ -358,3 +362,29 @@ def test_thresholds_feed_the_score() -> None:
     relaxed_latency = next(item for item in relaxed.score_inputs if item.name == "latency")
     assert strict_latency.score == pytest.approx(1 / (1 + 1.5 * 9.5 / 10))
     assert relaxed_latency.score == 1.0
+
+
+def test_process_cpu_time_feeds_resource_pressure(
+    make_runtime: Callable[..., Telemetry], collect: Collect, make_inputs: MakeInputs
+) -> None:
+    runtime = make_runtime(process_metrics=True, live_min_interval_millis=0)
+    service = instrument_service("worker", category="runtime", telemetry=runtime)
+    service.report_health("pass")
+    first = collect(runtime)
+    deadline = time.process_time() + 0.4
+    while time.process_time() < deadline:  # burn CPU between the two collections
+        pass
+    second = collect(runtime)
+    model = build_model(
+        make_inputs(second, runtime=runtime, previous=first, thresholds=Thresholds(cpu_count=1))
+    )
+    interval = (second.time_unix_nano - first.time_unix_nano) / 1e9
+    assert model.cpu_utilization is not None
+    # At least the CPU burnt over the interval, at most the whole interval on one CPU (plus a tick).
+    assert 0.4 / interval - 0.02 <= model.cpu_utilization <= 1.02
+    assert {item.name: item.value for item in model.score_inputs}[
+        "resource_pressure"
+    ] == model.cpu_utilization
+    # Without a previous collection there is no interval: unknown, never 0.
+    alone = build_model(make_inputs(second, runtime=runtime, thresholds=Thresholds(cpu_count=1)))
+    assert alone.cpu_utilization is None
