@@ -24,7 +24,12 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from telemetry_otel.vocabulary import SERVICE_ERRORS, SERVICE_REQUEST_DURATION, SERVICE_REQUESTS
+from telemetry_otel.vocabulary import (
+    REQUEST_DURATION_BUCKETS,
+    SERVICE_ERRORS,
+    SERVICE_REQUEST_DURATION,
+    SERVICE_REQUESTS,
+)
 
 _INF = math.inf
 
@@ -38,10 +43,7 @@ __all__ = [
 ]
 
 #: Explicit bucket boundaries (seconds) for request latency: 100 us to 60 s.
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-)  # fmt: skip
+LATENCY_BUCKETS: tuple[float, ...] = REQUEST_DURATION_BUCKETS
 
 REQUESTS_METRIC = (SERVICE_REQUESTS, "{request}", "Requests handled by the service.")
 ERRORS_METRIC = (SERVICE_ERRORS, "{error}", "Requests the service failed.")
