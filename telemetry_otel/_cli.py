@@ -29,6 +29,8 @@ from telemetry_otel._cli_common import (
     load_object,
     seconds,
 )
+from telemetry_otel._cli_common import threshold_overrides as _thresholds
+from telemetry_otel._cli_rules import add_rules_command
 from telemetry_otel._config import (
     DEFAULT_CACHE_TTL_SECONDS,
     DEFAULT_COLLECTION_TIMEOUT_MILLIS,
@@ -134,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
     add_catalog_commands(commands)
+    add_rules_command(commands)
     return parser
 
 
@@ -255,26 +258,6 @@ def _token_from_env() -> str | None:
             f"{TOKEN_VARIABLE} contains a control character, which no HTTP header can carry", EXIT_USAGE
         )
     return token
-
-
-def _thresholds(items: Sequence[str]) -> dict[str, object] | None:
-    """``KEY=VALUE`` overrides: integers and numbers are parsed, anything else stays text."""
-    if not items:
-        return None
-    overrides: dict[str, object] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise CliError(f"--threshold {item!r} is not of the form KEY=VALUE", EXIT_USAGE)
-        value: object = raw
-        for parse in (int, float):
-            try:
-                value = parse(raw)
-                break
-            except ValueError:
-                continue
-        overrides[key.strip()] = value
-    return overrides
 
 
 def _start_runtime(args: argparse.Namespace, telemetry: Telemetry) -> object:

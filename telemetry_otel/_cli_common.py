@@ -7,6 +7,7 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "app_dir_argument",
     "load_object",
     "seconds",
+    "threshold_argument",
+    "threshold_overrides",
 ]
 
 #: Import string of the demo runtime's factory (the core never imports the instrumentation).
@@ -76,4 +79,34 @@ def app_dir_argument(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="directory put first on the import path to find --app's module, as uvicorn does "
         "(default: the working directory)",
+    )
+
+
+def threshold_overrides(items: Sequence[str]) -> dict[str, object] | None:
+    """``--threshold KEY=VALUE`` overrides: integers and numbers are parsed, anything else stays text."""
+    if not items:
+        return None
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--threshold {item!r} is not of the form KEY=VALUE", EXIT_USAGE)
+        value: object = raw
+        for parse in (int, float):
+            try:
+                value = parse(raw)
+                break
+            except ValueError:
+                continue
+        overrides[key.strip()] = value
+    return overrides
+
+
+def threshold_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an alert threshold (repeatable), e.g. --threshold cpu_warn=0.8",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import yaml
 
 from telemetry_otel import __version__
+from telemetry_otel.views._promql import parse_duration
 from telemetry_otel.views._rules import (
     DEFAULT_RATE_WINDOW_SECONDS,
     DEFAULT_RUNBOOK_URL,
@@ -24,8 +26,8 @@ __all__ = ["prometheus_rules"]
 def prometheus_rules(
     thresholds: Thresholds | Mapping[str, object] | None = None,
     *,
-    for_seconds: float | None = None,
-    rate_window_seconds: float = DEFAULT_RATE_WINDOW_SECONDS,
+    for_duration: str | float | None = None,
+    rate_window: str | float = DEFAULT_RATE_WINDOW_SECONDS,
     runbook_url: str = DEFAULT_RUNBOOK_URL,
     slo_file: str | os.PathLike[str] | None = None,
     slo_window_scale: float = 1.0,
@@ -33,16 +35,20 @@ def prometheus_rules(
     """The rule file (YAML) for ``thresholds`` (a :class:`Thresholds`, overrides of the defaults, or
     None for the defaults) and, with ``slo_file``, its objectives.
 
-    ``for_seconds`` replaces every threshold alert's ``for:``; ``slo_window_scale`` shrinks the SLO
-    windows and periods (for tests and demos). A bad threshold is a ``ValueError``; a bad SLO file a
-    ``SloFileError`` (a ``ValueError`` whose ``problems`` are ``file:line: message`` lines).
+    ``for_duration`` (seconds or a Prometheus duration such as ``30s``) replaces every threshold
+    alert's ``for:``; ``rate_window`` is the window of the process CPU rate; ``slo_window_scale``
+    shrinks the SLO windows and periods (for tests and demos). A bad threshold or duration is a
+    ``ValueError``; a bad SLO file a ``SloFileError`` (a ``ValueError`` whose ``problems`` are
+    ``file:line: message`` lines).
     """
     if not isinstance(thresholds, Thresholds):
         thresholds = Thresholds.from_mapping(thresholds or {})
-    if for_seconds is not None and not for_seconds >= 0:
-        raise ValueError(f"for must be a duration >= 0, not {for_seconds!r}")
-    if not (rate_window_seconds > 0 and slo_window_scale > 0):
-        raise ValueError("the rate window and the SLO window scale must be positive")
+    for_seconds = None if for_duration is None else _seconds("--for", for_duration)
+    rate_window_seconds = _seconds("--rate-window", rate_window)
+    if not rate_window_seconds > 0:
+        raise ValueError(f"--rate-window must be longer than 0, not {rate_window!r}")
+    if not (0 < slo_window_scale < math.inf):
+        raise ValueError(f"the SLO window scale must be a positive number, not {slo_window_scale!r}")
     options = RuleOptions(for_seconds, rate_window_seconds, runbook_url)
     groups = threshold_groups(thresholds, options)
     if slo_file is not None:
@@ -54,3 +60,14 @@ def prometheus_rules(
     )
     document: dict[str, Any] = {"groups": groups}
     return header + yaml.safe_dump(document, sort_keys=False, width=1_000_000, allow_unicode=True)
+
+
+def _seconds(option: str, value: str | float) -> float:
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(f"{option}: {exc}") from None
+    if isinstance(value, bool) or not (0 <= value < math.inf):
+        raise ValueError(f"{option} must be a duration of 0 s or more, not {value!r}")
+    return float(value)

@@ -81,7 +81,7 @@ def test_thresholds_and_for_reach_the_rules() -> None:
                     "service_down": "off",
                     "circuit_breaker_open": "warning",
                 },
-                for_seconds=3,
+                for_duration="3s",
             )
         )
         if "alert" in rule

@@ -151,7 +151,7 @@ def test_the_view_and_promtool_fire_the_same_alerts_for_every_row(
     assert 0 < fired_rows < len(ROWS)
     names = {labels["alertname"] for labels in expected}
     assert names == set(ALERT_NAMES) - ({"TelemetryOtelServiceDown"} if variant == "overridden" else set())
-    rules = prometheus_rules(thresholds, for_seconds=0, rate_window_seconds=60)
+    rules = prometheus_rules(thresholds, for_duration=0, rate_window=60)
     _promtool_test(tmp_path, rules, ROWS, expected)
 
 
@@ -161,6 +161,6 @@ def test_a_disagreement_is_seen(tmp_path: pathlib.Path) -> None:
     rows = {"memory 0.8": ROWS["memory 0.8"]}
     expected = _expected(_view_alerts(rows["memory 0.8"], thresholds), "row0", rows["memory 0.8"])
     assert [labels["alertname"] for labels in expected] == ["TelemetryOtelMemoryWarn"]
-    other = prometheus_rules({**BASE, "memory_warn": 0.85}, for_seconds=0, rate_window_seconds=60)
+    other = prometheus_rules({**BASE, "memory_warn": 0.85}, for_duration=0, rate_window=60)
     with pytest.raises(AssertionError, match="TelemetryOtelMemoryWarn"):
         _promtool_test(tmp_path, other, rows, expected)
