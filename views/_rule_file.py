@@ -59,7 +59,15 @@ def prometheus_rules(
         f"# Thresholds: {settings}\n"
     )
     document: dict[str, Any] = {"groups": groups}
-    return header + yaml.safe_dump(document, sort_keys=False, width=1_000_000, allow_unicode=True)
+    text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1_000_000, allow_unicode=True)
+    return header + text
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes shared label maps out in full: no YAML anchors and aliases in a file people read."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _seconds(option: str, value: str | float) -> float:

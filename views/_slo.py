@@ -243,7 +243,8 @@ def slo_groups(
                 "labels": labels,
             }
         )
-        kind = f"faster than {slo.latency_seconds:g} s" if slo.latency_seconds is not None else "succeed"
+        kind = "succeed" if slo.latency_seconds is None else f"be faster than {slo.latency_seconds:g} s"
+        about = f" ({slo.description.rstrip('.')})" if slo.description else ""
         for action, severity, pairs in BURN_RATE_WINDOWS:
             conditions = []
             for long, short, burn in pairs:
@@ -260,8 +261,8 @@ def slo_groups(
                     "labels": {**labels, "severity": severity, "action": action},
                     "annotations": {
                         "summary": f"SLO {slo.name} burns its error budget at {rates} ({action})",
-                        "description": f"{slo.objective:.4g} of the requests of {slo.owner_kind} "
-                        f"{slo.owner} must {kind} over {format_duration(slo.period_seconds)}; "
+                        "description": f"{slo.objective * 100:g}% of the requests of {slo.owner_kind} "
+                        f"{slo.owner} must {kind} over {format_duration(slo.period_seconds)}{about}; "
                         f"the error ratio is at {{{{ $value | humanizePercentage }}}}, "
                         f"burning the budget too fast ({action}).",
                         "runbook_url": f"{runbook_url}#{ALERT_NAME.lower()}",
