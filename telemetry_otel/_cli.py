@@ -26,6 +26,8 @@ from telemetry_otel._cli_common import (
     EXIT_USAGE,
     CliError,
     app_dir_argument,
+    demo_failure_arguments,
+    demo_failures,
     load_object,
     seconds,
 )
@@ -57,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "serve" and args.app and args.seed is not None:
         parser.error("--seed applies to --demo only")
+    if args.command == "serve" and args.app and args.demo_fail:
+        parser.error("--demo-fail applies to --demo only")
     if args.command in ("serve", "coverage") and args.app_dir is not None and not args.app:
         parser.error("--app-dir applies to --app only")
     if args.command == "coverage" and args.app and args.seed is not None:
@@ -134,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         help="bound on reading the metrics in a collection (default: "
         f"TELEMETRY_OTEL_COLLECTION_TIMEOUT_MILLIS, else {DEFAULT_COLLECTION_TIMEOUT_MILLIS:g})",
     )
+    demo_failure_arguments(serve)
     serve.set_defaults(handler=_serve)
     add_catalog_commands(commands)
     add_rules_command(commands)
@@ -266,7 +271,13 @@ def _start_runtime(args: argparse.Namespace, telemetry: Telemetry) -> object:
         if args.seed is None:
             args.seed = random.SystemRandom().randrange(2**31)
         print(f"telemetry-otel: demo simulation seed {args.seed} (reproduce with --seed)", file=sys.stderr)
-        return factory(telemetry, seed=args.seed)
+        failures = demo_failures(args)
+        if not failures:
+            return factory(telemetry, seed=args.seed)
+        try:
+            return factory(telemetry, seed=args.seed, failures=failures)
+        except ValueError as exc:
+            raise CliError(f"--demo-fail: {exc}", EXIT_USAGE) from None
     factory = load_object(args.app, args.app_dir or ".")
     if not callable(factory):
         raise CliError(f"{args.app!r} is not callable", EXIT_USAGE)

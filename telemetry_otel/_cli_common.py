@@ -16,6 +16,8 @@ __all__ = [
     "EXIT_USAGE",
     "CliError",
     "app_dir_argument",
+    "demo_failure_arguments",
+    "demo_failures",
     "load_object",
     "seconds",
     "threshold_argument",
@@ -110,3 +112,36 @@ def threshold_argument(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override an alert threshold (repeatable), e.g. --threshold cpu_warn=0.8",
     )
+
+
+def demo_failure_arguments(parser: argparse.ArgumentParser) -> None:
+    """``serve --demo``'s failure switch: make services fail on purpose, to see real alerts."""
+    parser.add_argument(
+        "--demo-fail",
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="make this demo service fail on purpose (repeatable): every request errors, a breaker "
+        "opens, it reports fail; e.g. --demo-fail llm",
+    )
+    parser.add_argument(
+        "--demo-fail-after",
+        type=seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="start the --demo-fail failures this long after the start (default: 0)",
+    )
+    parser.add_argument(
+        "--demo-fail-for",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="end the --demo-fail failures after this long; the services then recover (default: never)",
+    )
+
+
+def demo_failures(args: argparse.Namespace) -> dict[str, tuple[float, float | None]]:
+    """The ``failures`` argument of the demo factory from ``--demo-fail*``."""
+    if args.demo_fail_for is not None and not args.demo_fail_for > 0:
+        raise CliError("--demo-fail-for must be more than 0 seconds", EXIT_USAGE)
+    return {name: (args.demo_fail_after, args.demo_fail_for) for name in args.demo_fail}

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from tests.backends._support import find_binary
+from tests.views._promtool import promtool
 
 COMMAND = [sys.executable, "-m", "telemetry_otel", "rules"]
 NEUTRAL_CWD = "/"  # run outside the source tree so the installed package is the one under test
@@ -34,9 +34,7 @@ def test_defaults_to_stdout_and_promtool_accepts_the_file(tmp_path: pathlib.Path
     assert "cpu_count=4" in result.stdout.splitlines()[1]
     path = tmp_path / "rules.yml"
     path.write_text(result.stdout, encoding="utf-8")
-    checked = subprocess.run(
-        [find_binary("promtool"), "check", "rules", str(path)], capture_output=True, text=True
-    )
+    checked = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
 
 

@@ -16,7 +16,7 @@ from telemetry_otel.instrumentation.demo import build_demo
 from telemetry_otel.views import Thresholds, prometheus_rules
 from telemetry_otel.views._promql import READS, format_duration, parse_duration, series
 from telemetry_otel.views._rules import ALERT_NAMES, DEFAULT_FOR_SECONDS
-from tests.backends._support import find_binary
+from tests.views._promtool import promtool
 
 
 def _rules(text: str) -> list[dict[str, object]]:
@@ -99,9 +99,7 @@ def test_promtool_checks_the_default_file_clean(tmp_path: object) -> None:
 
     path = pathlib.Path(str(tmp_path)) / "rules.yml"
     path.write_text(prometheus_rules(), encoding="utf-8")
-    result = subprocess.run(
-        [find_binary("promtool"), "check", "rules", str(path)], capture_output=True, text=True
-    )
+    result = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "SUCCESS" in result.stdout
 

@@ -14,7 +14,7 @@ import yaml
 from telemetry_otel.views import Alert, Thresholds, ViewInputs, prometheus_rules
 from telemetry_otel.views._build import build_model
 from telemetry_otel.views._rules import ALERT_NAMES
-from tests.backends._support import find_binary
+from tests.views._promtool import promtool
 from tests.views._rule_rows import EVAL_SECONDS, STEP, Row, Service, collections, input_series
 
 #: Thresholds whose values are exact in binary at the table's values (0.75 = 1.5 CPUs of 2).
@@ -124,13 +124,13 @@ def _promtool_test(
         ],
     }
     (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False), encoding="utf-8")
-    promtool = find_binary("promtool")
+    binary = promtool()
     checked = subprocess.run(
-        [promtool, "check", "rules", "rules.yml"], cwd=tmp_path, capture_output=True, text=True
+        [binary, "check", "rules", "rules.yml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stderr + checked.stdout
     result = subprocess.run(
-        [promtool, "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True
+        [binary, "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 

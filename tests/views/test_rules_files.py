@@ -13,7 +13,7 @@ import pytest
 
 from telemetry_otel.views import SloFileError, load_slo_file
 from telemetry_otel.views._rules import ALERT_NAMES
-from tests.backends._support import find_binary
+from tests.views._promtool import promtool
 
 RULES = pathlib.Path(__file__).parent.parent / "rules"
 COMMAND = [sys.executable, "-m", "telemetry_otel", "rules"]
@@ -28,12 +28,10 @@ def _generate(tmp_path: pathlib.Path, *args: str) -> subprocess.CompletedProcess
 def _promtool_test(tmp_path: pathlib.Path, name: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(RULES / name, tmp_path / name)
     checked = subprocess.run(
-        [find_binary("promtool"), "check", "rules", "rules.yml"], cwd=tmp_path, capture_output=True, text=True
+        [promtool(), "check", "rules", "rules.yml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stderr
-    return subprocess.run(
-        [find_binary("promtool"), "test", "rules", name], cwd=tmp_path, capture_output=True, text=True
-    )
+    return subprocess.run([promtool(), "test", "rules", name], cwd=tmp_path, capture_output=True, text=True)
 
 
 def test_every_threshold_alert_kind_pends_then_fires_after_its_for(tmp_path: pathlib.Path) -> None:
