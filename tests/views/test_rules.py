@@ -116,3 +116,13 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations_name_the_units(text: str) -> None:
     with pytest.raises(ValueError, match="ms, s, m, h, d, w, y"):
         parse_duration(text)
+
+
+def test_every_runbook_link_has_its_section_in_the_docs() -> None:
+    import pathlib
+
+    from telemetry_otel.views._slo import ALERT_NAME
+
+    page = pathlib.Path(__file__).parent.parent.parent / "docs" / "alerts.md"
+    sections = set(re.findall(r"^### (TelemetryOtel\w+)$", page.read_text(encoding="utf-8"), re.M))
+    assert sections == {*ALERT_NAMES, ALERT_NAME}
