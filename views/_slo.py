@@ -211,9 +211,8 @@ def _error_ratio(slo: SLO, window: str) -> str:
     return f"1 - {rate(histogram + '_bucket', fast)} / {rate(histogram + '_count')}"
 
 
-def _windows(scale: float) -> list[float]:
-    found = {seconds * scale for _, _, pairs in BURN_RATE_WINDOWS for pair in pairs for seconds in pair[:2]}
-    return sorted(found)
+def _windows() -> list[float]:
+    return sorted({seconds for _, _, pairs in BURN_RATE_WINDOWS for pair in pairs for seconds in pair[:2]})
 
 
 def slo_groups(
@@ -225,16 +224,21 @@ def slo_groups(
 ) -> list[dict[str, Any]]:
     """One rule group per SLO: error ratios over the burn-rate windows and the period, the budget left,
     the objective, and the page and ticket alerts. ``window_scale`` shrinks every window (and the
-    period) for tests and demos: 1/60 makes 1 h a minute."""
+    period) for tests and demos: 1/60 makes 1 h a minute. The rules keep the names of the nominal
+    windows (``...:ratio_rate1h``) whatever the scale, so dashboards read the same names."""
     groups = []
     for slo in slos:
         labels = {"slo": slo.name, slo.owner_kind: slo.owner, **(extra_labels or {})}
-        windows = [format_duration(s) for s in (*_windows(window_scale), slo.period_seconds * window_scale)]
+        windows = {format_duration(s): s * window_scale for s in (*_windows(), slo.period_seconds)}
         rules: list[dict[str, Any]] = [
-            {"record": SLI_ERROR + window, "expr": _error_ratio(slo, window), "labels": labels}
-            for window in dict.fromkeys(windows)
+            {
+                "record": SLI_ERROR + name,
+                "expr": _error_ratio(slo, format_duration(seconds)),
+                "labels": labels,
+            }
+            for name, seconds in windows.items()
         ]
-        period = format_duration(slo.period_seconds * window_scale)
+        period = format_duration(slo.period_seconds)
         rules.append({"record": OBJECTIVE, "expr": f"vector({slo.objective})", "labels": labels})
         rules.append(
             {
@@ -250,8 +254,8 @@ def slo_groups(
             for long, short, burn in pairs:
                 limit = f"{burn * slo.budget:.10g}"
                 conditions.append(
-                    f'({SLI_ERROR}{format_duration(long * window_scale)}{{slo="{slo.name}"}} > {limit} and '
-                    f'{SLI_ERROR}{format_duration(short * window_scale)}{{slo="{slo.name}"}} > {limit})'
+                    f'({SLI_ERROR}{format_duration(long)}{{slo="{slo.name}"}} > {limit} and '
+                    f'{SLI_ERROR}{format_duration(short)}{{slo="{slo.name}"}} > {limit})'
                 )
             rates = " or ".join(f"{burn:g}x" for _, _, burn in pairs)
             rules.append(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from telemetry_otel.views import SloFileError, load_slo_file
 from telemetry_otel.views._rules import ALERT_NAMES
@@ -71,11 +72,16 @@ def test_the_slo_windows_can_be_scaled(tmp_path: pathlib.Path) -> None:
     generated = _generate(tmp_path, "--slo", str(RULES / "slos.yaml"), "--slo-window-scale", "0.001")
     assert generated.returncode == 0, generated.stderr
     text = (tmp_path / "rules.yml").read_text(encoding="utf-8")
-    # 1 h -> 3.6 s, 5 m -> 300 ms, 28 d -> 40 m 19.2 s
-    assert "ratio_rate3s600ms" in text
-    assert "[300ms]" in text
-    assert "ratio_rate40m19s200ms" in text
-    assert "ratio_rate1h" not in text
+    # 1 h -> 3.6 s, 5 m -> 300 ms, 28 d -> 40 m 19.2 s; the rules keep the nominal windows' names
+    rules = {
+        rule.get("record"): rule["expr"]
+        for group in yaml.safe_load(text)["groups"]
+        for rule in group["rules"]
+    }
+    assert "[3s600ms]" in rules["slo:telemetry_otel_sli_error:ratio_rate1h"]
+    assert "[300ms]" in rules["slo:telemetry_otel_sli_error:ratio_rate5m"]
+    assert "[40m19s200ms]" in rules["slo:telemetry_otel_sli_error:ratio_rate28d"]
+    assert "[1h]" not in text
 
 
 BAD = """\
