@@ -239,7 +239,7 @@ def slo_groups(
             for name, seconds in windows.items()
         ]
         period = format_duration(slo.period_seconds)
-        rules.append({"record": OBJECTIVE, "expr": f"vector({slo.objective})", "labels": labels})
+        rules.append({"record": OBJECTIVE, "expr": f"vector({slo.objective:.10g})", "labels": labels})
         rules.append(
             {
                 "record": BUDGET_REMAINING,
