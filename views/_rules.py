@@ -15,7 +15,7 @@ Every expression keeps ``job`` and ``instance``: two runtimes scraped by one Pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from telemetry_otel.views._process import PROCESS_COMPONENT
@@ -88,7 +88,6 @@ class RuleOptions:
     for_seconds: float | None = None
     rate_window_seconds: float = DEFAULT_RATE_WINDOW_SECONDS
     runbook_url: str = DEFAULT_RUNBOOK_URL
-    extra_labels: dict[str, str] = field(default_factory=dict)
 
     def hold(self, kind: str) -> str:
         return format_duration(DEFAULT_FOR_SECONDS[kind] if self.for_seconds is None else self.for_seconds)
@@ -159,7 +158,7 @@ def _alert(
     options: RuleOptions,
     component: str | None = None,
 ) -> dict[str, Any]:
-    labels = {"severity": severity, "rule": rule, **options.extra_labels}
+    labels = {"severity": severity, "rule": rule}
     if component is not None:
         labels["component"] = component
     return {

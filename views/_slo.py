@@ -220,7 +220,6 @@ def slo_groups(
     *,
     window_scale: float = 1.0,
     runbook_url: str,
-    extra_labels: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One rule group per SLO: error ratios over the burn-rate windows and the period, the budget left,
     the objective, and the page and ticket alerts. ``window_scale`` shrinks every window (and the
@@ -228,7 +227,7 @@ def slo_groups(
     windows (``...:ratio_rate1h``) whatever the scale, so dashboards read the same names."""
     groups = []
     for slo in slos:
-        labels = {"slo": slo.name, slo.owner_kind: slo.owner, **(extra_labels or {})}
+        labels = {"slo": slo.name, slo.owner_kind: slo.owner}
         windows = {format_duration(s): s * window_scale for s in (*_windows(), slo.period_seconds)}
         rules: list[dict[str, Any]] = [
             {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import re
 import subprocess
 
@@ -16,6 +17,7 @@ from telemetry_otel.instrumentation.demo import build_demo
 from telemetry_otel.views import Thresholds, prometheus_rules
 from telemetry_otel.views._promql import READS, format_duration, parse_duration, series
 from telemetry_otel.views._rules import ALERT_NAMES, DEFAULT_FOR_SECONDS
+from telemetry_otel.views._slo import ALERT_NAME
 from tests.views._promtool import promtool
 
 
@@ -94,10 +96,8 @@ def test_thresholds_and_for_reach_the_rules() -> None:
         prometheus_rules({"cpu_warning": 0.5})
 
 
-def test_promtool_checks_the_default_file_clean(tmp_path: object) -> None:
-    import pathlib
-
-    path = pathlib.Path(str(tmp_path)) / "rules.yml"
+def test_promtool_checks_the_default_file_clean(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "rules.yml"
     path.write_text(prometheus_rules(), encoding="utf-8")
     result = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -119,10 +119,6 @@ def test_bad_durations_name_the_units(text: str) -> None:
 
 
 def test_every_runbook_link_has_its_section_in_the_docs() -> None:
-    import pathlib
-
-    from telemetry_otel.views._slo import ALERT_NAME
-
     page = pathlib.Path(__file__).parent.parent.parent / "docs" / "alerts.md"
     sections = set(re.findall(r"^### (TelemetryOtel\w+)$", page.read_text(encoding="utf-8"), re.M))
     assert sections == {*ALERT_NAMES, ALERT_NAME}
