@@ -14,7 +14,7 @@ is not seeded is fixed here, the same way every time, and the docs say so:
   snapshot durations are 1 ms, a collection's duration 5 ms, and every uptime is the simulated
   time since the runtime started (``0.25 s`` per tick);
 * the process's real readings of ``resource_monitor`` (CPU, memory, threads) are replaced by fixed
-  values, and ``Thresholds(cpu_count=4)`` stands for the host;
+  values, and ``HOST`` (``Thresholds(cpu_count=4, memory_limit_bytes=8 GiB)``) stands for the host;
 * ``service.instance.id`` is ``00000000-0000-4000-8000-000000000000``.
 
 Maps of services and buses are trimmed to the entries a section talks about, the rest counted as
@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     Metric,
@@ -53,10 +54,12 @@ from telemetry_otel._config import DEFAULT_COLLECTION_TIMEOUT_MILLIS, DEFAULT_SE
 from telemetry_otel.formats import encode_prometheus_text
 from telemetry_otel.instrumentation import Bus, gauge, instrument_service
 from telemetry_otel.instrumentation.demo import DemoRuntime
-from telemetry_otel.views import Thresholds, ViewInputs, create_app, render_view
+from telemetry_otel.views import Thresholds, ViewInputs, create_app, prometheus_rules, render_view
 from telemetry_otel.views._render import DERIVED_SCOPE
 
 DOCS = Path(__file__).resolve().parent
+#: The thresholds standing for the host (its CPUs and memory are not the same on every machine).
+HOST = Thresholds(cpu_count=4, memory_limit_bytes=8 * 2**30)
 GENERATED = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
 REGENERATE = "python docs/examples.py"
 
@@ -169,7 +172,7 @@ class _DemoRun:
         return ViewInputs(
             collection=self.current,
             previous=self.previous,
-            thresholds=Thresholds(cpu_count=4),
+            thresholds=HOST,
             now_unix_nano=NOW_NS + 500_000_000,
             category=category,
             service=service,
@@ -296,7 +299,7 @@ def _score_paragraph(document: Mapping[str, Any], thresholds: Thresholds, openin
 
 
 def _score_example(run: _DemoRun) -> str:
-    thresholds = Thresholds(cpu_count=4)
+    thresholds = HOST
     full = _score_paragraph(
         run.view("summary"), thresholds, "**Worked example** (the summary example below):"
     )
@@ -312,7 +315,7 @@ def _score_example(run: _DemoRun) -> str:
 def _zero_services() -> str:
     with _runtime("empty") as telemetry:
         collection = _fixed(asyncio.run(telemetry.collect()), NOW_NS, 0.0)
-    inputs = ViewInputs(collection, None, Thresholds(cpu_count=4), NOW_NS + 500_000_000)
+    inputs = ViewInputs(collection, None, HOST, NOW_NS + 500_000_000)
     document = render_view("summary", inputs).document
     return _json_block(_pick(document, ["status", "reason", "health_score", "services"]))
 
@@ -351,7 +354,7 @@ def _failing_run() -> tuple[dict[str, Any], dict[str, Any]]:
     outcome = second.outcomes["memory"]
     outcomes = {"memory": dataclasses.replace(outcome, last_success_unix_nano=first.time_unix_nano - 10**9)}
     second = dataclasses.replace(second, outcomes=outcomes)
-    inputs = ViewInputs(second, None, Thresholds(cpu_count=4), NOW_NS)
+    inputs = ViewInputs(second, None, HOST, NOW_NS)
     return render_view("health", inputs).document, render_view("operational", inputs).document
 
 
@@ -450,7 +453,7 @@ def _bus_run() -> tuple[MetricsData, MetricsData, dict[str, Any]]:
         primary.record_request(1.1, error=True)
         fallback.record_request(1.0)
         attached = asyncio.run(telemetry.collect())
-        inputs = ViewInputs(attached, None, Thresholds(cpu_count=4), NOW_NS)
+        inputs = ViewInputs(attached, None, HOST, NOW_NS)
         section = render_view("detailed", inputs).document["buses"]["llm"]
         llm.detach("openai_fallback")
         fallback.record_request(0.5)
@@ -533,6 +536,53 @@ def _grafana_timing() -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- alerts.md: the generated Prometheus rules ------------------------------------------------------
+
+#: The SLO file of the shipped promtool tests, shown in docs/alerts.md.
+SLO_EXAMPLE = DOCS.parent / "tests" / "rules" / "slos.yaml"
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    text = prometheus_rules(HOST)
+    return [rule for group in yaml.safe_load(text)["groups"] for rule in group["rules"]]
+
+
+def _alerts_table() -> str:
+    """Every threshold alert with the defaults (4 CPUs, 8 GiB): severity, condition, ``for:``."""
+    lines = ["| alert | severity | fires when | for |", "|---|---|---|---|"]
+    for rule in _alert_rules():
+        if "alert" in rule:
+            name, labels = rule["alert"], rule["labels"]
+            where = f"[`{name}`](#{name.lower()})"
+            lines.append(f"| {where} | {labels['severity']} | `{rule['expr']}` | {rule['for']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _alerts_excerpt() -> str:
+    """The recording rule and the alert of a service's critical CPU, as the file has them."""
+    rules = _alert_rules()
+    chosen = [next(r for r in rules if r.get("record") == "service:telemetry_otel_cpu_utilization:ratio")]
+    chosen += [next(r for r in rules if r.get("alert") == "TelemetryOtelCpuCritical")]
+    body = yaml.safe_dump(chosen, sort_keys=False, width=1_000_000)
+    return "```yaml\n" + body + "```\n"
+
+
+def _slo_file() -> str:
+    return "```yaml\n" + SLO_EXAMPLE.read_text(encoding="utf-8") + "```\n"
+
+
+def _slo_rules() -> str:
+    """The rules of the first objective of the example SLO file: error ratios, budget, alerts."""
+    text = prometheus_rules(HOST, slo_file=SLO_EXAMPLE)
+    group = next(
+        g for g in yaml.safe_load(text)["groups"] if g["name"] == "telemetry-otel.slo.llm-availability"
+    )
+    rules = [r for r in group["rules"] if r.get("record", "").endswith(("rate5m", "rate1h"))]
+    rules += [r for r in group["rules"] if "alert" in r or "budget" in r.get("record", "")]
+    body = yaml.safe_dump(rules, sort_keys=False, width=1_000_000)
+    return "```yaml\n" + body + "```\n"
+
+
 # -- the registry and the rewriting ----------------------------------------------------------------
 
 #: Every generated block by name, and the document it lives in.
@@ -552,6 +602,10 @@ EXAMPLES: Mapping[str, tuple[str, Callable[..., str], bool]] = {
     "views-summary-series": ("views.md", _summary_series, True),
     "grafana-timing": ("grafana.md", lambda: _grafana_timing(), False),
     "buses-series": ("buses.md", lambda: _bus_series(), False),
+    "alerts-table": ("alerts.md", lambda: _alerts_table(), False),
+    "alerts-excerpt": ("alerts.md", lambda: _alerts_excerpt(), False),
+    "alerts-slo-file": ("alerts.md", lambda: _slo_file(), False),
+    "alerts-slo-rules": ("alerts.md", lambda: _slo_rules(), False),
     "buses-section": ("buses.md", lambda: _bus_section(), False),
 }
 

@@ -33,7 +33,12 @@ from telemetry_otel.instrumentation._exemplars import (
     to_exemplars,
     tracing,
 )
-from telemetry_otel.vocabulary import SERVICE_ERRORS, SERVICE_REQUEST_DURATION, SERVICE_REQUESTS
+from telemetry_otel.vocabulary import (
+    REQUEST_DURATION_BUCKETS,
+    SERVICE_ERRORS,
+    SERVICE_REQUEST_DURATION,
+    SERVICE_REQUESTS,
+)
 
 _INF = math.inf
 
@@ -47,10 +52,7 @@ __all__ = [
 ]
 
 #: Explicit bucket boundaries (seconds) for request latency: 100 us to 60 s.
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-)  # fmt: skip
+LATENCY_BUCKETS: tuple[float, ...] = REQUEST_DURATION_BUCKETS
 
 REQUESTS_METRIC = (SERVICE_REQUESTS, "{request}", "Requests handled by the service.")
 ERRORS_METRIC = (SERVICE_ERRORS, "{error}", "Requests the service failed.")

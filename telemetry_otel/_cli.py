@@ -26,9 +26,13 @@ from telemetry_otel._cli_common import (
     EXIT_USAGE,
     CliError,
     app_dir_argument,
+    demo_failure_arguments,
+    demo_failures,
     load_object,
     seconds,
 )
+from telemetry_otel._cli_common import threshold_overrides as _thresholds
+from telemetry_otel._cli_rules import add_rules_command
 from telemetry_otel._config import (
     DEFAULT_CACHE_TTL_SECONDS,
     DEFAULT_COLLECTION_TIMEOUT_MILLIS,
@@ -55,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "serve" and args.app and args.seed is not None:
         parser.error("--seed applies to --demo only")
+    if args.command == "serve" and args.app and args.demo_fail:
+        parser.error("--demo-fail applies to --demo only")
     if args.command in ("serve", "coverage") and args.app_dir is not None and not args.app:
         parser.error("--app-dir applies to --app only")
     if args.command == "coverage" and args.app and args.seed is not None:
@@ -132,8 +138,10 @@ def _parser() -> argparse.ArgumentParser:
         help="bound on reading the metrics in a collection (default: "
         f"TELEMETRY_OTEL_COLLECTION_TIMEOUT_MILLIS, else {DEFAULT_COLLECTION_TIMEOUT_MILLIS:g})",
     )
+    demo_failure_arguments(serve)
     serve.set_defaults(handler=_serve)
     add_catalog_commands(commands)
+    add_rules_command(commands)
     return parser
 
 
@@ -259,33 +267,19 @@ def _token_from_env() -> str | None:
     return token
 
 
-def _thresholds(items: Sequence[str]) -> dict[str, object] | None:
-    """``KEY=VALUE`` overrides: integers and numbers are parsed, anything else stays text."""
-    if not items:
-        return None
-    overrides: dict[str, object] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise CliError(f"--threshold {item!r} is not of the form KEY=VALUE", EXIT_USAGE)
-        value: object = raw
-        for parse in (int, float):
-            try:
-                value = parse(raw)
-                break
-            except ValueError:
-                continue
-        overrides[key.strip()] = value
-    return overrides
-
-
 def _start_runtime(args: argparse.Namespace, telemetry: Telemetry) -> object:
     if args.demo:
         factory = load_object(DEMO_FACTORY)
         if args.seed is None:
             args.seed = random.SystemRandom().randrange(2**31)
         print(f"telemetry-otel: demo simulation seed {args.seed} (reproduce with --seed)", file=sys.stderr)
-        return factory(telemetry, seed=args.seed)
+        failures = demo_failures(args)
+        if not failures:
+            return factory(telemetry, seed=args.seed)
+        try:
+            return factory(telemetry, seed=args.seed, failures=failures)
+        except ValueError as exc:
+            raise CliError(f"--demo-fail: {exc}", EXIT_USAGE) from None
     factory = load_object(args.app, args.app_dir or ".")
     if not callable(factory):
         raise CliError(f"{args.app!r} is not callable", EXIT_USAGE)

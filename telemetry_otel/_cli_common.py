@@ -7,6 +7,7 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -15,8 +16,12 @@ __all__ = [
     "EXIT_USAGE",
     "CliError",
     "app_dir_argument",
+    "demo_failure_arguments",
+    "demo_failures",
     "load_object",
     "seconds",
+    "threshold_argument",
+    "threshold_overrides",
 ]
 
 #: Import string of the demo runtime's factory (the core never imports the instrumentation).
@@ -77,3 +82,66 @@ def app_dir_argument(parser: argparse.ArgumentParser) -> None:
         help="directory put first on the import path to find --app's module, as uvicorn does "
         "(default: the working directory)",
     )
+
+
+def threshold_overrides(items: Sequence[str]) -> dict[str, object] | None:
+    """``--threshold KEY=VALUE`` overrides: integers and numbers are parsed, anything else stays text."""
+    if not items:
+        return None
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--threshold {item!r} is not of the form KEY=VALUE", EXIT_USAGE)
+        value: object = raw
+        for parse in (int, float):
+            try:
+                value = parse(raw)
+                break
+            except ValueError:
+                continue
+        overrides[key.strip()] = value
+    return overrides
+
+
+def threshold_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an alert threshold (repeatable), e.g. --threshold cpu_warn=0.8",
+    )
+
+
+def demo_failure_arguments(parser: argparse.ArgumentParser) -> None:
+    """``serve --demo``'s failure switch: make services fail on purpose, to see real alerts."""
+    parser.add_argument(
+        "--demo-fail",
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="make this demo service fail on purpose (repeatable): every request errors, a breaker "
+        "opens, it reports fail; e.g. --demo-fail llm",
+    )
+    parser.add_argument(
+        "--demo-fail-after",
+        type=seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="start the --demo-fail failures this long after the start (default: 0)",
+    )
+    parser.add_argument(
+        "--demo-fail-for",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="end the --demo-fail failures after this long; the services then recover (default: never)",
+    )
+
+
+def demo_failures(args: argparse.Namespace) -> dict[str, tuple[float, float | None]]:
+    """The ``failures`` argument of the demo factory from ``--demo-fail*``."""
+    if args.demo_fail_for is not None and not args.demo_fail_for > 0:
+        raise CliError("--demo-fail-for must be more than 0 seconds", EXIT_USAGE)
+    return {name: (args.demo_fail_after, args.demo_fail_for) for name in args.demo_fail}

@@ -23,6 +23,7 @@ __all__ = [
     "BUS_REQUESTS",
     "BUS_REQUEST_DURATION",
     "BUS_SCOPE_NAME",
+    "CIRCUIT_BREAKER_STATE",
     "COLLECTOR_SCOPE_NAME",
     "CPU_MODE",
     "CPYTHON_GC_COLLECTED_OBJECTS",
@@ -45,12 +46,15 @@ __all__ = [
     "PROCESS_CONTEXT_SWITCHES",
     "PROCESS_CONTEXT_SWITCH_TYPE",
     "PROCESS_CPU_TIME",
+    "PROCESS_CPU_UTILIZATION",
     "PROCESS_MEMORY_USAGE",
     "PROCESS_MEMORY_VIRTUAL",
     "PROCESS_OPEN_FILE_DESCRIPTOR_COUNT",
     "PROCESS_SCOPE_NAME",
     "PROCESS_THREAD_COUNT",
+    "REQUEST_DURATION_BUCKETS",
     "SERVICE_CATEGORY",
+    "SERVICE_CIRCUIT_BREAKER_STATE",
     "SERVICE_ERRORS",
     "SERVICE_HEALTH",
     "SERVICE_INSTANCE_ID",
@@ -59,6 +63,7 @@ __all__ = [
     "SERVICE_REQUESTS",
     "SERVICE_REQUEST_DURATION",
     "SERVICE_UPTIME",
+    "SYSTEM_MEMORY_UTILIZATION",
     "TELEMETRY_COLLECTIONS",
     "TELEMETRY_COLLECTION_DURATION",
     "TELEMETRY_COLLECTION_ERRORS",
@@ -163,3 +168,17 @@ HTTP_KNOWN_METHODS: Final = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
 HTTP_OTHER_METHOD: Final = "_OTHER"
+
+# -- names the views' alerts and the generated Prometheus rules read (issue 21) ------------------------
+#: A service's CPU use as a fraction of one CPU (a snapshot gauge, unit ``1``).
+PROCESS_CPU_UTILIZATION: Final = "process.cpu.utilization"
+#: The host's memory in use as a fraction (a snapshot gauge, unit ``1``).
+SYSTEM_MEMORY_UTILIZATION: Final = "system.memory.utilization"
+#: A service's circuit breaker: one series per ``circuit_breaker.state``, 1 for the current state.
+SERVICE_CIRCUIT_BREAKER_STATE: Final = "service.circuit_breaker.state"
+CIRCUIT_BREAKER_STATE: Final = "circuit_breaker.state"
+#: Bucket boundaries (s) of ``service.request.duration`` (and of the bus histograms merged from it).
+REQUEST_DURATION_BUCKETS: Final[tuple[float, ...]] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip

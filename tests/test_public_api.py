@@ -113,6 +113,10 @@ EXPECTED = {
         "health_json",
         "render_view",
         "view_metrics",
+        "SLO",
+        "SloFileError",
+        "load_slo_file",
+        "prometheus_rules",
     },
     "telemetry_otel.formats": {
         "OPENMETRICS_CONTENT_TYPE",
@@ -122,6 +126,9 @@ EXPECTED = {
         "encode_openmetrics",
         "encode_prometheus_text",
         "negotiate_exposition",
+        "prometheus_bucket_bound",
+        "prometheus_label_name",
+        "prometheus_metric_name",
         "wants_gzip",
     },
     "telemetry_otel.exporters": {

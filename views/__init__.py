@@ -9,6 +9,8 @@ from telemetry_otel.views._history import HistoryPoint, StatusHistory
 from telemetry_otel.views._html import HTML_VIEWS, render_html
 from telemetry_otel.views._inputs import ViewInputs
 from telemetry_otel.views._render import VIEWS, RenderedView, render_view, view_metrics
+from telemetry_otel.views._rule_file import prometheus_rules
+from telemetry_otel.views._slo import SLO, SloFileError, load_slo_file
 from telemetry_otel.views._thresholds import Alert, Thresholds
 
 __all__ = [
@@ -16,10 +18,12 @@ __all__ = [
     "HEALTH_JSON",
     "HTML_VIEWS",
     "QUERY_PARAMETERS",
+    "SLO",
     "VIEWS",
     "Alert",
     "HistoryPoint",
     "RenderedView",
+    "SloFileError",
     "StatusHistory",
     "Thresholds",
     "ViewInputs",
@@ -27,6 +31,8 @@ __all__ = [
     "dashboard_paths",
     "health_json",
     "load_dashboard",
+    "load_slo_file",
+    "prometheus_rules",
     "render_html",
     "render_view",
     "view_metrics",

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from telemetry_otel import Collection, ComponentRecord
 from telemetry_otel.views._inputs import ViewInputs
 from telemetry_otel.views._numbers import add, age, finite, largest
+from telemetry_otel.views._process import process_alerts, process_cpu
 from telemetry_otel.views._quantiles import merge_buckets
-from telemetry_otel.views._series import Series, process_cpu_seconds, read_series
+from telemetry_otel.views._series import Series, read_series
 from telemetry_otel.views._state import (
     RANK,
     SCORE_WEIGHTS,
@@ -30,17 +31,18 @@ from telemetry_otel.views._thresholds import Alert, Thresholds
 from telemetry_otel.vocabulary import (
     BUS_REQUEST_DURATION,
     BUS_REQUESTS,
+    CIRCUIT_BREAKER_STATE,
+    PROCESS_CPU_UTILIZATION,
+    SERVICE_CIRCUIT_BREAKER_STATE,
     SERVICE_ERRORS,
     SERVICE_QUEUE_DEPTH,
     SERVICE_REQUEST_DURATION,
     SERVICE_REQUESTS,
     SERVICE_UPTIME,
+    SYSTEM_MEMORY_UTILIZATION,
 )
 
 __all__ = ["build_model", "roll_up", "select", "status_counts"]
-
-
-BREAKER_STATE = "circuit_breaker.state"
 
 
 def build_model(inputs: ViewInputs) -> Model:
@@ -83,12 +85,15 @@ def build_model(inputs: ViewInputs) -> Model:
         scope_alert = thresholds.error_ratio_alert(scope, errors, requests)
         if scope_alert is not None:
             alerts.append(scope_alert)
+    cpu_of_process = process_cpu(inputs, interval)
+    if inputs.service is None and inputs.category is None:
+        alerts.extend(process_alerts(inputs, cpu_of_process))
     alerts.sort(key=lambda alert: (alert.severity != "critical", alert.component, alert.rule))
     status, reason = _overall(services, alerts, inputs)
     latency = merge_buckets(state.latency for state in services if state.latency is not None)
     cpu = largest(state.cpu_utilization for state in services)
     if cpu is None:  # no service reports it: the process metrics, when enabled, do
-        cpu = _process_cpu(inputs, interval, thresholds.cpu_count)
+        cpu = cpu_of_process
     memory = largest(state.memory_utilization for state in services)
     breakers = [state.circuit_breaker for state in services if state.circuit_breaker is not None]
     breakers_open = sum(state == "open" for state in breakers)
@@ -116,17 +121,6 @@ def build_model(inputs: ViewInputs) -> Model:
     )
     score, score_inputs = _score(model)
     return dataclasses.replace(model, score=score, score_inputs=score_inputs)
-
-
-def _process_cpu(inputs: ViewInputs, interval: float | None, cpus: int) -> float | None:
-    """The process's CPU use between the previous collection and this one, as a fraction of the host
-    (``process.cpu.time`` over the interval and the CPU count); None without both readings."""
-    if inputs.previous is None or interval is None:
-        return None
-    now, before = process_cpu_seconds(inputs.collection), process_cpu_seconds(inputs.previous)
-    if now is None or before is None:
-        return None
-    return max(0.0, now - before) / interval / cpus
 
 
 def select(inputs: ViewInputs) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -175,10 +169,10 @@ def _component_state(
     report = component.health
     requests = series.plain(SERVICE_REQUESTS)
     errors = series.plain(SERVICE_ERRORS)
-    cpu = series.largest("process.cpu.utilization")
+    cpu = series.largest(PROCESS_CPU_UTILIZATION)
     cpu_host = None if cpu is None else cpu / thresholds.cpu_count
-    memory = series.largest("system.memory.utilization")
-    breaker = series.state("service.circuit_breaker.state", BREAKER_STATE)
+    memory = series.largest(SYSTEM_MEMORY_UTILIZATION)
+    breaker = series.state(SERVICE_CIRCUIT_BREAKER_STATE, CIRCUIT_BREAKER_STATE)
 
     alerts: list[Alert] = []
     if component.category is not None:  # alerts are raised for runtime services only

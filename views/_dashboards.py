@@ -29,7 +29,7 @@ def dashboard_paths() -> dict[str, Traversable]:
 
 
 def load_dashboard(name: str) -> dict[str, Any]:
-    """The dashboard ``name`` (``overview``, ``service``, ``buses``, ``llm``, ``collector``) as a dict.
+    """The dashboard ``name`` (``overview``, ``service``, ``buses``, ``llm``, ``collector``, ``slo``).
 
     An unknown name is a ``ValueError`` naming the dashboards.
     """

@@ -14,9 +14,22 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 from telemetry_otel import Collection, OwnedMetric
 from telemetry_otel.views._numbers import add, finite
 from telemetry_otel.views._quantiles import Buckets, merge_buckets
-from telemetry_otel.vocabulary import BUS_NAME, PROCESS_CPU_TIME, SERVICE_CATEGORY, SERVICE_NAME
+from telemetry_otel.vocabulary import (
+    BUS_NAME,
+    PROCESS_CPU_TIME,
+    PROCESS_MEMORY_USAGE,
+    SERVICE_CATEGORY,
+    SERVICE_NAME,
+)
 
-__all__ = ["IDENTITY", "Series", "metric_names", "process_cpu_seconds", "read_series"]
+__all__ = [
+    "IDENTITY",
+    "Series",
+    "metric_names",
+    "process_cpu_seconds",
+    "process_memory_bytes",
+    "read_series",
+]
 
 
 IDENTITY = (SERVICE_NAME, SERVICE_CATEGORY)
@@ -68,10 +81,19 @@ def read_series(collection: Collection) -> tuple[dict[str, Series], dict[str, Se
 
 def process_cpu_seconds(collection: Collection) -> float | None:
     """CPU seconds the process has used (``process.cpu.time``, every mode), or None without it."""
+    return _unowned_total(collection, PROCESS_CPU_TIME)
+
+
+def process_memory_bytes(collection: Collection) -> float | None:
+    """The process's resident memory (``process.memory.usage``), or None without it."""
+    return _unowned_total(collection, PROCESS_MEMORY_USAGE)
+
+
+def _unowned_total(collection: Collection, name: str) -> float | None:
     values = [
         point.value
         for owned in collection.index.unowned
-        if owned.name == PROCESS_CPU_TIME
+        if owned.name == name
         for point in owned.points
         if isinstance(point, NumberDataPoint)
     ]

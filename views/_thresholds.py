@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+import psutil
+
 __all__ = ["SEVERITIES", "Alert", "RuleSeverity", "Severity", "Thresholds"]
 
 Severity: TypeAlias = Literal["warning", "critical"]
@@ -24,6 +26,10 @@ _RULE_SEVERITIES: tuple[RuleSeverity, ...] = ("warning", "critical", "off")
 
 def _host_cpus() -> int:
     return os.cpu_count() or 1
+
+
+def _host_memory_bytes() -> int:
+    return int(psutil.virtual_memory().total)
 
 
 @dataclass(frozen=True)
@@ -53,9 +59,13 @@ class Alert:
 class Thresholds:
     """Alert thresholds and score objectives; every field can be overridden.
 
-    Utilizations are fractions (0.75 = 75 %). CPU is ``process.cpu.utilization`` (a fraction of one
-    CPU) divided by ``cpu_count`` (default: ``os.cpu_count()`` when the object is built), memory is
-    ``system.memory.utilization``.
+    Utilizations are fractions (0.75 = 75 %). A service's CPU is its ``process.cpu.utilization`` (a
+    fraction of one CPU) divided by ``cpu_count`` (default: ``os.cpu_count()`` when the object is
+    built), its memory ``system.memory.utilization``. The process's own CPU (component ``process``,
+    with the process metrics enabled) is the rate of ``process.cpu.time`` divided by ``cpu_count``,
+    its memory ``process.memory.usage`` divided by ``memory_limit_bytes`` (default: the host's
+    physical memory when the object is built). The generated Prometheus rules read the same series
+    with the same numbers (``telemetry-otel rules``, docs/alerts.md).
     """
 
     cpu_warn: float = 0.75
@@ -69,6 +79,7 @@ class Thresholds:
     stale_after_seconds: float = 120.0
     latency_objective_seconds: float = 1.0
     cpu_count: int = field(default_factory=_host_cpus)
+    memory_limit_bytes: int = field(default_factory=_host_memory_bytes)
 
     def __post_init__(self) -> None:
         for kind in ("cpu", "memory"):
@@ -93,6 +104,12 @@ class Thresholds:
         )
         _require(
             _is_int(self.cpu_count) and self.cpu_count >= 1, "cpu_count", "an integer >= 1", self.cpu_count
+        )
+        _require(
+            _is_int(self.memory_limit_bytes) and self.memory_limit_bytes >= 1,
+            "memory_limit_bytes",
+            "an integer >= 1",
+            self.memory_limit_bytes,
         )
         for key in ("circuit_breaker_open", "service_down"):
             value = getattr(self, key)

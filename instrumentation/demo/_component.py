@@ -78,6 +78,8 @@ class SimulatedComponent:
         self._window: deque[tuple[float, int, int]] = deque()
         self._tick_requests = 0
         self._tick_errors = 0
+        #: Set by the runtime while a failure it was told to cause lasts: every request fails.
+        self.forced_failure = False
 
     def metrics(self) -> list[SnapshotMetric]:
         """The snapshot metrics this component publishes."""
@@ -120,6 +122,8 @@ class SimulatedComponent:
         if self._degraded:
             latency *= _DEGRADED_SLOWDOWN
             error_probability = max(error_probability, _DEGRADED_ERROR_PROBABILITY)
+        if self.forced_failure:
+            error_probability = 1.0
         if profile.cache_hit_ratio is not None:
             if rng.random() < profile.cache_hit_ratio:
                 self.cache_hits += 1
@@ -167,6 +171,8 @@ class SimulatedComponent:
         breaker = self.breaker
         if breaker is not None and breaker.state == "open":
             return "fail", f"circuit breaker open after {breaker.consecutive_failures} consecutive errors"
+        if self.forced_failure:
+            return "fail", "failing on purpose (demo failure switch)"
         if breaker is not None and breaker.state == "half_open":
             return "warn", "circuit breaker half-open: probing for recovery"
         requests = sum(entry[1] for entry in self._window)

@@ -26,6 +26,9 @@ def route_llm_request(
     """
     if not router.admits():
         return
+    if router.forced_failure:  # failing on purpose (the demo failure switch): fail fast at the router
+        router.record(Served(lognormal(rng, _FAST_FAIL_MEDIAN, 0.3), True, None), now, rng)
+        return
     ordered = list(providers) if rng.random() < PRIMARY_SHARE else list(reversed(providers))
     for provider in ordered:
         served = provider.serve(rng, now)

@@ -58,6 +58,7 @@ class DemoRuntime:
         self._resources = ProcessResources()
         # Its own generator, so the API's simulated clients leave the simulation's numbers as they were.
         self._api = DemoApi(telemetry, self._statuses, seed=(DEFAULT_SEED if seed is None else seed) + 1)
+        self._failures: dict[str, tuple[float, float]] = {}
         self._services: dict[str, InstrumentedService] = {}
         self._buses: dict[str, Bus] = {}
         try:
@@ -121,6 +122,7 @@ class DemoRuntime:
             self._now += dt
             now, rng = self._now, self._rng
             simulated = list(self._components.values())
+            self._apply_failures(now)
             for component in simulated:
                 component.begin_tick(rng, now, dt)
             router = self._components[_LLM_ROUTER]
@@ -141,6 +143,34 @@ class DemoRuntime:
             self._failing = sum(component.health == "fail" for component in simulated)
             self._started = True
             return True
+
+    def fail(self, name: str, *, after_seconds: float = 0.0, for_seconds: float | None = None) -> None:
+        """Make component ``name`` fail on purpose, so a real alert can be seen: from ``after_seconds``
+        of simulated time from now, for ``for_seconds`` (None: until :meth:`recover`). While it fails,
+        every request it handles is an error (a breaker, if it has one, opens) and it reports ``fail``;
+        afterwards it recovers as it would from any failure (a breaker cools down first)."""
+        if name not in self._components:
+            raise ValueError(f"unknown component {name!r}; known: {', '.join(sorted(self._components))}")
+        if not (math.isfinite(after_seconds) and after_seconds >= 0):
+            raise ValueError(f"after_seconds must be >= 0, not {after_seconds!r}")
+        if for_seconds is not None:
+            _check_duration("for_seconds", for_seconds)
+        with self._lock:
+            start = self._now + after_seconds
+            self._failures[name] = (start, math.inf if for_seconds is None else start + for_seconds)
+
+    def recover(self, name: str) -> None:
+        """End a failure :meth:`fail` caused (nothing happens when there is none)."""
+        with self._lock:
+            self._failures.pop(name, None)
+            if name in self._components:
+                self._components[name].forced_failure = False
+
+    def _apply_failures(self, now: float) -> None:
+        for name, (start, end) in list(self._failures.items()):
+            self._components[name].forced_failure = start <= now < end
+            if now >= end:
+                del self._failures[name]
 
     def close(self) -> None:
         """Unregister every component (a second call does nothing)."""
@@ -190,9 +220,24 @@ class DemoRuntime:
         return read_async if component.name in _ASYNC_SNAPSHOTS else read
 
 
-def build_demo(telemetry: Telemetry | None = None, *, seed: int | None = None) -> DemoRuntime:
-    """A :class:`DemoRuntime` on ``telemetry`` (default: :func:`telemetry_otel.current_telemetry`)."""
-    return DemoRuntime(telemetry if telemetry is not None else current_telemetry(), seed=seed)
+def build_demo(
+    telemetry: Telemetry | None = None,
+    *,
+    seed: int | None = None,
+    failures: Mapping[str, tuple[float, float | None]] | None = None,
+) -> DemoRuntime:
+    """A :class:`DemoRuntime` on ``telemetry`` (default: :func:`telemetry_otel.current_telemetry`).
+
+    ``failures`` maps component names to ``(after_seconds, for_seconds)``: see :meth:`DemoRuntime.fail`.
+    """
+    demo = DemoRuntime(telemetry if telemetry is not None else current_telemetry(), seed=seed)
+    try:
+        for name, (after, duration) in (failures or {}).items():
+            demo.fail(name, after_seconds=after, for_seconds=duration)
+    except BaseException:
+        demo.close()
+        raise
+    return demo
 
 
 def _check_duration(name: str, seconds: float) -> None:

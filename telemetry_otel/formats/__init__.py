@@ -7,6 +7,11 @@ from telemetry_otel.formats._influx import encode_influx
 from telemetry_otel.formats._negotiation import negotiate_exposition, wants_gzip
 from telemetry_otel.formats._openmetrics import OPENMETRICS_CONTENT_TYPE, encode_openmetrics
 from telemetry_otel.formats._prometheus import PROMETHEUS_TEXT_CONTENT_TYPE, encode_prometheus_text
+from telemetry_otel.formats._prometheus_core import (
+    prometheus_bucket_bound,
+    prometheus_label_name,
+    prometheus_metric_name,
+)
 
 __all__ = [
     "OPENMETRICS_CONTENT_TYPE",
@@ -16,5 +21,8 @@ __all__ = [
     "encode_openmetrics",
     "encode_prometheus_text",
     "negotiate_exposition",
+    "prometheus_bucket_bound",
+    "prometheus_label_name",
+    "prometheus_metric_name",
     "wants_gzip",
 ]

@@ -61,7 +61,17 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.util.types import Attributes
 
-__all__ = ["COUNTER", "GAUGE", "HISTOGRAM", "INFO", "Family", "build_families"]
+__all__ = [
+    "COUNTER",
+    "GAUGE",
+    "HISTOGRAM",
+    "INFO",
+    "Family",
+    "build_families",
+    "prometheus_bucket_bound",
+    "prometheus_label_name",
+    "prometheus_metric_name",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -644,3 +654,36 @@ def _unit_suffix(unit: str, gauge_ratio: bool) -> str:
 
 def _sanitize_unit(unit: str) -> str:
     return _INVALID_NAME_RUN.sub("_", unit).strip("_")
+
+
+# -- names for PromQL (rule files, dashboards): the same mapping the encoders apply ---------------------
+
+#: OTel instrument kind -> (encoder family kind, whether unit ``1`` means ``_ratio``), as ``build_families``
+#: maps the SDK's point types (a monotonic Sum is a counter, a non-monotonic one a gauge without ``_ratio``).
+_INSTRUMENT_FAMILIES: Final[Mapping[str, tuple[str, bool]]] = {
+    "counter": (COUNTER, False),
+    "updowncounter": (GAUGE, False),
+    "gauge": (GAUGE, True),
+    "histogram": (HISTOGRAM, False),
+}
+
+
+def prometheus_metric_name(name: str, unit: str, instrument: str) -> str:
+    """The Prometheus text name an OTel metric is exposed under (a histogram's family name, to which
+    PromQL appends ``_bucket``, ``_sum`` and ``_count``); ``instrument`` is a Weaver instrument kind."""
+    try:
+        kind, ratio = _INSTRUMENT_FAMILIES[instrument]
+    except KeyError:
+        allowed = ", ".join(_INSTRUMENT_FAMILIES)
+        raise ValueError(f"unknown instrument {instrument!r}; allowed: {allowed}") from None
+    return _family_name(name, unit, kind, ratio)
+
+
+def prometheus_label_name(key: str) -> str:
+    """The Prometheus label name an attribute key is exposed under."""
+    return _label_name(key)
+
+
+def prometheus_bucket_bound(bound: float) -> str:
+    """The ``le`` label value of a histogram bucket bound, exactly as the encoders write it."""
+    return _format_le(bound)

@@ -414,10 +414,12 @@ class Prometheus(Server):
         job: str = "static",
         binary: str | None = None,
         features: Sequence[str] = (),
+        rule_files: Sequence[str] = (),
     ) -> None:
         super().__init__(root, binary=binary)
         self.features = tuple(features)
         self.static_targets = list(targets)
+        self.rule_files = list(rule_files)
         self.scrape_interval = scrape_interval
         self.job = job
         self.config_path = root / "prometheus.yml"
@@ -449,10 +451,12 @@ class Prometheus(Server):
             scrape_configs.insert(
                 0, {"job_name": self.job, "static_configs": [{"targets": self.static_targets}]}
             )
-        config = {
+        config: dict[str, Any] = {
             "global": {**timing, "evaluation_interval": self.scrape_interval},
             "scrape_configs": scrape_configs,
         }
+        if self.rule_files:
+            config["rule_files"] = self.rule_files
         self.config_path.write_text(json.dumps(config, indent=2) + "\n")  # JSON is YAML
 
     def _argv(self) -> list[str]:
@@ -518,6 +522,12 @@ class Prometheus(Server):
             ]
 
         return poll(scraped, bool, timeout, f"a scrape of {target}")[0]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The pending and firing alerts of ``/api/v1/alerts`` (``labels``, ``state``, ``activeAt``)."""
+        body = _json(self.http.get("/api/v1/alerts"))
+        found: list[dict[str, Any]] = body["data"]["alerts"]
+        return found
 
     def wait_for_query(self, promql: str, timeout: float = 15.0) -> list[dict[str, Any]]:
         """The first non-empty result of ``promql``."""
@@ -607,6 +617,12 @@ class VictoriaMetrics(Server):
         body = _json(self.http.get("/api/v1/query", params={"query": promql}))
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The pending and firing alerts of ``/api/v1/alerts`` (``labels``, ``state``, ``activeAt``)."""
+        body = _json(self.http.get("/api/v1/alerts"))
+        found: list[dict[str, Any]] = body["data"]["alerts"]
+        return found
 
     def wait_for_query(self, promql: str, timeout: float = 10.0) -> list[dict[str, Any]]:
         """The first non-empty result of ``promql``: queries see a new series ~1 s after ``export`` does."""

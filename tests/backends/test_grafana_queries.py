@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 
 from telemetry_otel import Telemetry, TelemetryConfig
 from telemetry_otel.instrumentation.demo import DemoRuntime
-from telemetry_otel.views import create_app
+from telemetry_otel.views import create_app, prometheus_rules
 from telemetry_otel.views._dashboards import dashboard_paths, load_dashboard
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.backend
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "grafana.md"
+SLO_FILE = Path(__file__).resolve().parents[1] / "rules" / "slos.yaml"
 DOCUMENTED_TARGET = "localhost:8000"
 DOCUMENTED_INTERVAL = "scrape_interval: 15s"
 JOBS = ("telemetry-otel", "telemetry-otel-summary", "telemetry-otel-health")
@@ -159,6 +160,14 @@ def test_every_panel_query_of_every_dashboard_returns_data(
             tested = config.replace(DOCUMENTED_TARGET, target).replace(
                 DOCUMENTED_INTERVAL, "scrape_interval: 1s"
             )
+            # The SLO dashboard reads the rules `telemetry-otel rules --slo` writes (windows 60 times
+            # shorter, so that 5 m is 5 s): load them beside the documented scrape configuration.
+            rules_file = tmp_path / "rules.yml"
+            rules_file.write_text(prometheus_rules(slo_file=SLO_FILE, slo_window_scale=1 / 60))
+            tested += f"rule_files:\n  - {rules_file}\n"
+            tested = tested.replace(
+                "scrape_interval: 1s", "scrape_interval: 1s\n  evaluation_interval: 1s", 1
+            )
             config_file = tmp_path / "prometheus.yml"
             config_file.write_text(tested)
             checked = subprocess.run(
@@ -187,9 +196,14 @@ def test_every_panel_query_of_every_dashboard_returns_data(
                 enough = f'count_over_time(up{{job="{job}", instance="{target}"}}[{RATE_INTERVAL}]) >= 3'
                 _wait(lambda query=enough: prometheus.query(query), 20.0, enough)
 
+            _wait(
+                lambda: prometheus.query(f'slo:telemetry_otel_error_budget:remaining{{instance="{target}"}}'),
+                20.0,
+                "the SLO rules' first evaluation",
+            )
             problems: list[str] = []
             queries = 0
-            assert set(dashboard_paths()) == {"overview", "service", "buses", "llm", "collector"}
+            assert set(dashboard_paths()) == {"overview", "service", "buses", "llm", "collector", "slo"}
             for name, everything in itertools.product(dashboard_paths(), (True, False)):
                 dashboard = load_dashboard(name)
                 values = _resolve_variables(prometheus, dashboard, target, everything=everything)

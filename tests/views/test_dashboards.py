@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from telemetry_otel import Telemetry
 from telemetry_otel.instrumentation.demo import DemoRuntime
-from telemetry_otel.views import create_app
+from telemetry_otel.views import create_app, prometheus_rules
 from telemetry_otel.views._dashboards import dashboard_paths, load_dashboard
 
 REPO_DASHBOARDS = Path(__file__).resolve().parents[2] / "views" / "dashboards"
-NAMES = ("buses", "collector", "llm", "overview", "service")
+NAMES = ("buses", "collector", "llm", "overview", "service", "slo")
+#: The SLO file the SLO dashboard is tested with (the rules it reads come from it).
+SLO_FILE = Path(__file__).resolve().parents[1] / "rules" / "slos.yaml"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 PANEL_TYPES = {"stat", "gauge", "timeseries", "bargauge", "piechart", "table"}
 GRAFANA_VARIABLES = {"__rate_interval", "__interval", "__range"}
@@ -47,6 +50,8 @@ PROMQL_WORDS = {
     "or",
     "and",
     "le",
+    "on",
+    "group_left",
 }
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)\)$")
@@ -184,6 +189,12 @@ def test_the_dashboards_have_the_panels_the_issue_asks_for() -> None:
     assert {"Providers healthy", "Throughput", "Failure ratio"} <= titles["buses"]
     assert {"Tokens in", "Tokens out", "Cost", "Token rate", "Cost rate"} <= titles["llm"]
     assert {"Collection rate", "Collection duration", "Snapshots failing"} <= titles["collector"]
+    assert {
+        "Error budget remaining",
+        "Burn rate, page windows",
+        "Burn rate, ticket windows",
+        "Firing alerts",
+    } <= (titles["slo"])
     exprs = {name: " ".join(t["expr"] for _, t in _targets(dashboard)) for name, dashboard in _dashboards()}
     assert "telemetry_health_score" in exprs["overview"]
     assert 'telemetry_status{instance=~"$instance", status="fail"}' in exprs["overview"]
@@ -207,12 +218,19 @@ def served_names(telemetry: Telemetry) -> set[str]:
                 bodies.append(response.text)
     finally:
         demo.close()
-    return {
+    served = {
         sample.name
         for body in bodies
         for family in text_string_to_metric_families(body)
         for sample in family.samples
     }
+    # What Prometheus makes of the rules `telemetry-otel rules --slo` generates: their records, ALERTS.
+    rules = yaml.safe_load(prometheus_rules(slo_file=SLO_FILE))
+    return (
+        served
+        | {"ALERTS"}
+        | {rule["record"] for g in rules["groups"] for rule in g["rules"] if "record" in rule}
+    )
 
 
 def test_every_metric_a_panel_queries_is_one_the_package_serves(served_names: set[str]) -> None:
@@ -226,7 +244,7 @@ def test_every_metric_a_panel_queries_is_one_the_package_serves(served_names: se
             for word in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_labels):
                 if word in PROMQL_WORDS or word in {"label_values", "instance", "service_category"}:
                     continue
-                if word in {"service_name", "bus_name"} or word in PROMETHEUS_SERIES:
+                if word in {"service_name", "bus_name", "slo"} or word in PROMETHEUS_SERIES:
                     continue
                 if word not in served_names:
                     unknown.add(f"{name}: {word}")

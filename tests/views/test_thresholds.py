@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import pytest
 from plain_data import SECOND, PlainCollection
 
@@ -28,7 +29,7 @@ def _alerts(view: RenderedView) -> list[dict[str, Any]]:
 
 
 def test_documented_defaults() -> None:
-    defaults = Thresholds(cpu_count=8).as_dict()
+    defaults = Thresholds(cpu_count=8, memory_limit_bytes=2**30).as_dict()
     assert defaults == {
         "cpu_warn": 0.75,
         "cpu_critical": 0.90,
@@ -41,8 +42,10 @@ def test_documented_defaults() -> None:
         "stale_after_seconds": 120.0,
         "latency_objective_seconds": 1.0,
         "cpu_count": 8,
+        "memory_limit_bytes": 2**30,
     }
     assert Thresholds().cpu_count >= 1
+    assert Thresholds().memory_limit_bytes == psutil.virtual_memory().total
 
 
 def test_from_mapping_overrides_and_keeps_the_other_defaults() -> None:
@@ -79,6 +82,8 @@ def test_unknown_keys_are_rejected_naming_the_allowed_ones() -> None:
         ({"circuit_breaker_open": "loud"}, "circuit_breaker_open"),
         ({"service_down": None}, "service_down"),
         ({"cpu_count": 0}, "cpu_count"),
+        ({"memory_limit_bytes": 0}, "memory_limit_bytes"),
+        ({"memory_limit_bytes": 1.5}, "memory_limit_bytes"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_key(values: dict[str, object], key: str) -> None:
