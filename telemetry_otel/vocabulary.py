@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final, Literal, TypeAlias
 
 __all__ = [
+    "AGENT_LABEL",
     "BUS_FAILURES",
     "BUS_NAME",
     "BUS_PREFIX",
@@ -23,7 +24,10 @@ __all__ = [
     "BUS_REQUESTS",
     "BUS_REQUEST_DURATION",
     "BUS_SCOPE_NAME",
+    "COLLECTION_OUTCOME",
     "COLLECTOR_SCOPE_NAME",
+    "COMPONENT_KIND",
+    "COMPONENT_SNAPSHOT",
     "HEALTH_STATUS",
     "INSTRUMENT_KINDS",
     "OVERFLOW",
@@ -39,10 +43,17 @@ __all__ = [
     "TELEMETRY_COLLECTIONS",
     "TELEMETRY_COLLECTION_DURATION",
     "TELEMETRY_COLLECTION_ERRORS",
+    "TELEMETRY_COLLECTION_OUTCOME",
     "TELEMETRY_COLLECTION_PROBLEMS",
     "TELEMETRY_COLLECTION_SNAPSHOT_AGE",
+    "TELEMETRY_COLLECTION_SNAPSHOT_DURATION",
     "TELEMETRY_COLLECTION_TIMEOUTS",
+    "TELEMETRY_COLLECTION_TIMESTAMP",
     "TELEMETRY_COLLECTION_UP",
+    "TELEMETRY_COMPONENT_BUS",
+    "TELEMETRY_COMPONENT_HEALTH",
+    "TELEMETRY_COMPONENT_HEALTH_TIMESTAMP",
+    "TELEMETRY_COMPONENT_INFO",
     "VITALS_SCOPE_NAME",
     "InstrumentKind",
 ]
@@ -102,3 +113,20 @@ TELEMETRY_COLLECTION_ERRORS: Final = "telemetry.collection.errors"
 TELEMETRY_COLLECTION_TIMEOUTS: Final = "telemetry.collection.timeouts"
 TELEMETRY_COLLECTION_PROBLEMS: Final = "telemetry.collection.problems"
 TELEMETRY_COLLECTION_SNAPSHOT_AGE: Final = "telemetry.collection.snapshot.age"
+
+# -- what a fleet reads from /metrics alone (docs/fleet.md) -------------------------------------------
+#: The label every ``/metrics`` sample carries: the runtime's (agent's) resource ``service.name``.
+AGENT_LABEL: Final = "agent"
+#: A component's kind: ``service`` (it has a category) or ``provider`` (a bus-only provider).
+COMPONENT_KIND: Final = "component.kind"
+#: Whether a component has a snapshot function: ``true`` or ``false``.
+COMPONENT_SNAPSHOT: Final = "component.snapshot"
+#: How a component's snapshot went in the collection: ``ok``, ``error`` or ``timeout``.
+COLLECTION_OUTCOME: Final = "collection.outcome"
+TELEMETRY_COMPONENT_INFO: Final = "telemetry.component.info"
+TELEMETRY_COMPONENT_BUS: Final = "telemetry.component.bus"
+TELEMETRY_COMPONENT_HEALTH: Final = "telemetry.component.health"
+TELEMETRY_COMPONENT_HEALTH_TIMESTAMP: Final = "telemetry.component.health.timestamp"
+TELEMETRY_COLLECTION_OUTCOME: Final = "telemetry.collection.outcome"
+TELEMETRY_COLLECTION_SNAPSHOT_DURATION: Final = "telemetry.collection.snapshot.duration"
+TELEMETRY_COLLECTION_TIMESTAMP: Final = "telemetry.collection.timestamp"

@@ -118,6 +118,7 @@ EXPECTED = {
         "encode_influx",
         "encode_openmetrics",
         "encode_prometheus_text",
+        "label_agent",
         "negotiate_exposition",
         "wants_gzip",
     },

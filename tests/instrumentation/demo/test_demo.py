@@ -39,7 +39,7 @@ EXPECTED_SERVICES = {
 #: other component name may appear as a part of a metric name.
 DOMAIN_WORDS = {"llm", "memory", "audit", "secrets", "telemetry"}
 #: The collector's series about the whole runtime: the only ones with no component or bus attribute.
-RUNTIME_WIDE = {"telemetry.collections", "telemetry.collection.duration"}
+RUNTIME_WIDE = {"telemetry.collections", "telemetry.collection.duration", "telemetry.collection.timestamp"}
 
 
 @pytest.fixture
