@@ -110,6 +110,12 @@ EXPECTED = {
         "health_json",
         "render_view",
         "view_metrics",
+        # fleet views over a Prometheus-compatible TSDB (docs/fleet.md)
+        "FLEET_AGENT",
+        "FleetSettings",
+        "TsdbConfig",
+        "TsdbError",
+        "create_fleet_app",
     },
     "telemetry_otel.formats": {
         "OPENMETRICS_CONTENT_TYPE",

@@ -36,11 +36,25 @@ class DemoRuntime:
     call), so the first collection already shows activity everywhere. All simulated values
     come from one ``random.Random(seed)`` (``seed=None`` means a fixed default seed), so a seed
     and a sequence of ``step`` durations always give the same numbers. ``resource_monitor`` is the
-    exception: it reports this process's real CPU and memory.
+    exception: it reports this process's real CPU and memory. With ``max_requests``, :meth:`run`
+    stops the simulated traffic after the tick in which that many requests were handled: from then
+    on the counts, health and snapshots stay as they are (a frozen agent, for comparing exports).
     """
 
-    def __init__(self, telemetry: Telemetry, *, seed: int | None = None, tick_seconds: float = 0.25) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        *,
+        seed: int | None = None,
+        tick_seconds: float = 0.25,
+        max_requests: int | None = None,
+    ) -> None:
         _check_duration("tick_seconds", tick_seconds)
+        if max_requests is not None and max_requests < 1:
+            raise ValueError(f"max_requests must be a positive number of requests, not {max_requests!r}")
+        #: :meth:`run` stops its traffic after the tick in which this many requests were handled.
+        self.max_requests = max_requests
+        self._requests = 0
         self._telemetry = telemetry
         self._tick_seconds = tick_seconds
         self._rng = random.Random(DEFAULT_SEED if seed is None else seed)
@@ -65,6 +79,11 @@ class DemoRuntime:
         self.step()
 
     @property
+    def requests(self) -> int:
+        """Requests handled since the runtime started (every component's, routed ones included)."""
+        return self._requests
+
+    @property
     def services(self) -> Mapping[str, InstrumentedService]:
         """Every component this runtime registered (services and bus providers), by name."""
         return MappingProxyType(self._services)
@@ -86,7 +105,8 @@ class DemoRuntime:
             raise RuntimeError("the demo runtime is closed")
 
     async def run(self) -> None:
-        """Call :meth:`step` every ``tick_seconds`` of wall time until cancelled or closed."""
+        """Call :meth:`step` every ``tick_seconds`` of wall time until cancelled or closed, or until
+        ``max_requests`` requests were handled."""
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         while True:
@@ -95,6 +115,8 @@ class DemoRuntime:
             if delay < 0:  # fell behind (a blocked loop): resume the rhythm instead of bursting
                 deadline, delay = loop.time(), 0.0
             await asyncio.sleep(delay)
+            if self.max_requests is not None and self._requests >= self.max_requests:
+                return  # the traffic stops: every count stays where it is
             if not self._advance(self._tick_seconds):
                 return
 
@@ -122,6 +144,7 @@ class DemoRuntime:
                 for provider in self._llm_providers:
                     route_llm_request(rng, router, [provider], now)
             for component in simulated:
+                self._requests += component.tick_requests
                 component.end_tick(rng, now, dt, self._failing)
             self._failing = sum(component.health == "fail" for component in simulated)
             self._started = True
@@ -175,9 +198,12 @@ class DemoRuntime:
         return read_async if component.name in _ASYNC_SNAPSHOTS else read
 
 
-def build_demo(telemetry: Telemetry | None = None, *, seed: int | None = None) -> DemoRuntime:
+def build_demo(
+    telemetry: Telemetry | None = None, *, seed: int | None = None, max_requests: int | None = None
+) -> DemoRuntime:
     """A :class:`DemoRuntime` on ``telemetry`` (default: :func:`telemetry_otel.current_telemetry`)."""
-    return DemoRuntime(telemetry if telemetry is not None else current_telemetry(), seed=seed)
+    runtime = telemetry if telemetry is not None else current_telemetry()
+    return DemoRuntime(runtime, seed=seed, max_requests=max_requests)
 
 
 def _check_duration(name: str, seconds: float) -> None:
