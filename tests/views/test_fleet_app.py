@@ -1,0 +1,107 @@
+"""The fleet app's refusals: a TSDB that does not answer is a 503 with the reason, bad input a 4xx
+naming what is allowed, never a 500; and the ``fleet`` command's usage errors."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from telemetry_otel.views import FleetSettings, TsdbConfig, create_fleet_app
+
+
+@pytest.fixture
+def unreachable() -> Iterator[str]:
+    """A TSDB URL on a port where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_a_tsdb_that_is_down_is_a_503_naming_the_reason_on_every_route(
+    unreachable: str, live_server: Callable[..., Any]
+) -> None:
+    base = live_server(create_fleet_app(unreachable, cache_ttl_seconds=0)).url
+    for path in (
+        "/api/fleet/v1/telemetry",
+        "/api/some-agent/v1/telemetry",
+        "/api/some-agent/v1/telemetry/health",
+    ):
+        answer = httpx.get(f"{base}{path}", timeout=10)
+        assert answer.status_code == 503, path
+        assert answer.json()["error"].startswith(
+            f"the TSDB is unavailable: cannot reach the TSDB at {unreachable}"
+        )
+    own = httpx.get(f"{base}/health", timeout=10)
+    assert own.status_code == 503
+    assert own.json()["status"] == "fail"
+    assert "Connection refused" in own.json()["output"]
+
+
+def test_bad_queries_are_refused_before_the_tsdb_is_asked(
+    unreachable: str, live_server: Callable[..., Any]
+) -> None:
+    base = live_server(create_fleet_app(unreachable, cache_ttl_seconds=0)).url
+    answer = httpx.get(f"{base}/api/fleet/v1/telemetry", params={"view": "speed"}, timeout=10)
+    assert answer.status_code == 400
+    assert "summary" in answer.json()["allowed"]
+    answer = httpx.get(f"{base}/api/fleet/v1/telemetry", params={"view": "detailed"}, timeout=10)
+    assert answer.status_code == 400
+    assert answer.json()["allowed"] == {"view": ["summary"], "format": ["json", "html"]}
+    answer = httpx.get(f"{base}/api/x/v1/telemetry", params={"live": "true"}, timeout=10)
+    assert answer.status_code == 400
+    assert httpx.get(f"{base}/nowhere", timeout=10).status_code == 404
+
+
+def test_the_token_guards_every_route_but_the_apps_own_health(
+    unreachable: str, live_server: Callable[..., Any]
+) -> None:
+    base = live_server(create_fleet_app(unreachable, token="s3cret", cache_ttl_seconds=0)).url
+    assert httpx.get(f"{base}/api/fleet/v1/telemetry", timeout=10).status_code == 401
+    guarded = httpx.get(
+        f"{base}/api/fleet/v1/telemetry", headers={"Authorization": "Bearer s3cret"}, timeout=10
+    )
+    assert guarded.status_code == 503  # through the token, then the TSDB is down
+    assert httpx.get(f"{base}/health", timeout=10).status_code == 503
+
+
+def test_settings_and_tsdb_configuration_refuse_what_cannot_work() -> None:
+    with pytest.raises(ValueError, match="http:// or https://"):
+        TsdbConfig("localhost:9090")
+    with pytest.raises(ValueError, match="not both"):
+        TsdbConfig("http://x", basic_auth=("u", "p"), bearer_token="t")
+    with pytest.raises(ValueError, match="window_seconds must be a positive number"):
+        FleetSettings(window_seconds=0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("fleet",), "the following arguments are required: --prometheus"),
+        (("fleet", "--prometheus", "localhost:9090"), "must be http:// or https://"),
+        (("fleet", "--prometheus", "http://x", "--header", "no-colon"), "is not of the form 'NAME: VALUE'"),
+        (
+            ("fleet", "--prometheus", "http://x", "--tsdb-user", "me"),
+            "needs the password in TELEMETRY_OTEL_TSDB_PASSWORD",
+        ),
+        (("fleet", "--prometheus", "http://x", "--window", "0"), "window_seconds must be a positive number"),
+    ],
+)
+def test_fleet_usage_errors_name_what_is_allowed(args: tuple[str, ...], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "telemetry_otel", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd="/",
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
