@@ -157,26 +157,30 @@ class _Builder:
     def add(self, sample: Sample) -> None:
         self.by_family.setdefault(sample.labels.get("__name__", ""), []).append(sample)
 
-    def split(self, labels: Mapping[str, str]) -> tuple[InstrumentationScope | None, dict[str, str]]:
-        scope_name = labels.get(f"{_SCOPE_PREFIX}name")
+    def split(self, labels: Mapping[str, str]) -> tuple[_ScopeKey, dict[str, str]]:
+        """A sample's scope (as a hashable key) and its own attributes, dots restored."""
         scope = (
-            None
-            if scope_name is None
-            else InstrumentationScope(
-                scope_name,
-                labels.get(f"{_SCOPE_PREFIX}version"),
-                labels.get(f"{_SCOPE_PREFIX}schema_url"),
-                None,
-            )
+            labels.get(f"{_SCOPE_PREFIX}name"),
+            labels.get(f"{_SCOPE_PREFIX}version"),
+            labels.get(f"{_SCOPE_PREFIX}schema_url"),
         )
+        ignore = self.ignore
         attributes = {
             _KNOWN_KEYS.get(key, key): value
             for key, value in labels.items()
-            if key not in ("__name__", v.AGENT_LABEL, "le")
-            and key not in self.ignore
-            and not key.startswith(_SCOPE_PREFIX)
+            if key not in _DROPPED and key not in ignore and not key.startswith(_SCOPE_PREFIX)
         }
         return scope, attributes
+
+
+#: A scope by (name, version, schema URL); no name: the sample carried no scope labels.
+_ScopeKey = tuple[str | None, str | None, str | None]
+_DROPPED = frozenset({"__name__", v.AGENT_LABEL, "le"})
+
+
+def _scope(key: _ScopeKey) -> InstrumentationScope:
+    name, version, schema_url = key
+    return InstrumentationScope(name or "unknown", version, schema_url, None)
 
 
 def agent_collection(
@@ -189,7 +193,7 @@ def agent_collection(
     families = builder.by_family
     collected_at = _single(families.get("telemetry_collection_timestamp_seconds", ()))
     now = int((collected_at or 0.0) * 1e9)
-    scopes: dict[InstrumentationScope | None, list[Metric]] = {}
+    scopes: dict[_ScopeKey, list[Metric]] = {}
     histogram_bases = {name[: -len("_bucket")] for name in families if name.endswith("_bucket")}
     for family in sorted(families):
         if family == "target_info" or not family:
@@ -206,7 +210,7 @@ def agent_collection(
         ):
             continue  # OpenMetrics creation times of a counter or histogram: not a metric of their own
         name, unit = _otel_name(base[: -len("_total")] if counter else base)
-        by_scope: dict[InstrumentationScope | None, list[NumberDataPoint]] = {}
+        by_scope: dict[_ScopeKey, list[NumberDataPoint]] = {}
         for sample in families[family]:
             scope, attributes = builder.split(sample.labels)
             by_scope.setdefault(scope, []).append(
@@ -216,10 +220,7 @@ def agent_collection(
             data: Sum | Gauge = Sum(points, _CUMULATIVE, True) if counter else Gauge(points)
             scopes.setdefault(scope, []).append(Metric(name, "", unit, data))
     resource = _resource(builder, families.get("target_info", ()))
-    scope_metrics = [
-        ScopeMetrics(scope or InstrumentationScope("unknown", None, None, None), metrics, "")
-        for scope, metrics in scopes.items()
-    ]
+    scope_metrics = [ScopeMetrics(_scope(scope), metrics, "") for scope, metrics in scopes.items()]
     metrics = MetricsData([ResourceMetrics(resource, scope_metrics, "")] if scope_metrics else [])
     components, buses, outcomes, missing = _components(families, builder, collected_at)
     missing = [name for name in REQUIRED if name not in families] + missing
@@ -247,9 +248,9 @@ class _HistogramParts:
     count: float | None = None
 
 
-def _histograms(builder: _Builder, base: str, now: int) -> list[tuple[InstrumentationScope | None, Metric]]:
+def _histograms(builder: _Builder, base: str, now: int) -> list[tuple[_ScopeKey, Metric]]:
     families = builder.by_family
-    grouped: dict[tuple[InstrumentationScope | None, tuple[tuple[str, str], ...]], _HistogramParts] = {}
+    grouped: dict[tuple[_ScopeKey, tuple[tuple[str, str], ...]], _HistogramParts] = {}
 
     def entry(sample: Sample) -> _HistogramParts:
         scope, attributes = builder.split(sample.labels)
@@ -262,7 +263,7 @@ def _histograms(builder: _Builder, base: str, now: int) -> list[tuple[Instrument
     for sample in families.get(f"{base}_count", ()):
         entry(sample).count = sample.value
     name, unit = _otel_name(base)
-    by_scope: dict[InstrumentationScope | None, list[HistogramDataPoint]] = {}
+    by_scope: dict[_ScopeKey, list[HistogramDataPoint]] = {}
     for (scope, attributes), parts in grouped.items():
         buckets = sorted(parts.buckets)
         if not buckets or math.isfinite(buckets[-1][0]):
