@@ -161,3 +161,9 @@ def start_prometheus_agent(
 def start_telemetry_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
     """``start_telemetry_process(args, probe_path, port=0)``: ``python -m telemetry_otel`` as a process."""
     yield from _factory(tmp_path_factory, support.TelemetryProcess)
+
+
+@pytest.fixture(scope="session")
+def backend_support() -> ModuleType:
+    """The harness module itself (its server classes write the configurations the docs show)."""
+    return support

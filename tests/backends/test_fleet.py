@@ -14,15 +14,19 @@ queries under load), and its last counts stay in the fleet totals.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import httpx2 as httpx
 import pytest
+import yaml
 
 from telemetry_otel.views import FleetSettings, TsdbConfig, TsdbError, create_fleet_app
 from telemetry_otel.views._fleet_query import PrometheusClient
@@ -284,3 +288,34 @@ def test_a_refresh_costs_the_same_queries_whatever_the_agents(prometheus: Promet
     client = PrometheusClient(TsdbConfig(prometheus.url))
     data = asyncio.run(FleetSource(client).read())
     assert client.queries == data.queries == len(QUERIES)
+
+
+def _documented(name: str) -> dict[str, Any]:
+    text = (Path(__file__).parents[2] / "docs" / "deployment.md").read_text()
+    block = text.split(f"<!-- fleet-config: {name} -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    loaded: dict[str, Any] = yaml.safe_load(block)
+    return loaded
+
+
+def test_the_deployment_page_shows_the_configurations_the_tests_run(
+    backend_support: ModuleType, tmp_path: Path
+) -> None:
+    targets = ["127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"]
+    interval = f"{SCRAPE_SECONDS:g}s"
+    server = backend_support.Prometheus(
+        tmp_path / "p", targets, scrape_interval=interval, job="telemetry-otel"
+    )
+    agent = backend_support.PrometheusAgent(
+        tmp_path / "a",
+        targets,
+        "http://127.0.0.1:8428/api/v1/write",
+        scrape_interval=interval,
+        job="telemetry-otel",
+    )
+    for name, harness in (("prometheus", server), ("prometheus-agent", agent)):
+        harness._write_config()
+        written = json.loads(harness.config_path.read_text())
+        documented = _documented(name)
+        assert documented["global"].items() <= written["global"].items(), name
+        assert documented["scrape_configs"][0] == written["scrape_configs"][0], name  # the one job
+        assert documented.get("remote_write") == written.get("remote_write"), name
