@@ -3,8 +3,9 @@
 Routes (``{base}`` is ``/api/{agent}/v1/telemetry``):
 
 * ``GET {base}?view=&format=&category=&service=&precision=``: one agent's views, as its own endpoint
-  serves them, built from the TSDB (the agent ``fleet`` is the fleet itself: ``view=summary``,
-  ``format=json`` or ``html``);
+  serves them, built from the TSDB; the agent ``fleet`` is the whole fleet, one runtime whose
+  components are named ``agent/name`` (its summary adds the agents by state and each agent, and
+  its ``format=html`` is the fleet page);
 * ``GET {base}/health``: the agent's health+json, 503 when it fails or is down;
 * ``GET /health``: the app's own health, 503 with the reason when the TSDB does not answer.
 
@@ -32,14 +33,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from telemetry_otel import DEFAULT_CACHE_TTL_SECONDS, CachedCollection, __version__
+from telemetry_otel import DEFAULT_CACHE_TTL_SECONDS, CachedCollection, Collection, __version__
 from telemetry_otel.views._auth import BearerTokenMiddleware, check_token
 from telemetry_otel.views._detailed import iso_time
 from telemetry_otel.views._errors import error_response, http_error
 from telemetry_otel.views._fleet_html import render_fleet_html
+from telemetry_otel.views._fleet_merge import fleet_collections
 from telemetry_otel.views._fleet_query import PrometheusClient, TsdbConfig, TsdbError
 from telemetry_otel.views._fleet_source import FleetData, FleetSettings, FleetSource
-from telemetry_otel.views._fleet_summary import agent_meta, fleet_document
+from telemetry_otel.views._fleet_summary import agent_meta, fleet_document, fleet_meta
 from telemetry_otel.views._formats import FORMATS, HEALTH_JSON
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._html import HTML_VIEWS, refresh_seconds_for, render_html
@@ -54,7 +56,6 @@ _logger = logging.getLogger("telemetry_otel.views.fleet")
 _JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"), check_circular=False)
 #: The agent id of the fleet itself in ``/api/{agent}/v1/telemetry``.
 FLEET_AGENT = "fleet"
-_FLEET_FORMATS = ("json", "html")
 
 
 def create_fleet_app(
@@ -117,6 +118,7 @@ class _FleetEndpoint:
         self._refresh: asyncio.Task[None] | None = None
         self._renderings: dict[str, Renderings] = {}
         self._served: dict[str, CachedCollection] = {}
+        self._fleet_made: tuple[FleetData, Collection, Collection | None] | None = None
 
     # -- reading the TSDB ---------------------------------------------------------------------------
     async def read(self) -> tuple[FleetData, float, bool] | Response:
@@ -213,28 +215,57 @@ class _FleetEndpoint:
         return Response(body_bytes, media_type=FORMATS[query.format])
 
     async def _fleet(self, query: Query) -> Response:
-        if query.view != "summary" or query.format not in _FLEET_FORMATS:
+        """The fleet as one runtime of ``agent/service`` components: the six views, and for the
+        summary the agents by state with totals and rates over all of them."""
+        if query.format == "html" and query.view != "summary":
             return error_response(
-                400,
-                "the fleet serves view=summary in format json or html, "
-                f"not view={query.view} format={query.format}",
-                allowed={"view": ["summary"], "format": list(_FLEET_FORMATS)},
+                400, f"the fleet page shows the summary, not {query.view!r}", allowed=["summary"]
             )
-        if query.category is not None or query.service is not None or query.precision is not None:
+        if query.view == "summary" and (query.category is not None or query.service is not None):
             return error_response(
-                400, "the fleet summary takes no category, service or precision", allowed=[]
+                400, "the fleet summary covers every agent: filter another view, or ask one agent", allowed=[]
             )
+        if query.precision is not None and query.format != "influxdb":
+            message = f"query parameter 'precision' applies to format=influxdb, not format={query.format}"
+            return error_response(400, message, allowed=["influxdb"])
         read = await self.read()
         if isinstance(read, Response):
             return read
         data, age, cached = read
-        models = {name: self._model(data, name, age, cached) for name in data.agents}
-        document = {**fleet_document(data, models, self.url), **self._times(data, age, cached)}
-        if query.format == "html":
-            return Response(
-                render_fleet_html(document, self.refresh_seconds).encode("utf-8"), media_type=FORMATS["html"]
+        served = self._fleet_served(data, age, cached)
+        refused = check_filters(query, served.collection)
+        if refused is not None:
+            return refused
+        renderings = self._renderings.setdefault(FLEET_AGENT, Renderings(self.thresholds))
+        if query.format not in ("json", "html"):
+            encoded = renderings.view_body(
+                served,
+                query.view,
+                query.format,
+                query.category,
+                query.service,
+                precision=query.precision or "ns",
             )
+            return Response(encoded, media_type=FORMATS[query.format])
+        view = renderings.document(served, query.view, query.category, query.service)
+        meta = {**self._times(data, age, cached), "agent": FLEET_AGENT, "view": query.view}
+        if query.view != "summary":
+            body = {**view, **meta, "fleet": fleet_meta(data, self.url)}
+            return Response(_JSON.encode(body).encode("utf-8"), media_type=FORMATS["json"])
+        models = {name: self._model(data, name, age, cached) for name in data.agents}
+        document = {**view, **fleet_document(data, models, self.url), **meta}
+        if query.format == "html":
+            page = render_fleet_html(document, self.refresh_seconds)
+            return Response(page.encode("utf-8"), media_type=FORMATS["html"])
         return Response(_JSON.encode(document).encode("utf-8"), media_type=FORMATS["json"])
+
+    def _fleet_served(self, data: FleetData, age: float, cached: bool) -> CachedCollection:
+        """The fleet's collection of ``data``, made once per read."""
+        made = self._fleet_made
+        if made is None or made[0] is not data:
+            collection, previous = fleet_collections(data)
+            made = self._fleet_made = (data, collection, previous)
+        return CachedCollection(made[1], cached, age, made[2])
 
     async def health(self, request: Request) -> Response:
         """``GET {base}/health``: the agent's health+json; 503 when it fails or is down."""
@@ -245,6 +276,13 @@ class _FleetEndpoint:
             return read
         data, age, cached = read
         name = request.path_params["agent"]
+        if name == FLEET_AGENT:
+            renderings = self._renderings.setdefault(FLEET_AGENT, Renderings(self.thresholds))
+            fleet = health_json(renderings.model(self._fleet_served(data, age, cached), None, None), name)
+            fleet.setdefault("notes", []).append(f"every agent, read from the TSDB at {self.url}")
+            return JSONResponse(
+                fleet, status_code=503 if fleet["status"] == "fail" else 200, media_type=HEALTH_JSON
+            )
         if name not in data.agents:
             return error_response(404, f"unknown agent {name!r}", agents=list(data.agents))
         agent = data.agents[name]

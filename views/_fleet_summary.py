@@ -17,7 +17,7 @@ from telemetry_otel.views._fleet_source import AgentData, FleetData
 from telemetry_otel.views._numbers import add, ratio
 from telemetry_otel.views._state import Model
 
-__all__ = ["AGENT_STATES", "AgentState", "agent_meta", "agent_state", "fleet_document"]
+__all__ = ["AGENT_STATES", "AgentState", "agent_meta", "agent_state", "fleet_document", "fleet_meta"]
 
 AgentState: TypeAlias = Literal["healthy", "degraded", "down", "unknown"]
 AGENT_STATES: tuple[AgentState, ...] = ("healthy", "degraded", "down", "unknown")
@@ -47,6 +47,21 @@ def agent_meta(fleet: FleetData, agent: AgentData, source: str) -> dict[str, Any
         "rates": f"TSDB increase over the last {settings.window_seconds:g} s, per second",
         "latency_p95_window_seconds": agent.latency_p95_window_seconds,
         "queries": fleet.queries,
+    }
+
+
+def fleet_meta(fleet: FleetData, source: str) -> dict[str, Any]:
+    """What a fleet view over a TSDB adds: where it comes from, its window and cost."""
+    settings = fleet.settings
+    return {
+        "source": source,
+        "agents": len(fleet.agents),
+        "down": sorted(name for name, agent in fleet.agents.items() if agent.down),
+        "window_seconds": settings.window_seconds,
+        "lookback_seconds": settings.lookback_seconds,
+        "rates": f"TSDB increase over the last {settings.window_seconds:g} s, per second",
+        "queries": fleet.queries,
+        "components": "named agent/name",
     }
 
 

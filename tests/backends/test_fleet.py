@@ -204,6 +204,17 @@ def _check_agents_match(rig: Rig, base: str, fleet: dict[str, Any]) -> None:
     total = sum(own["summary"]["requests"]["total"] for own in rig.own.values())
     assert fleet["requests"]["total"] == total
     assert fleet["source"]["queries"] == len(QUERIES)
+    # The whole fleet as one runtime of agent/service components: the same counts, per service.
+    assert fleet["services"]["total"] == sum(own["summary"]["services"]["total"] for own in rig.own.values())
+    services = _get(f"{base}/api/fleet/v1/telemetry", view="operational").json()["services"]
+    for name, own in rig.own.items():
+        for service, state in own["operational"]["services"].items():
+            copied = services[f"{name}/{service}"]
+            assert (copied["requests"], copied["errors"], copied["status"]) == (
+                state["requests"],
+                state["errors"],
+                state["status"],
+            ), (name, service)
 
 
 def test_fleet_over_prometheus_gives_each_agents_own_counts(rig: Rig) -> None:
@@ -259,6 +270,12 @@ def test_a_killed_agent_is_down_within_two_scrapes_and_keeps_its_counts(
         assert entry["requests"]["total"] == rig.own[victim]["summary"]["requests"]["total"]
         assert entry["scrape_up"] is False
         assert entry["down_reason"] == "its scrape target is down (up == 0)"
+    services = _get(f"{rig.fleet_cli.url}/api/fleet/v1/telemetry", view="health").json()["services"]
+    victims = {name: state for name, state in services.items() if name.startswith(f"{victim}/")}
+    assert len(victims) == rig.own[victim]["summary"]["services"]["total"]
+    for state in victims.values():  # not the pass it last reported: unknown, saying why
+        assert state["status"] == "unknown"
+        assert "agent down: its scrape target is down" in state["reason"]
     health = _get(f"{rig.fleet_cli.url}/api/{victim}/v1/telemetry/health")
     assert health.status_code == 503
     assert health.json()["status"] == "fail"
@@ -282,6 +299,18 @@ def test_the_query_client_names_why_the_tsdb_gives_no_answer(
         )
         with pytest.raises(TsdbError, match=r"did not answer within 0\.5 s"):
             slow.query("up", time.time())
+
+
+def test_a_read_is_cached_for_the_ttl_like_a_collection(
+    prometheus: Prometheus, live_server: Callable[..., Any]
+) -> None:
+    app = create_fleet_app(prometheus.url, cache_ttl_seconds=60)
+    base = live_server(app).url
+    first = _get(f"{base}/api/fleet/v1/telemetry").json()
+    second = _get(f"{base}/api/fleet/v1/telemetry").json()
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert second["timestamp"] == first["timestamp"]  # the same read: no query was sent for it
+    assert app.state.fleet.source.client.queries == len(QUERIES)
 
 
 def test_a_refresh_costs_the_same_queries_whatever_the_agents(prometheus: Prometheus) -> None:
