@@ -6,9 +6,10 @@ apart through ``/api/v1/import/prometheus`` (with an ``up`` series per agent). T
 lies three days before the 50-agent fleet in the same VictoriaMetrics, so each read (one day of
 lookback) sees only its own fleet.
 
-Alternatives, side by side in one process (see ``_harness``), one op = one cold fleet summary:
-a new client (no cache), every query of :data:`QUERIES`, a model per agent, the fleet document as
-JSON. ``agents_5`` is the baseline.
+Alternatives, side by side in one process (see ``_harness``), one op = one cold fleet summary, the
+work of ``GET /api/fleet/v1/telemetry``: a new client (no cache), every query of :data:`QUERIES`,
+a model per agent, the whole fleet's collection and its summary view, the fleet document as JSON.
+``agents_5`` is the baseline.
 
 Target (issue): the query count is the same at 5 and at 50 agents. The time ratio is reported:
 the data returned grows with the agents, the number of queries does not.
@@ -38,8 +39,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from telemetry_otel import Telemetry, TelemetryConfig
 from telemetry_otel.formats import encode_prometheus_text, label_agent
 from telemetry_otel.instrumentation.demo import DemoRuntime
-from telemetry_otel.views import FleetSettings, Thresholds, TsdbConfig, ViewInputs
+from telemetry_otel.views import FleetSettings, Thresholds, TsdbConfig, ViewInputs, render_view
 from telemetry_otel.views._build import build_model
+from telemetry_otel.views._fleet_merge import fleet_collections
 from telemetry_otel.views._fleet_query import PrometheusClient
 from telemetry_otel.views._fleet_source import QUERIES, FleetSource
 from telemetry_otel.views._fleet_summary import fleet_document
@@ -160,8 +162,13 @@ def cold_summary(url: str, at_unix: float, agents: int, queries: list[int]) -> C
             )
             for name, agent in data.agents.items()
         }
-        document = fleet_document(data, models, url)
+        fleet, previous = fleet_collections(data)  # the whole fleet as one runtime, as the route does
+        view = render_view(
+            "summary", ViewInputs(fleet, previous, Thresholds(), fleet.time_unix_nano)
+        ).document
+        document = {**view, **fleet_document(data, models, url)}
         json.dumps(document)
+        assert document["services"]["total"] == 21 * agents
         assert document["agents"]["total"] == agents, document["agents"]
         assert all(entry["services"]["total"] == 21 for entry in document["by_agent"].values())
         queries.append(client.queries)

@@ -94,3 +94,18 @@ def test_a_health_reported_after_the_cycle_shows_from_the_next_one(telemetry: Te
     assert {a["health.status"] for a, v in _points(second, "telemetry.component.health") if v == 1} == {
         "fail"
     }
+
+
+def test_the_process_scrape_server_labels_every_sample_with_the_agent(telemetry: Telemetry) -> None:
+    import urllib.request
+
+    instrument_service("llm", category="runtime", telemetry=telemetry)
+    address = telemetry.serve_prometheus("127.0.0.1", 0)
+    assert address is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{address[1]}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    samples = [line for line in text.splitlines() if line and not line.startswith(("#", "target_info"))]
+    assert samples
+    agent = telemetry.resource.attributes["service.name"]
+    assert all(f'agent="{agent}"' in line for line in samples)
+    assert any(line.startswith("telemetry_component_info{") for line in samples)

@@ -3,16 +3,20 @@ naming what is allowed, never a 500; and the ``fleet`` command's usage errors.""
 
 from __future__ import annotations
 
+import base64
+import http.server
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx2 as httpx
 import pytest
 
 from telemetry_otel.views import FleetSettings, TsdbConfig, create_fleet_app
+from telemetry_otel.views._fleet_query import PrometheusClient
 
 
 @pytest.fixture
@@ -109,3 +113,50 @@ def test_fleet_usage_errors_name_what_is_allowed(args: tuple[str, ...], message:
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A TSDB stand-in that answers every query with an empty vector and keeps the request headers."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).seen.append({key.lower(): value for key, value in self.headers.items()})  # case-blind
+        body = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ({"basic_auth": ("me", "pa:ss")}, "Basic " + base64.b64encode(b"me:pa:ss").decode()),
+        ({"bearer_token": "t0ken"}, "Bearer t0ken"),
+    ],
+)
+def test_every_query_carries_the_tenant_header_and_the_credentials(
+    auth: dict[str, Any], expected: str
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Recorder.seen.clear()
+    try:
+        config = TsdbConfig(
+            f"http://127.0.0.1:{server.server_address[1]}", headers={"X-Scope-OrgID": "team-a"}, **auth
+        )
+        client = PrometheusClient(config)
+        assert client.query("up", 0.0) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+    (headers,) = _Recorder.seen
+    assert headers["x-scope-orgid"] == "team-a"
+    assert headers["authorization"] == expected
