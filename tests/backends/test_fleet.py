@@ -17,7 +17,7 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +27,23 @@ from typing import TYPE_CHECKING, Any
 import httpx2 as httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
-from telemetry_otel.views import FleetSettings, TsdbConfig, TsdbError, create_fleet_app
+from telemetry_otel import Telemetry
+from telemetry_otel.formats import encode_prometheus_text, label_agent
+from telemetry_otel.instrumentation import instrument_service
+from telemetry_otel.views import (
+    FleetSettings,
+    Thresholds,
+    TsdbConfig,
+    TsdbError,
+    ViewInputs,
+    create_fleet_app,
+)
+from telemetry_otel.views._build import build_model
 from telemetry_otel.views._fleet_query import PrometheusClient
 from telemetry_otel.views._fleet_source import QUERIES, FleetSource
+from telemetry_otel.views._fleet_summary import fleet_document
 
 if TYPE_CHECKING:
     from _support import Prometheus, PrometheusAgent, TelemetryProcess, VictoriaMetrics
@@ -348,3 +361,53 @@ def test_the_deployment_page_shows_the_configurations_the_tests_run(
         assert documented["global"].items() <= written["global"].items(), name
         assert documented["scrape_configs"][0] == written["scrape_configs"][0], name  # the one job
         assert documented.get("remote_write") == written.get("remote_write"), name
+
+
+def _import(
+    victoria: VictoriaMetrics, agent: str, text: str, at_unix: Sequence[float], keep: Callable[[str], bool]
+) -> None:
+    lines = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if family.name == "target_info" or not keep(sample.name):
+                continue
+            labels = {**sample.labels, "agent": agent, "job": "telemetry-otel", "instance": f"{agent}:8000"}
+            rendered = ",".join(f'{key}="{value}"' for key, value in labels.items())
+            for at in at_unix:
+                value = at if sample.name == "telemetry_collection_timestamp_seconds" else sample.value
+                lines.append(f"{sample.name}{{{rendered}}} {value!r} {int(at * 1000)}")
+    answer = victoria.http.post("/api/v1/import/prometheus", content="\n".join(lines) + "\n")
+    assert answer.status_code == 204, answer.text
+    victoria.force_flush()
+
+
+def test_a_silent_agent_is_down_with_its_age_and_an_incomplete_one_says_what_is_missing(
+    start_victoria_metrics: Callable[..., VictoriaMetrics], telemetry: Telemetry
+) -> None:
+    victoria = start_victoria_metrics()
+    service = instrument_service("llm", category="runtime", telemetry=telemetry)
+    service.record_request(0.2)
+    service.report_health("pass")
+    text = encode_prometheus_text(label_agent(asyncio.run(telemetry.collect()).metrics))
+    now = time.time()
+    _import(victoria, "silent", text, [now - 615, now - 600], lambda name: True)  # no `up`: pushed, say
+    _import(victoria, "partial", text, [now - 15, now], lambda name: name != "telemetry_component_info")
+    client = PrometheusClient(TsdbConfig(victoria.http_url))
+    data = asyncio.run(FleetSource(client, FleetSettings(down_after_seconds=300)).read(now + 1))
+    silent, partial = data.agents["silent"], data.agents["partial"]
+    assert silent.down_reason is not None
+    assert silent.down_reason.startswith("no collection for ")
+    assert silent.age_seconds == pytest.approx(601, abs=2)
+    assert silent.scrape_up is None  # the TSDB has no `up` for it: the age decides
+    assert silent.missing == ()
+    assert partial.missing == ("telemetry_component_info",)
+    assert not partial.down
+    models = {
+        name: build_model(ViewInputs(agent.collection, None, Thresholds(), agent.collection.time_unix_nano))
+        for name, agent in data.agents.items()
+    }
+    document = fleet_document(data, models, victoria.http_url)
+    assert document["agents"] == {"total": 2, "healthy": 0, "degraded": 0, "down": 1, "unknown": 1}
+    assert document["by_agent"]["silent"]["requests"]["total"] == 1  # its last count stays
+    assert document["by_agent"]["partial"]["missing"] == ["telemetry_component_info"]
+    assert client.queries == len(QUERIES)
