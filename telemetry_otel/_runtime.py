@@ -92,6 +92,8 @@ class Telemetry:
         )
         self._host_loop: asyncio.AbstractEventLoop | None = None
         self._prometheus: ScrapeServer | None = None
+        #: The newest collection served by the scrape server, with its metrics labelled by agent.
+        self._labelled: tuple[Collection, MetricsData] | None = None
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
         self.exports = ExportPipeline(
             self.export_source,
@@ -190,7 +192,11 @@ class Telemetry:
         share a cycle), waiting at most a cycle's own bounds for it."""
         bound = (self.config.service_timeout_millis + self.config.collection_timeout_millis) / 1000
         served = self.cycle.get_blocking(self.cycle.live_min_interval_seconds, bound)
-        return label_agent(served.collection.metrics)  # every sample names its agent (docs/fleet.md)
+        labelled = self._labelled
+        if labelled is None or labelled[0] is not served.collection:  # once per collection
+            # Every sample names its agent (docs/fleet.md).
+            labelled = self._labelled = (served.collection, label_agent(served.collection.metrics))
+        return labelled[1]
 
     @property
     def prometheus_address(self) -> tuple[str, int] | None:
