@@ -6,16 +6,18 @@ from __future__ import annotations
 import base64
 import http.server
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx2 as httpx
 import pytest
 
-from telemetry_otel.views import FleetSettings, TsdbConfig, create_fleet_app
+from telemetry_otel.views import FleetSettings, TsdbConfig, TsdbError, create_fleet_app
 from telemetry_otel.views._fleet_query import PrometheusClient
 
 
@@ -160,3 +162,42 @@ def test_every_query_carries_the_tenant_header_and_the_credentials(
     (headers,) = _Recorder.seen
     assert headers["x-scope-orgid"] == "team-a"
     assert headers["authorization"] == expected
+
+
+def test_tls_verification_refuses_a_self_signed_tsdb_unless_switched_off(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(TsdbError, match="CERTIFICATE_VERIFY_FAILED"):
+            PrometheusClient(TsdbConfig(url)).query("up", 0.0)
+        assert PrometheusClient(TsdbConfig(url, verify_tls=False)).query("up", 0.0) == []
+    finally:
+        server.shutdown()
+        server.server_close()
