@@ -32,6 +32,7 @@ from telemetry_otel._cli_common import (
     seconds,
 )
 from telemetry_otel._cli_common import threshold_overrides as _thresholds
+from telemetry_otel._cli_fleet import add_fleet_command
 from telemetry_otel._cli_rules import add_rules_command
 from telemetry_otel._config import (
     DEFAULT_CACHE_TTL_SECONDS,
@@ -61,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--seed applies to --demo only")
     if args.command == "serve" and args.app and args.demo_fail:
         parser.error("--demo-fail applies to --demo only")
+    if args.command == "serve" and args.app and args.stop_after_requests is not None:
+        parser.error("--stop-after-requests applies to --demo only")
     if args.command in ("serve", "coverage") and args.app_dir is not None and not args.app:
         parser.error("--app-dir applies to --app only")
     if args.command == "coverage" and args.app and args.seed is not None:
@@ -105,6 +108,14 @@ def _parser() -> argparse.ArgumentParser:
         help="seed of the demo simulation (default: random, printed at start)",
     )
     serve.add_argument(
+        "--stop-after-requests",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="demo only: stop the simulated traffic after the tick in which N requests were handled, "
+        "so that every count stays where it is (default: never)",
+    )
+    serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log verbosity"
     )
     serve.add_argument(
@@ -142,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
     add_catalog_commands(commands)
     add_rules_command(commands)
+    add_fleet_command(commands)
     return parser
 
 
@@ -152,6 +164,16 @@ def _millis(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
     if not (value > 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of milliseconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
     return value
 
 
@@ -273,11 +295,14 @@ def _start_runtime(args: argparse.Namespace, telemetry: Telemetry) -> object:
         if args.seed is None:
             args.seed = random.SystemRandom().randrange(2**31)
         print(f"telemetry-otel: demo simulation seed {args.seed} (reproduce with --seed)", file=sys.stderr)
+        options: dict[str, Any] = {"seed": args.seed}
         failures = demo_failures(args)
-        if not failures:
-            return factory(telemetry, seed=args.seed)
+        if failures:
+            options["failures"] = failures
+        if args.stop_after_requests is not None:
+            options["max_requests"] = args.stop_after_requests
         try:
-            return factory(telemetry, seed=args.seed, failures=failures)
+            return factory(telemetry, **options)
         except ValueError as exc:
             raise CliError(f"--demo-fail: {exc}", EXIT_USAGE) from None
     factory = load_object(args.app, args.app_dir or ".")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Gauge, Metric, NumberDataPoint, Sum
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from telemetry_otel._collection import ComponentOutcome
+from telemetry_otel._collection import ComponentOutcome, ComponentRecord
+from telemetry_otel._component_metrics import component_series
 from telemetry_otel._version import __version__
 from telemetry_otel.vocabulary import (
     COLLECTOR_SCOPE_NAME,
@@ -38,6 +39,8 @@ class CollectorMetrics:
     (snapshot values dropped as unusable: one per problem of an outcome), and
     ``telemetry.collection.snapshot.age`` (s since its last good snapshot; absent before the first).
     Components without a snapshot function have no ``up`` or ``age`` series: nothing is collected.
+    With :meth:`record_components`, the cycle's components, reported health and outcomes follow
+    (``_component_metrics``), so that ``/metrics`` alone describes the collection.
     """
 
     def __init__(self) -> None:
@@ -50,6 +53,9 @@ class CollectorMetrics:
         self._errors: dict[str, int] = {}
         self._timeouts: dict[str, int] = {}
         self._problems: dict[str, int] = {}
+        self._last_outcomes: dict[str, ComponentOutcome] = {}
+        self._records: tuple[ComponentRecord, ...] = ()
+        self._buses: Mapping[str, Mapping[str, str]] = {}
 
     @property
     def scope(self) -> InstrumentationScope:
@@ -62,6 +68,7 @@ class CollectorMetrics:
             self._cycles += 1
             self._last_duration = duration_seconds
             self._last = {name: o for name, o in outcomes.items() if o.outcome != "none"}
+            self._last_outcomes = dict(outcomes)
             for name, outcome in self._last.items():
                 self._errors.setdefault(name, 0)
                 self._timeouts.setdefault(name, 0)
@@ -70,6 +77,13 @@ class CollectorMetrics:
                     self._errors[name] += 1
                 elif outcome.outcome == "timeout":
                     self._timeouts[name] += 1
+
+    def record_components(
+        self, records: Sequence[ComponentRecord], buses: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        """The cycle's frozen components and bus membership, published with the cycle's metrics."""
+        with self._lock:
+            self._records, self._buses = tuple(records), buses
 
     def produce(self, time_unix_nano: int) -> Iterable[Metric]:
         """The collector's series as of ``time_unix_nano``."""
@@ -132,4 +146,5 @@ class CollectorMetrics:
                     Gauge(age),
                 ),
             ]
+            metrics += component_series(self._records, self._buses, self._last_outcomes, now)
             return [metric for metric in metrics if metric.data.data_points]

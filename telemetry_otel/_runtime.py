@@ -36,6 +36,7 @@ from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader,
 from telemetry_otel._scrape_server import ScrapeServer
 from telemetry_otel._snapshot_log import SnapshotLog
 from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter
+from telemetry_otel.formats import label_agent
 from telemetry_otel.vocabulary import SERVICE_INSTANCE_ID, SERVICE_NAME
 
 __all__ = ["SNAPSHOT_THREADS", "THREAD_JOIN_SECONDS", "Telemetry", "process_instance_id"]
@@ -110,6 +111,8 @@ class Telemetry:
         self._process_metrics: ProcessMetrics | None = None
         if config.process_metrics:
             self.enable_process_metrics()
+        #: The newest collection served by the scrape server, with its metrics labelled by agent.
+        self._labelled: tuple[Collection, MetricsData] | None = None
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
         self.exports = ExportPipeline(
             self.export_source,
@@ -222,7 +225,12 @@ class Telemetry:
         """A scrape's collection: one started at most the live floor before it (concurrent scrapes
         share a cycle), waiting at most a cycle's own bounds for it."""
         bound = (self.config.service_timeout_millis + self.config.collection_timeout_millis) / 1000
-        return self.cycle.get_blocking(self.cycle.live_min_interval_seconds, bound).collection.metrics
+        served = self.cycle.get_blocking(self.cycle.live_min_interval_seconds, bound)
+        labelled = self._labelled
+        if labelled is None or labelled[0] is not served.collection:  # once per collection
+            # Every sample names its agent (docs/fleet.md).
+            labelled = self._labelled = (served.collection, label_agent(served.collection.metrics))
+        return labelled[1]
 
     @property
     def prometheus_address(self) -> tuple[str, int] | None:
@@ -276,6 +284,7 @@ class Telemetry:
             # The layout and reported health as of the read, so the collection is one moment whole.
             buses = self.components.buses()
             records = freeze_components(self.components.registered(), buses)
+            self.collector_metrics.record_components(records, buses)
             read = loop.run_in_executor(self._read_executor, self.read_metrics)
             bound = self.config.collection_timeout_millis
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final, Literal, TypeAlias
 
 __all__ = [
+    "AGENT_LABEL",
     "BUS_FAILURES",
     "BUS_NAME",
     "BUS_PREFIX",
@@ -24,7 +25,10 @@ __all__ = [
     "BUS_REQUEST_DURATION",
     "BUS_SCOPE_NAME",
     "CIRCUIT_BREAKER_STATE",
+    "COLLECTION_OUTCOME",
     "COLLECTOR_SCOPE_NAME",
+    "COMPONENT_KIND",
+    "COMPONENT_SNAPSHOT",
     "CPU_MODE",
     "CPYTHON_GC_COLLECTED_OBJECTS",
     "CPYTHON_GC_COLLECTIONS",
@@ -67,10 +71,17 @@ __all__ = [
     "TELEMETRY_COLLECTIONS",
     "TELEMETRY_COLLECTION_DURATION",
     "TELEMETRY_COLLECTION_ERRORS",
+    "TELEMETRY_COLLECTION_OUTCOME",
     "TELEMETRY_COLLECTION_PROBLEMS",
     "TELEMETRY_COLLECTION_SNAPSHOT_AGE",
+    "TELEMETRY_COLLECTION_SNAPSHOT_DURATION",
     "TELEMETRY_COLLECTION_TIMEOUTS",
+    "TELEMETRY_COLLECTION_TIMESTAMP",
     "TELEMETRY_COLLECTION_UP",
+    "TELEMETRY_COMPONENT_BUS",
+    "TELEMETRY_COMPONENT_HEALTH",
+    "TELEMETRY_COMPONENT_HEALTH_TIMESTAMP",
+    "TELEMETRY_COMPONENT_INFO",
     "URL_SCHEME",
     "VITALS_SCOPE_NAME",
     "InstrumentKind",
@@ -182,3 +193,19 @@ REQUEST_DURATION_BUCKETS: Final[tuple[float, ...]] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
+# -- what a fleet reads from /metrics alone (docs/fleet.md) -------------------------------------------
+#: The label every ``/metrics`` sample carries: the runtime's (agent's) resource ``service.name``.
+AGENT_LABEL: Final = "agent"
+#: A component's kind: ``service`` (it has a category) or ``provider`` (a bus-only provider).
+COMPONENT_KIND: Final = "component.kind"
+#: Whether a component has a snapshot function: ``true`` or ``false``.
+COMPONENT_SNAPSHOT: Final = "component.snapshot"
+#: How a component's snapshot went in the collection: ``ok``, ``error`` or ``timeout``.
+COLLECTION_OUTCOME: Final = "collection.outcome"
+TELEMETRY_COMPONENT_INFO: Final = "telemetry.component.info"
+TELEMETRY_COMPONENT_BUS: Final = "telemetry.component.bus"
+TELEMETRY_COMPONENT_HEALTH: Final = "telemetry.component.health"
+TELEMETRY_COMPONENT_HEALTH_TIMESTAMP: Final = "telemetry.component.health.timestamp"
+TELEMETRY_COLLECTION_OUTCOME: Final = "telemetry.collection.outcome"
+TELEMETRY_COLLECTION_SNAPSHOT_DURATION: Final = "telemetry.collection.snapshot.duration"
+TELEMETRY_COLLECTION_TIMESTAMP: Final = "telemetry.collection.timestamp"

@@ -98,6 +98,12 @@ def test_serve_needs_a_source() -> None:
         (("serve", "--app", "telemetry_otel:nothing_here"), 2, "has no attribute 'nothing_here'"),
         (("frobnicate",), 2, "invalid choice: 'frobnicate'"),
         (("serve", "--app", "x:y", "--seed", "3"), 2, "--seed applies to --demo only"),
+        (
+            ("serve", "--app", "x:y", "--stop-after-requests", "3"),
+            2,
+            "--stop-after-requests applies to --demo only",
+        ),
+        (("serve", "--demo", "--stop-after-requests", "0"), 2, "0 must be 1 or more"),
         (("serve", "--demo", "--port", "0", "--threshold", "cpu_warn"), 2, "is not of the form KEY=VALUE"),
         (("serve", "--demo", "--port", "0", "--threshold", "speed=9"), 2, "unknown threshold key(s) 'speed'"),
         (("serve", "--demo", "--port", "0", "--threshold", "cpu_warn=2"), 2, "cpu_warn"),

@@ -117,6 +117,12 @@ EXPECTED = {
         "SloFileError",
         "load_slo_file",
         "prometheus_rules",
+        # fleet views over a Prometheus-compatible TSDB (docs/fleet.md)
+        "FLEET_AGENT",
+        "FleetSettings",
+        "TsdbConfig",
+        "TsdbError",
+        "create_fleet_app",
     },
     "telemetry_otel.formats": {
         "OPENMETRICS_CONTENT_TYPE",
@@ -125,6 +131,7 @@ EXPECTED = {
         "encode_influx",
         "encode_openmetrics",
         "encode_prometheus_text",
+        "label_agent",
         "negotiate_exposition",
         "prometheus_bucket_bound",
         "prometheus_label_name",

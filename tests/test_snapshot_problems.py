@@ -68,7 +68,7 @@ def test_a_negative_counter_and_an_undeclared_name_are_problems_logged_and_make_
     reliability = httpx.get(f"{base}{BASE}", params={"view": "reliability"}, timeout=10).json()
     assert reliability["services"]["llm"]["problems"] == problems
     scrape = httpx.get(f"{base}/metrics", timeout=10).text
-    assert 'telemetry_collection_problems_total{service_name="llm",' in scrape
+    assert 'telemetry_collection_problems_total{agent="test-agent",service_name="llm",' in scrape
     assert "llm_tokens_input_total" not in scrape  # dropped, never published as 0 or -5
     assert "llm_tokens_output" not in scrape
     logged = _warnings(caplog)

@@ -12,7 +12,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from telemetry_otel import CachedCollection, Collection
-from telemetry_otel.formats import encode_influx, negotiate_exposition
+from telemetry_otel.formats import encode_influx, label_agent, negotiate_exposition
 from telemetry_otel.views._build import build_model
 from telemetry_otel.views._formats import ENCODERS
 from telemetry_otel.views._inputs import ViewInputs
@@ -88,7 +88,8 @@ class Renderings:
         key = ("metrics", content_type, gzipped)
         body = self._bodies.get(key)
         if body is None:
-            body = encode(served.collection.metrics).encode("utf-8")
+            # Every sample names its agent, so one TSDB can hold a fleet (docs/fleet.md).
+            body = encode(label_agent(served.collection.metrics)).encode("utf-8")
             if gzipped:
                 body = gzip.compress(body, compresslevel=6)
             self._bodies[key] = body

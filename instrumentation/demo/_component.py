@@ -104,6 +104,11 @@ class SimulatedComponent:
         if self.breaker is not None:
             self.breaker.advance(now)
 
+    @property
+    def tick_requests(self) -> int:
+        """Requests handled in the current tick (breaker rejections are not handled)."""
+        return self._tick_requests
+
     def admits(self) -> bool:
         """Whether the component takes requests now (its breaker, if any, is not open)."""
         return self.breaker is None or self.breaker.allows()

@@ -37,11 +37,25 @@ class DemoRuntime:
     call), so the first collection already shows activity everywhere. All simulated values
     come from one ``random.Random(seed)`` (``seed=None`` means a fixed default seed), so a seed
     and a sequence of ``step`` durations always give the same numbers. ``resource_monitor`` is the
-    exception: it reports this process's real CPU and memory.
+    exception: it reports this process's real CPU and memory. With ``max_requests``, :meth:`run`
+    stops the simulated traffic after the tick in which that many requests were handled: from then
+    on the counts, health and snapshots stay as they are (a frozen agent, for comparing exports).
     """
 
-    def __init__(self, telemetry: Telemetry, *, seed: int | None = None, tick_seconds: float = 0.25) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        *,
+        seed: int | None = None,
+        tick_seconds: float = 0.25,
+        max_requests: int | None = None,
+    ) -> None:
         _check_duration("tick_seconds", tick_seconds)
+        if max_requests is not None and max_requests < 1:
+            raise ValueError(f"max_requests must be a positive number of requests, not {max_requests!r}")
+        #: :meth:`run` stops its traffic after the tick in which this many requests were handled.
+        self.max_requests = max_requests
+        self._requests = 0
         self._telemetry = telemetry
         self._tick_seconds = tick_seconds
         self._rng = random.Random(DEFAULT_SEED if seed is None else seed)
@@ -67,6 +81,11 @@ class DemoRuntime:
             self.close()
             raise
         self.step()
+
+    @property
+    def requests(self) -> int:
+        """Requests handled since the runtime started (every component's, routed ones included)."""
+        return self._requests
 
     @property
     def services(self) -> Mapping[str, InstrumentedService]:
@@ -101,7 +120,8 @@ class DemoRuntime:
         self._api.simulate_clients()
 
     async def run(self) -> None:
-        """Call :meth:`step` every ``tick_seconds`` of wall time until cancelled or closed."""
+        """Call :meth:`step` every ``tick_seconds`` of wall time until cancelled or closed, or until
+        ``max_requests`` requests were handled."""
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         while True:
@@ -110,6 +130,8 @@ class DemoRuntime:
             if delay < 0:  # fell behind (a blocked loop): resume the rhythm instead of bursting
                 deadline, delay = loop.time(), 0.0
             await asyncio.sleep(delay)
+            if self.max_requests is not None and self._requests >= self.max_requests:
+                return  # the traffic stops: every count stays where it is
             if not self._advance(self._tick_seconds):
                 return
             await self._api.simulate_clients_async()
@@ -139,6 +161,7 @@ class DemoRuntime:
                 for provider in self._llm_providers:
                     route_llm_request(rng, router, [provider], now)
             for component in simulated:
+                self._requests += component.tick_requests
                 component.end_tick(rng, now, dt, self._failing)
             self._failing = sum(component.health == "fail" for component in simulated)
             self._started = True
@@ -225,12 +248,15 @@ def build_demo(
     *,
     seed: int | None = None,
     failures: Mapping[str, tuple[float, float | None]] | None = None,
+    max_requests: int | None = None,
 ) -> DemoRuntime:
     """A :class:`DemoRuntime` on ``telemetry`` (default: :func:`telemetry_otel.current_telemetry`).
 
-    ``failures`` maps component names to ``(after_seconds, for_seconds)``: see :meth:`DemoRuntime.fail`.
+    ``failures`` maps component names to ``(after_seconds, for_seconds)``: see :meth:`DemoRuntime.fail`;
+    ``max_requests`` stops the simulated traffic once that many requests were handled.
     """
-    demo = DemoRuntime(telemetry if telemetry is not None else current_telemetry(), seed=seed)
+    runtime = telemetry if telemetry is not None else current_telemetry()
+    demo = DemoRuntime(runtime, seed=seed, max_requests=max_requests)
     try:
         for name, (after, duration) in (failures or {}).items():
             demo.fail(name, after_seconds=after, for_seconds=duration)

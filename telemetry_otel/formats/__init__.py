@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from telemetry_otel.formats._agent import label_agent
 from telemetry_otel.formats._graphite import encode_graphite
 from telemetry_otel.formats._influx import encode_influx
 from telemetry_otel.formats._negotiation import negotiate_exposition, wants_gzip
@@ -20,6 +21,7 @@ __all__ = [
     "encode_influx",
     "encode_openmetrics",
     "encode_prometheus_text",
+    "label_agent",
     "negotiate_exposition",
     "prometheus_bucket_bound",
     "prometheus_label_name",

@@ -925,3 +925,88 @@ class Promtool:
             check=False,
         )
         return done.returncode, (done.stdout + done.stderr).decode("utf-8", "replace")
+
+
+class PrometheusAgent(Prometheus):
+    """Prometheus in agent mode: scrapes static targets and remote-writes every sample (no queries)."""
+
+    name = "prometheus-agent"
+
+    def __init__(
+        self,
+        root: Path,
+        targets: Sequence[str],
+        remote_write_url: str,
+        *,
+        scrape_interval: str = "1s",
+        job: str = "static",
+        binary: str | None = None,
+    ) -> None:
+        super().__init__(root, targets, scrape_interval=scrape_interval, job=job, binary=binary)
+        self.remote_write_url = remote_write_url
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        config = json.loads(self.config_path.read_text())
+        config["global"].pop("evaluation_interval", None)
+        config["remote_write"] = [
+            {"url": self.remote_write_url, "queue_config": {"batch_send_deadline": "1s"}}
+        ]
+        self.config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+    def _argv(self) -> list[str]:
+        return [
+            self.executable,
+            "--enable-feature=agent",
+            f"--config.file={self.config_path}",
+            f"--storage.agent.path={self.root / 'agent'}",
+            f"--web.listen-address={LOOPBACK}:{self.port}",
+        ]
+
+
+class TelemetryProcess(Server):
+    """``python -m telemetry_otel ARGS --port PORT`` (``serve --demo``, ``fleet``) as its own process.
+
+    Ready when its own PID listens on the port and ``probe_path`` answers below 500. ``port`` may be
+    fixed before start (a Prometheus target declared in advance).
+    """
+
+    name = "telemetry-otel"
+
+    def __init__(self, root: Path, args: Sequence[str], probe_path: str, *, port: int = 0) -> None:
+        super().__init__(root, binary=sys.executable)
+        self.args = list(args)
+        self.probe_path = probe_path
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT``, as a scrape target."""
+        return f"{LOOPBACK}:{self.port}"
+
+    def _pick_ports(self) -> None:
+        self.port = self.port or free_port()
+
+    def _write_config(self) -> None:
+        pass
+
+    def _argv(self) -> list[str]:
+        return [self.executable, "-m", "telemetry_otel", *self.args, "--port", str(self.port)]
+
+    def _tcp_ports(self) -> list[int]:
+        return [self.port]
+
+    def _base_url(self) -> str:
+        return self.url
+
+    def _probe(self) -> bool:
+        return self._http_probe(self.probe_path, lambda response: response.status_code < 500)
+
+    def kill(self) -> None:
+        """SIGKILL the process (no shutdown of any kind); :meth:`stop` reaps it later."""
+        os.killpg(self.pid, signal.SIGKILL)

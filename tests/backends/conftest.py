@@ -154,3 +154,23 @@ def serve_text() -> Iterator[Callable[..., str]]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture(scope="session")
+def start_prometheus_agent(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., Any]]:
+    """``start_prometheus_agent(targets, remote_write_url, scrape_interval="1s") -> PrometheusAgent``."""
+    yield from _factory(tmp_path_factory, support.PrometheusAgent)
+
+
+@pytest.fixture(scope="session")
+def start_telemetry_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
+    """``start_telemetry_process(args, probe_path, port=0)``: ``python -m telemetry_otel`` as a process."""
+    yield from _factory(tmp_path_factory, support.TelemetryProcess)
+
+
+@pytest.fixture(scope="session")
+def backend_support() -> ModuleType:
+    """The harness module itself (its server classes write the configurations the docs show)."""
+    return support

@@ -114,6 +114,10 @@ def planted(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Telemetry, DemoRu
     telemetry.shutdown()
 
 
+#: The fixed values of the collector's component and outcome series (docs/fleet.md): never a secret.
+FLEET_ENUMS = {"service", "provider", "true", "false", "ok", "error", "timeout"}
+
+
 def _points(data: MetricsData) -> Iterator[tuple[str, Any]]:
     for resource_metrics in data.resource_metrics:
         for scope_metrics in resource_metrics.scope_metrics:
@@ -134,7 +138,7 @@ def test_the_demo_secrets_services_publish_counts_under_fixed_names(
         if owner not in SECRET_SERVICES:
             continue
         seen[str(owner)].add(name)
-        identity = {str(owner), "runtime", "infrastructure", "tool", *HEALTH_STATUSES}
+        identity = {str(owner), "runtime", "infrastructure", "tool", *HEALTH_STATUSES, *FLEET_ENUMS}
         assert set(map(str, attributes.values())) <= identity, (name, attributes)
         if isinstance(point, HistogramDataPoint):
             assert point.count >= 0
@@ -143,7 +147,12 @@ def test_the_demo_secrets_services_publish_counts_under_fixed_names(
             assert isinstance(point.value, int | float)
     for owner, names in seen.items():
         own = names - VITALS - {"secrets.accessed"}
-        assert all(name.startswith(("telemetry.collection.", "bus.")) for name in own), (owner, own)
+        assert all(
+            name.startswith(("telemetry.collection.", "telemetry.component.", "bus.")) for name in own
+        ), (
+            owner,
+            own,
+        )
         assert "secrets.accessed" in names
     accessed = [
         point.value

@@ -85,7 +85,12 @@ def test_unified_endpoint_serves_the_collected_otel_data(client: TestClient) -> 
     assert (idle["requests"], idle["failure_ratio"], idle["busiest_provider"]) == (0, None, None)
     assert {metric["name"] for metric in llm["metrics"]} >= {"bus.requests", "bus.provider.requests"}
     other = [metric["name"] for metric in body["other_metrics"]]
-    assert other == ["my.own.calls", "telemetry.collections", "telemetry.collection.duration"]
+    assert other == [
+        "my.own.calls",
+        "telemetry.collections",
+        "telemetry.collection.duration",
+        "telemetry.collection.timestamp",
+    ]
     assert "telemetry.collection.up" in {metric["name"] for metric in memory["metrics"]}
     assert body["resource"]["service.name"] == "test-agent"
 

@@ -39,7 +39,7 @@ EXPECTED_SERVICES = {
 #: other component name may appear as a part of a metric name.
 DOMAIN_WORDS = {"llm", "memory", "audit", "secrets", "telemetry"}
 #: The collector's series about the whole runtime: the only ones with no component or bus attribute.
-RUNTIME_WIDE = {"telemetry.collections", "telemetry.collection.duration"}
+RUNTIME_WIDE = {"telemetry.collections", "telemetry.collection.duration", "telemetry.collection.timestamp"}
 #: The demo API's HTTP server series: identified by their route, not by a service.
 HTTP_SERIES = {"http.server.request.duration", "http.server.active_requests"}
 
@@ -294,3 +294,23 @@ def test_durations_must_be_positive(demo_telemetry: Telemetry) -> None:
         demo.step(-1.0)
     with pytest.raises(ValueError, match="dt_seconds"):
         demo.step(float("nan"))
+
+
+def test_max_requests_stops_the_traffic_of_run_and_freezes_the_counts(demo_telemetry: Telemetry) -> None:
+    demo = DemoRuntime(demo_telemetry, seed=8, tick_seconds=0.01, max_requests=300)
+
+    async def run_a_while() -> None:
+        task = asyncio.create_task(demo.run())
+        done, _ = await asyncio.wait({task}, timeout=20)
+        assert task in done  # run() ended by itself once the requests were handled
+
+    asyncio.run(run_a_while())
+    handled = demo.requests
+    assert handled >= 300
+    frozen = _metrics(_collect(demo_telemetry))["service.requests"]
+    later = _metrics(_collect(demo_telemetry))["service.requests"]
+    assert [p.value for p in frozen.data.data_points] == [p.value for p in later.data.data_points]
+    assert demo.requests == handled
+    with pytest.raises(ValueError, match="max_requests must be a positive number"):
+        DemoRuntime(demo_telemetry, max_requests=0)
+    demo.close()

@@ -1,0 +1,124 @@
+"""The series that let ``/metrics`` alone describe a collection: components, reported health, outcomes.
+
+A time-series database that scrapes ``/metrics`` holds everything a fleet view needs to rebuild a
+:class:`~telemetry_otel.Collection` (``docs/fleet.md``): per component, ``telemetry.component.info``
+(its kind, category and whether it has a snapshot function), ``telemetry.component.bus`` (one series
+per bus membership), ``telemetry.component.health`` (the reported status as a state set, absent
+when nothing was reported) with ``telemetry.component.health.timestamp`` (when it was reported), and per
+component with a snapshot function ``telemetry.collection.outcome`` (ok, error, timeout as a state
+set) with ``telemetry.collection.snapshot.duration``; and ``telemetry.collection.timestamp``, the Unix
+time of the collection's read. Values come from the records frozen in the cycle, so they agree with
+the cycle's own metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import get_args
+
+from opentelemetry.sdk.metrics.export import Gauge, Metric, NumberDataPoint
+
+from telemetry_otel._collection import ComponentOutcome, ComponentRecord, Outcome
+from telemetry_otel._components import HEALTH_STATUSES
+from telemetry_otel.vocabulary import (
+    BUS_NAME,
+    BUS_PROVIDER,
+    COLLECTION_OUTCOME,
+    COMPONENT_KIND,
+    COMPONENT_SNAPSHOT,
+    HEALTH_STATUS,
+    SERVICE_CATEGORY,
+    SERVICE_NAME,
+    TELEMETRY_COLLECTION_OUTCOME,
+    TELEMETRY_COLLECTION_SNAPSHOT_DURATION,
+    TELEMETRY_COLLECTION_TIMESTAMP,
+    TELEMETRY_COMPONENT_BUS,
+    TELEMETRY_COMPONENT_HEALTH,
+    TELEMETRY_COMPONENT_HEALTH_TIMESTAMP,
+    TELEMETRY_COMPONENT_INFO,
+)
+
+__all__ = ["SNAPSHOT_OUTCOMES", "component_series"]
+
+#: The outcomes of a snapshot call, as ``telemetry.collection.outcome`` states (``none`` is not one:
+#: a component without a snapshot function has no outcome series).
+SNAPSHOT_OUTCOMES: tuple[Outcome, ...] = tuple(o for o in get_args(Outcome) if o != "none")
+
+
+def component_series(
+    records: Sequence[ComponentRecord],
+    buses: Mapping[str, Mapping[str, str]],
+    outcomes: Mapping[str, ComponentOutcome],
+    now: int,
+) -> list[Metric]:
+    """The component, health and outcome series of one collection as of ``now`` (ns)."""
+    info, membership, health, health_time, outcome, duration = [], [], [], [], [], []
+    for record in records:
+        name = record.name
+        attributes: dict[str, str] = {SERVICE_NAME: name, COMPONENT_KIND: record.kind}
+        if record.category is not None:
+            attributes[SERVICE_CATEGORY] = record.category
+        attributes[COMPONENT_SNAPSHOT] = "true" if record.has_snapshot else "false"
+        info.append(NumberDataPoint(attributes, now, now, 1))
+        report = record.health
+        if report is not None:
+            for status in HEALTH_STATUSES:
+                value = 1 if status == report.status else 0
+                health.append(NumberDataPoint({SERVICE_NAME: name, HEALTH_STATUS: status}, now, now, value))
+            health_time.append(NumberDataPoint({SERVICE_NAME: name}, now, now, report.time_unix_nano / 1e9))
+        done = outcomes.get(name)
+        if done is not None and done.outcome != "none":
+            for state in SNAPSHOT_OUTCOMES:
+                value = 1 if state == done.outcome else 0
+                point = {SERVICE_NAME: name, COLLECTION_OUTCOME: state}
+                outcome.append(NumberDataPoint(point, now, now, value))
+            duration.append(NumberDataPoint({SERVICE_NAME: name}, now, now, done.duration_seconds))
+    for bus, providers in buses.items():
+        for provider, component in providers.items():
+            attributes = {SERVICE_NAME: component, BUS_NAME: bus, BUS_PROVIDER: provider}
+            membership.append(NumberDataPoint(attributes, now, now, 1))
+    metrics = [
+        Metric(
+            TELEMETRY_COMPONENT_INFO,
+            "A component of the runtime (value 1): its kind, category and whether it has a snapshot.",
+            "{component}",
+            Gauge(info),
+        ),
+        Metric(
+            TELEMETRY_COMPONENT_BUS,
+            "A component's membership of a bus as one of its providers (value 1).",
+            "{membership}",
+            Gauge(membership),
+        ),
+        Metric(
+            TELEMETRY_COMPONENT_HEALTH,
+            "The health a component reported: 1 for its current health.status, 0 for the others.",
+            "{status}",
+            Gauge(health),
+        ),
+        Metric(
+            TELEMETRY_COMPONENT_HEALTH_TIMESTAMP,
+            "When the component reported its current health (Unix time).",
+            "s",
+            Gauge(health_time),
+        ),
+        Metric(
+            TELEMETRY_COLLECTION_OUTCOME,
+            "How the component's snapshot went in the last collection: 1 for its outcome, 0 for the others.",
+            "{status}",
+            Gauge(outcome),
+        ),
+        Metric(
+            TELEMETRY_COLLECTION_SNAPSHOT_DURATION,
+            "Duration of the component's snapshot call in the last collection.",
+            "s",
+            Gauge(duration),
+        ),
+        Metric(
+            TELEMETRY_COLLECTION_TIMESTAMP,
+            "When the collection read its metrics (Unix time).",
+            "s",
+            Gauge([NumberDataPoint({}, now, now, now / 1e9)]),
+        ),
+    ]
+    return [metric for metric in metrics if metric.data.data_points]

@@ -1,0 +1,71 @@
+"""The agent label of ``/metrics``: every sample names the runtime (agent) it comes from.
+
+A fleet keeps many agents' series in one time-series database; the one label that tells them apart
+is ``agent`` (:data:`~telemetry_otel.vocabulary.AGENT_LABEL`), whose value is the resource's
+``service.name`` (the runtime's name; a data point's own ``service.name`` attribute names an
+internal service). One scrape job per agent then needs no relabelling. The process is told apart
+by ``service.instance.id`` on ``target_info``, whose ``service_name`` label is the agent. A data point that
+already has an ``agent`` attribute of another value keeps it as ``exported_agent``, as Prometheus
+itself renames a clashing target label: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
+from opentelemetry.util.types import Attributes, AttributeValue
+
+from telemetry_otel.vocabulary import AGENT_LABEL, SERVICE_NAME
+
+__all__ = ["EXPORTED_AGENT_LABEL", "label_agent"]
+
+#: Where a data point's own ``agent`` attribute goes when it differs from the resource's.
+EXPORTED_AGENT_LABEL = f"exported_{AGENT_LABEL}"
+
+
+def label_agent(data: MetricsData) -> MetricsData:
+    """``data`` with the ``agent`` attribute (its resource's ``service.name``) on every data point.
+
+    Resources without a ``service.name`` are left as they are.
+    """
+    labelled = []
+    for resource_metrics in data.resource_metrics:
+        agent = resource_metrics.resource.attributes.get(SERVICE_NAME)
+        if not isinstance(agent, str) or not agent:
+            labelled.append(resource_metrics)
+            continue
+        scopes = [
+            ScopeMetrics(
+                scope_metrics.scope,
+                [_labelled(metric, agent) for metric in scope_metrics.metrics],
+                scope_metrics.schema_url,
+            )
+            for scope_metrics in resource_metrics.scope_metrics
+        ]
+        labelled.append(ResourceMetrics(resource_metrics.resource, scopes, resource_metrics.schema_url))
+    return MetricsData(labelled)
+
+
+def _labelled(metric: Metric, agent: str) -> Metric:
+    data = metric.data
+    points = [
+        dataclasses.replace(point, attributes=_attributes(point.attributes, agent))
+        for point in data.data_points
+    ]
+    return Metric(
+        name=metric.name,
+        description=metric.description,
+        unit=metric.unit,
+        data=dataclasses.replace(data, data_points=points),  # type: ignore[arg-type]
+    )
+
+
+def _attributes(attributes: Attributes, agent: str) -> dict[str, AttributeValue]:
+    """The point's attributes with the agent; a different own ``agent`` moves to ``exported_agent``."""
+    own = {key: value for key, value in (attributes or {}).items() if key != AGENT_LABEL}
+    clash = (attributes or {}).get(AGENT_LABEL)
+    if clash is not None and clash != agent:
+        own[EXPORTED_AGENT_LABEL] = clash
+    own[AGENT_LABEL] = agent
+    return own

@@ -1,0 +1,413 @@
+"""Fleet views over real engines: three demo agents (separate processes, their own ids and seeds,
+traffic frozen after a fixed number of requests), a Prometheus scraping them, and a Prometheus in
+agent mode remote-writing the same targets into VictoriaMetrics.
+
+Over each TSDB the fleet endpoint gives, for every agent, exactly the counts that agent's own
+endpoint gives. Rates: the window (5 s, 2.5 scrapes) lies after the freeze, so both the agent's
+own rate and the TSDB's ``increase`` are 0 (compared to 1e-9). p95: both the views over the TSDB's buckets and
+PromQL's ``histogram_quantile`` interpolate linearly inside the same bucket of the same cumulative
+counts, so they agree with the agent's own p95 up to float rounding (relative 1e-9). Killing an
+agent makes it ``down`` within two scrape intervals (2 s each; plus 1 s for the fleet's own
+queries under load), and its last counts stay in the fleet totals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import httpx2 as httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from telemetry_otel import Telemetry
+from telemetry_otel.formats import encode_prometheus_text, label_agent
+from telemetry_otel.instrumentation import instrument_service
+from telemetry_otel.views import (
+    FleetSettings,
+    Thresholds,
+    TsdbConfig,
+    TsdbError,
+    ViewInputs,
+    create_fleet_app,
+)
+from telemetry_otel.views._build import build_model
+from telemetry_otel.views._fleet_query import PrometheusClient
+from telemetry_otel.views._fleet_source import QUERIES, FleetSource
+from telemetry_otel.views._fleet_summary import fleet_document
+
+if TYPE_CHECKING:
+    from _support import Prometheus, PrometheusAgent, TelemetryProcess, VictoriaMetrics
+
+pytestmark = pytest.mark.backend
+
+SCRAPE_SECONDS = 2.0
+WINDOW_SECONDS = 5.0
+AGENTS = {"fleet-a": 101, "fleet-b": 202, "fleet-c": 303}
+STOP_AFTER = 150
+
+
+@dataclass
+class Rig:
+    agents: dict[str, TelemetryProcess]
+    prometheus: Prometheus
+    agent_mode: PrometheusAgent
+    victoria: VictoriaMetrics
+    fleet_cli: TelemetryProcess
+    own: dict[str, dict[str, Any]]
+    frozen_at: float
+
+
+def _get(url: str, **params: str) -> httpx.Response:
+    return httpx.get(url, params=params, timeout=15, trust_env=False)
+
+
+def _own_documents(agent: TelemetryProcess, name: str) -> dict[str, Any]:
+    base = f"{agent.url}/api/{name}/v1/telemetry"
+    return {view: _get(base, view=view).json() for view in ("summary", "operational", "detailed")}
+
+
+def _counts(documents: dict[str, Any]) -> dict[str, Any]:
+    """Every count an agent's views show: runtime, per service, per bus."""
+    summary, operational, detailed = documents["summary"], documents["operational"], documents["detailed"]
+    return {
+        "services": summary["services"],
+        "requests": summary["requests"]["total"],
+        "errors": summary["requests"]["errors"],
+        "status": summary["status"],
+        "per_service": {
+            name: (state["requests"], state["errors"], state["status"], state["queue_depth"])
+            for name, state in operational["services"].items()
+        },
+        "per_bus": {
+            name: (bus["requests"], bus["failures"], bus["processed"], bus["providers_total"])
+            for name, bus in detailed["buses"].items()
+        },
+    }
+
+
+def _frozen(agent: TelemetryProcess, name: str) -> dict[str, Any]:
+    """The agent's documents once two reads a collection apart give the same counts."""
+    deadline = time.monotonic() + 30
+    last = None
+    while True:
+        documents = _own_documents(agent, name)
+        counts = _counts(documents)
+        if counts == last and counts["requests"]:
+            return documents
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} never froze: {counts['requests']} requests")
+        last = counts
+        time.sleep(1.2)
+
+
+@pytest.fixture(scope="module")
+def rig(
+    start_telemetry_process: Callable[..., TelemetryProcess],
+    start_prometheus: Callable[..., Prometheus],
+    start_prometheus_agent: Callable[..., PrometheusAgent],
+    start_victoria_metrics: Callable[..., VictoriaMetrics],
+    free_port: Callable[..., int],
+) -> Iterator[Rig]:
+    ports = {name: free_port() for name in AGENTS}
+    targets = [f"127.0.0.1:{port}" for port in ports.values()]
+    interval = f"{SCRAPE_SECONDS:g}s"
+    victoria = start_victoria_metrics()
+    # The targets are declared first: discovery is throttled to 5 s, the agents bind meanwhile.
+    prometheus = start_prometheus(targets, scrape_interval=interval, job="telemetry-otel")
+    agent_mode = start_prometheus_agent(
+        targets, f"{victoria.http_url}/api/v1/write", scrape_interval=interval, job="telemetry-otel"
+    )
+    agents = {
+        name: start_telemetry_process(
+            [
+                "serve",
+                "--demo",
+                "--agent",
+                name,
+                "--seed",
+                str(seed),
+                "--cache-ttl",
+                "0.5",
+                "--stop-after-requests",
+                str(STOP_AFTER),
+                "--log-level",
+                "warning",
+            ],
+            f"/api/{name}/v1/telemetry/health/live",
+            port=ports[name],
+        )
+        for name, seed in AGENTS.items()
+    }
+    fleet_cli = start_telemetry_process(
+        [
+            "fleet",
+            "--prometheus",
+            prometheus.url,
+            "--cache-ttl",
+            "0",
+            "--window",
+            f"{WINDOW_SECONDS:g}",
+            "--down-after",
+            "60",
+            "--log-level",
+            "warning",
+        ],
+        "/health",
+    )
+    own = {name: _frozen(agent, name) for name, agent in agents.items()}
+    rig = Rig(agents, prometheus, agent_mode, victoria, fleet_cli, own, time.time())
+    yield rig
+    for process in (fleet_cli, *agents.values()):
+        process.stop()
+
+
+def _victoria_fleet(rig: Rig, live_server: Callable[..., Any]) -> str:
+    settings = FleetSettings(window_seconds=WINDOW_SECONDS, down_after_seconds=60)
+    app = create_fleet_app(rig.victoria.http_url, settings=settings, cache_ttl_seconds=0)
+    return str(live_server(app).url)
+
+
+def _fleet_after_freeze(rig: Rig, base: str, flush: Callable[[], None]) -> dict[str, Any]:
+    """The fleet summary once every agent's newest collection in the TSDB is past the freeze by the
+    rate window: two or more scrapes of the frozen agents, and a window with nothing but them."""
+    deadline = time.monotonic() + 40
+    while True:
+        flush()
+        response = _get(f"{base}/api/fleet/v1/telemetry")
+        if response.status_code == 200:
+            document = response.json()
+            ages = [entry["last_collection_age_seconds"] for entry in document["by_agent"].values()]
+            newest = time.time() - max(ages, default=1e9)
+            if len(ages) == len(AGENTS) and newest >= rig.frozen_at + WINDOW_SECONDS + 0.5:
+                return document
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the TSDB never caught up with the frozen agents: {response.text[:500]}")
+        time.sleep(0.5)
+
+
+def _check_agents_match(rig: Rig, base: str, fleet: dict[str, Any]) -> None:
+    assert fleet["agents"] == {"total": 3, "healthy": 3, "degraded": 0, "down": 0, "unknown": 0}, fleet
+    for name, own in rig.own.items():
+        copy = {view: _get(f"{base}/api/{name}/v1/telemetry", view=view).json() for view in own}
+        assert _counts(copy) == _counts(own), name  # exactly
+        entry = fleet["by_agent"][name]
+        assert entry["requests"]["total"] == own["summary"]["requests"]["total"]
+        assert entry["missing"] == []
+        assert entry["scrape_up"] is True
+        # Rates: a window after the freeze, 0 on both sides.
+        assert own["summary"]["requests"]["rate_per_second"] == pytest.approx(0.0, abs=1e-9)
+        assert copy["summary"]["requests"]["rate_per_second"] == pytest.approx(0.0, abs=1e-9)
+        assert entry["requests"]["rate_per_second"] == pytest.approx(0.0, abs=1e-9)
+        # p95: the same buckets interpolated the same way.
+        p95 = own["summary"]["latency_p95_seconds"]
+        assert p95 is not None
+        assert copy["summary"]["latency_p95_seconds"] == pytest.approx(p95, rel=1e-9)
+        assert entry["latency_p95_seconds"] == pytest.approx(p95, rel=1e-9)
+        assert copy["summary"]["fleet"]["window_seconds"] == WINDOW_SECONDS
+    total = sum(own["summary"]["requests"]["total"] for own in rig.own.values())
+    assert fleet["requests"]["total"] == total
+    assert fleet["source"]["queries"] == len(QUERIES)
+    # The whole fleet as one runtime of agent/service components: the same counts, per service.
+    assert fleet["services"]["total"] == sum(own["summary"]["services"]["total"] for own in rig.own.values())
+    services = _get(f"{base}/api/fleet/v1/telemetry", view="operational").json()["services"]
+    for name, own in rig.own.items():
+        for service, state in own["operational"]["services"].items():
+            copied = services[f"{name}/{service}"]
+            assert (copied["requests"], copied["errors"], copied["status"]) == (
+                state["requests"],
+                state["errors"],
+                state["status"],
+            ), (name, service)
+
+
+def test_fleet_over_prometheus_gives_each_agents_own_counts(rig: Rig) -> None:
+    fleet = _fleet_after_freeze(rig, rig.fleet_cli.url, lambda: None)
+    _check_agents_match(rig, rig.fleet_cli.url, fleet)
+    page = _get(f"{rig.fleet_cli.url}/api/fleet/v1/telemetry", format="html")
+    assert page.status_code == 200
+    assert 'id="agent-fleet-a"' in page.text
+
+
+def test_fleet_over_victoria_metrics_fed_by_agent_mode_gives_each_agents_own_counts(
+    rig: Rig, live_server: Callable[..., Any]
+) -> None:
+    base = _victoria_fleet(rig, live_server)
+    fleet = _fleet_after_freeze(rig, base, rig.victoria.force_flush)
+    _check_agents_match(rig, base, fleet)
+
+
+def test_a_killed_agent_is_down_within_two_scrapes_and_keeps_its_counts(
+    rig: Rig, live_server: Callable[..., Any]
+) -> None:
+    victoria_base = _victoria_fleet(rig, live_server)
+    total = sum(own["summary"]["requests"]["total"] for own in rig.own.values())
+    victim = "fleet-c"
+    bases = {
+        "prometheus": (rig.fleet_cli.url, lambda: None),
+        "victoria-metrics": (victoria_base, rig.victoria.force_flush),
+    }
+
+    def until_down(base: str, flush: Callable[[], None], killed: float) -> tuple[float, dict[str, Any]]:
+        while time.monotonic() - killed < 20:
+            flush()
+            fleet = _get(f"{base}/api/fleet/v1/telemetry").json()
+            if fleet["by_agent"][victim]["state"] == "down":
+                return time.monotonic() - killed, fleet
+            time.sleep(0.05)
+        raise AssertionError(f"{victim} never shown down over {base}: {fleet['by_agent'][victim]}")
+
+    with ThreadPoolExecutor(len(bases)) as pool:  # each TSDB watched on its own, from the kill on
+        rig.agents[victim].kill()
+        killed = time.monotonic()
+        watches = {
+            tsdb: pool.submit(until_down, base, flush, killed) for tsdb, (base, flush) in bases.items()
+        }
+        seen = {tsdb: watch.result() for tsdb, watch in watches.items()}
+    print(f"down after (s): { {tsdb: round(elapsed, 2) for tsdb, (elapsed, _) in seen.items()} }")
+    for tsdb, (elapsed, fleet) in seen.items():
+        assert elapsed <= 2 * SCRAPE_SECONDS + 1.0, (tsdb, elapsed)
+        assert fleet["agents"]["down"] == 1
+        assert fleet["agents"]["healthy"] == 2
+        assert fleet["requests"]["total"] == total  # its last counts stay in the totals
+        entry = fleet["by_agent"][victim]
+        assert entry["requests"]["total"] == rig.own[victim]["summary"]["requests"]["total"]
+        assert entry["scrape_up"] is False
+        assert entry["down_reason"] == "its scrape target is down (up == 0)"
+    services = _get(f"{rig.fleet_cli.url}/api/fleet/v1/telemetry", view="health").json()["services"]
+    victims = {name: state for name, state in services.items() if name.startswith(f"{victim}/")}
+    assert len(victims) == rig.own[victim]["summary"]["services"]["total"]
+    for state in victims.values():  # not the pass it last reported: unknown, saying why
+        assert state["status"] == "unknown"
+        assert "agent down: its scrape target is down" in state["reason"]
+    health = _get(f"{rig.fleet_cli.url}/api/{victim}/v1/telemetry/health")
+    assert health.status_code == 503
+    assert health.json()["status"] == "fail"
+
+
+def test_the_query_client_names_why_the_tsdb_gives_no_answer(
+    prometheus: Prometheus, free_port: Callable[..., int]
+) -> None:
+    client = PrometheusClient(TsdbConfig(prometheus.url))
+    with pytest.raises(TsdbError, match=r"answered 400: .*parse error"):
+        client.query("sum(", time.time())
+    assert client.query("vector(1)", time.time())[0].value == 1
+    closed = PrometheusClient(TsdbConfig(f"http://127.0.0.1:{free_port()}"))
+    with pytest.raises(TsdbError, match=r"cannot reach the TSDB at .*Connection refused"):
+        closed.query("up", time.time())
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        slow = PrometheusClient(
+            TsdbConfig(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_seconds=0.5)
+        )
+        with pytest.raises(TsdbError, match=r"did not answer within 0\.5 s"):
+            slow.query("up", time.time())
+
+
+def test_a_read_is_cached_for_the_ttl_like_a_collection(
+    prometheus: Prometheus, live_server: Callable[..., Any]
+) -> None:
+    app = create_fleet_app(prometheus.url, cache_ttl_seconds=60)
+    base = live_server(app).url
+    first = _get(f"{base}/api/fleet/v1/telemetry").json()
+    second = _get(f"{base}/api/fleet/v1/telemetry").json()
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert second["timestamp"] == first["timestamp"]  # the same read: no query was sent for it
+    assert app.state.fleet.source.client.queries == len(QUERIES)
+
+
+def test_a_refresh_costs_the_same_queries_whatever_the_agents(prometheus: Prometheus) -> None:
+    client = PrometheusClient(TsdbConfig(prometheus.url))
+    data = asyncio.run(FleetSource(client).read())
+    assert client.queries == data.queries == len(QUERIES)
+
+
+def _documented(name: str) -> dict[str, Any]:
+    text = (Path(__file__).parents[2] / "docs" / "deployment.md").read_text()
+    block = text.split(f"<!-- fleet-config: {name} -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    loaded: dict[str, Any] = yaml.safe_load(block)
+    return loaded
+
+
+def test_the_deployment_page_shows_the_configurations_the_tests_run(
+    backend_support: ModuleType, tmp_path: Path
+) -> None:
+    targets = ["127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"]
+    interval = f"{SCRAPE_SECONDS:g}s"
+    server = backend_support.Prometheus(
+        tmp_path / "p", targets, scrape_interval=interval, job="telemetry-otel"
+    )
+    agent = backend_support.PrometheusAgent(
+        tmp_path / "a",
+        targets,
+        "http://127.0.0.1:8428/api/v1/write",
+        scrape_interval=interval,
+        job="telemetry-otel",
+    )
+    for name, harness in (("prometheus", server), ("prometheus-agent", agent)):
+        harness._write_config()
+        written = json.loads(harness.config_path.read_text())
+        documented = _documented(name)
+        assert documented["global"].items() <= written["global"].items(), name
+        assert documented["scrape_configs"][0] == written["scrape_configs"][0], name  # the one job
+        assert documented.get("remote_write") == written.get("remote_write"), name
+
+
+def _import(
+    victoria: VictoriaMetrics, agent: str, text: str, at_unix: Sequence[float], keep: Callable[[str], bool]
+) -> None:
+    lines = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if family.name == "target_info" or not keep(sample.name):
+                continue
+            labels = {**sample.labels, "agent": agent, "job": "telemetry-otel", "instance": f"{agent}:8000"}
+            rendered = ",".join(f'{key}="{value}"' for key, value in labels.items())
+            for at in at_unix:
+                value = at if sample.name == "telemetry_collection_timestamp_seconds" else sample.value
+                lines.append(f"{sample.name}{{{rendered}}} {value!r} {int(at * 1000)}")
+    answer = victoria.http.post("/api/v1/import/prometheus", content="\n".join(lines) + "\n")
+    assert answer.status_code == 204, answer.text
+    victoria.force_flush()
+
+
+def test_a_silent_agent_is_down_with_its_age_and_an_incomplete_one_says_what_is_missing(
+    start_victoria_metrics: Callable[..., VictoriaMetrics], telemetry: Telemetry
+) -> None:
+    victoria = start_victoria_metrics()
+    service = instrument_service("llm", category="runtime", telemetry=telemetry)
+    service.record_request(0.2)
+    service.report_health("pass")
+    text = encode_prometheus_text(label_agent(asyncio.run(telemetry.collect()).metrics))
+    now = time.time()
+    _import(victoria, "silent", text, [now - 615, now - 600], lambda name: True)  # no `up`: pushed, say
+    _import(victoria, "partial", text, [now - 15, now], lambda name: name != "telemetry_component_info")
+    client = PrometheusClient(TsdbConfig(victoria.http_url))
+    data = asyncio.run(FleetSource(client, FleetSettings(down_after_seconds=300)).read(now + 1))
+    silent, partial = data.agents["silent"], data.agents["partial"]
+    assert silent.down_reason is not None
+    assert silent.down_reason.startswith("no collection for ")
+    assert silent.age_seconds == pytest.approx(601, abs=2)
+    assert silent.scrape_up is None  # the TSDB has no `up` for it: the age decides
+    assert silent.missing == ()
+    assert partial.missing == ("telemetry_component_info",)
+    assert not partial.down
+    models = {
+        name: build_model(ViewInputs(agent.collection, None, Thresholds(), agent.collection.time_unix_nano))
+        for name, agent in data.agents.items()
+    }
+    document = fleet_document(data, models, victoria.http_url)
+    assert document["agents"] == {"total": 2, "healthy": 0, "degraded": 0, "down": 1, "unknown": 1}
+    assert document["by_agent"]["silent"]["requests"]["total"] == 1  # its last count stays
+    assert document["by_agent"]["partial"]["missing"] == ["telemetry_component_info"]
+    assert client.queries == len(QUERIES)

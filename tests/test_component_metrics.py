@@ -1,0 +1,111 @@
+"""``/metrics`` alone describes a collection: components, bus membership, reported health, outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint
+
+from telemetry_otel import Snapshot, Telemetry
+from telemetry_otel.instrumentation import Bus, gauge, instrument_service
+
+DEPTH = gauge("work.queue.depth", "{item}", "Items waiting.")
+
+
+def _points(data: MetricsData, name: str) -> list[tuple[dict[str, object], float]]:
+    found = []
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == name:
+                    for point in metric.data.data_points:
+                        assert isinstance(point, NumberDataPoint)
+                        found.append((dict(point.attributes or {}), float(point.value)))
+    return found
+
+
+def test_components_health_buses_and_outcomes_are_series_of_the_collection(telemetry: Telemetry) -> None:
+    def broken() -> Snapshot:
+        raise OSError("disk")
+
+    llm = instrument_service(
+        "llm",
+        category="runtime",
+        snapshot=lambda: {"work.queue.depth": 3},
+        metrics=[DEPTH],
+        telemetry=telemetry,
+    )
+    instrument_service("store", category="graph", snapshot=broken, metrics=[DEPTH], telemetry=telemetry)
+    provider = instrument_service("openai", telemetry=telemetry)  # a bus-only provider, no snapshot
+    bus = Bus("llm_bus", telemetry=telemetry)
+    bus.attach(provider)
+    llm.report_health("warn", "slow")
+    before = time.time_ns()
+    collection = asyncio.run(telemetry.collect())
+    data = collection.metrics
+
+    info = {str(a["service.name"]): a for a, value in _points(data, "telemetry.component.info") if value == 1}
+    assert info["llm"] == {
+        "service.name": "llm",
+        "component.kind": "service",
+        "service.category": "runtime",
+        "component.snapshot": "true",
+    }
+    assert info["openai"] == {
+        "service.name": "openai",
+        "component.kind": "provider",
+        "component.snapshot": "false",
+    }
+    assert [a for a, _ in _points(data, "telemetry.component.bus")] == [
+        {"service.name": "openai", "bus.name": "llm_bus", "bus.provider": "openai"}
+    ]
+    health = {
+        (a["service.name"], a["health.status"]): v for a, v in _points(data, "telemetry.component.health")
+    }
+    assert health == {("llm", "pass"): 0, ("llm", "warn"): 1, ("llm", "fail"): 0}  # store never reported
+    (reported,) = _points(data, "telemetry.component.health.timestamp")
+    assert reported[1] == collection.component("llm").health.time_unix_nano / 1e9  # type: ignore[union-attr]
+    outcomes = {
+        (a["service.name"], a["collection.outcome"]): v
+        for a, v in _points(data, "telemetry.collection.outcome")
+    }
+    assert outcomes == {
+        ("llm", "ok"): 1,
+        ("llm", "error"): 0,
+        ("llm", "timeout"): 0,
+        ("store", "ok"): 0,
+        ("store", "error"): 1,
+        ("store", "timeout"): 0,
+    }  # the provider has no snapshot function: no outcome series
+    durations = {a["service.name"] for a, _ in _points(data, "telemetry.collection.snapshot.duration")}
+    assert durations == {"llm", "store"}
+    ((_, read_at),) = _points(data, "telemetry.collection.timestamp")
+    assert before / 1e9 <= read_at <= collection.time_unix_nano / 1e9
+    bus.close()
+
+
+def test_a_health_reported_after_the_cycle_shows_from_the_next_one(telemetry: Telemetry) -> None:
+    service = instrument_service("llm", category="runtime", telemetry=telemetry)
+    first = asyncio.run(telemetry.collect()).metrics
+    service.report_health("fail", "down")
+    second = asyncio.run(telemetry.collect()).metrics
+    assert _points(first, "telemetry.component.health") == []  # unknown: never reported, never 0
+    assert {a["health.status"] for a, v in _points(second, "telemetry.component.health") if v == 1} == {
+        "fail"
+    }
+
+
+def test_the_process_scrape_server_labels_every_sample_with_the_agent(telemetry: Telemetry) -> None:
+    import urllib.request
+
+    instrument_service("llm", category="runtime", telemetry=telemetry)
+    address = telemetry.serve_prometheus("127.0.0.1", 0)
+    assert address is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{address[1]}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    samples = [line for line in text.splitlines() if line and not line.startswith(("#", "target_info"))]
+    assert samples
+    agent = telemetry.resource.attributes["service.name"]
+    assert all(f'agent="{agent}"' in line for line in samples)
+    assert any(line.startswith("telemetry_component_info{") for line in samples)

@@ -1,0 +1,100 @@
+"""A collection rebuilt from ``/metrics`` as a TSDB stores it gives the views the same counts and health.
+
+The samples are what a Prometheus-compatible TSDB holds after scraping: the real exposition of a
+real demo runtime, parsed by ``prometheus_client``'s parser, labelled by the scrape (job, instance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+from prometheus_client.parser import text_string_to_metric_families
+
+from telemetry_otel import Collection, TelemetryConfig
+from telemetry_otel import Telemetry as Runtime
+from telemetry_otel.formats import encode_openmetrics, encode_prometheus_text, label_agent
+from telemetry_otel.instrumentation.demo import DemoRuntime
+from telemetry_otel.views import Thresholds, ViewInputs, render_view
+from telemetry_otel.views._fleet_collection import agent_collection
+from telemetry_otel.views._fleet_query import Sample
+
+
+def _scraped(collection: Collection, openmetrics: bool = False) -> list[Sample]:
+    """The samples a TSDB stores from one scrape (OpenMetrics: with the ``_created`` series)."""
+    labelled = label_agent(collection.metrics)
+    if openmetrics:
+        families = openmetrics_families(encode_openmetrics(labelled))
+    else:
+        families = text_string_to_metric_families(encode_prometheus_text(labelled))
+    scrape = {"job": "telemetry-otel", "instance": "127.0.0.1:9"}
+    return [
+        Sample({"__name__": sample.name, **sample.labels, **scrape}, float(sample.value))
+        for family in families
+        for sample in family.samples
+    ]
+
+
+@pytest.fixture
+def demo_collection() -> Collection:
+    runtime = Runtime(TelemetryConfig(service_name="fleet-a"))
+    demo = DemoRuntime(runtime, seed=11)
+    try:
+        for _ in range(40):
+            demo.step()
+        return asyncio.run(runtime.collect())
+    finally:
+        demo.close()
+        runtime.shutdown()
+
+
+def _inputs(collection: Collection) -> ViewInputs:
+    return ViewInputs(collection, None, Thresholds(cpu_count=4), collection.time_unix_nano)
+
+
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_counts_health_and_latency_of_every_view_survive_the_tsdb(
+    demo_collection: Collection, openmetrics: bool
+) -> None:
+    rebuilt = agent_collection(_scraped(demo_collection, openmetrics))
+    own_names = demo_collection.index.metric_names
+    assert rebuilt.collection.index.metric_names <= own_names  # every name restored, nothing invented
+    assert rebuilt.missing == ()
+    assert rebuilt.collected_at is not None
+    assert abs(rebuilt.collected_at - demo_collection.time_unix_nano / 1e9) < 5
+    own, fleet = _inputs(demo_collection), _inputs(rebuilt.collection)
+    summary, copy = render_view("summary", own).document, render_view("summary", fleet).document
+    for key in ("status", "services", "requests", "latency_p95_seconds", "alerts"):
+        assert copy[key] == summary[key], key
+    operational = render_view("operational", own).document["services"]
+    copied = render_view("operational", fleet).document["services"]
+    assert set(copied) == set(operational)
+    for name, state in operational.items():
+        for key in ("status", "requests", "errors", "queue_depth", "circuit_breaker", "category"):
+            assert copied[name][key] == state[key], (name, key)
+    buses = render_view("detailed", own).document["buses"]
+    copied_buses = render_view("detailed", fleet).document["buses"]
+    assert set(copied_buses) == set(buses)
+    for name, bus in buses.items():
+        for key in ("requests", "failures", "processed", "providers_total", "providers_healthy"):
+            assert copied_buses[name][key] == bus[key], (name, key)
+    performance = render_view("performance", own).document
+    copied_performance = render_view("performance", fleet).document
+    assert copied_performance["llm"] == performance["llm"]
+    assert copied_performance["cache"] == performance["cache"]
+    assert copied_performance["latency"] == performance["latency"]
+
+
+def test_an_agent_without_its_collector_series_says_which_are_missing(demo_collection: Collection) -> None:
+    samples = [
+        sample
+        for sample in _scraped(demo_collection)
+        if sample.labels["__name__"] not in ("telemetry_component_info", "telemetry_collection_outcome")
+    ]
+    rebuilt = agent_collection(samples)
+    assert rebuilt.missing[0] == "telemetry_component_info"
+    assert rebuilt.collection.components == ()
+    summary = render_view("summary", _inputs(rebuilt.collection)).document
+    assert summary["status"] == "fail"
+    assert summary["reason"] == "no services registered"  # never "healthy" for what is not known

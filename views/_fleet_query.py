@@ -1,0 +1,152 @@
+"""A client of the Prometheus HTTP query API (``/api/v1/query``), as Prometheus, VictoriaMetrics,
+Mimir and Thanos answer it: instant queries, their samples, and every failure as one reason.
+
+Standard library only (``urllib``): the fleet app runs each query on a worker thread. Every query
+is counted, so that a response can say how many it took.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import ssl
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DEFAULT_TSDB_TIMEOUT_SECONDS", "PrometheusClient", "Sample", "TsdbConfig", "TsdbError"]
+
+#: How long one query may take before the TSDB counts as unavailable.
+DEFAULT_TSDB_TIMEOUT_SECONDS = 10.0
+
+
+class TsdbError(Exception):
+    """The TSDB could not answer a query; the message is the reason, fit for a 503 body."""
+
+
+@dataclass(frozen=True)
+class TsdbConfig:
+    """Where the TSDB is and how to talk to it.
+
+    ``headers`` are sent with every query (a tenant header such as Mimir's ``X-Scope-OrgID``);
+    ``basic_auth`` (user, password) or ``bearer_token`` authenticate (not both); ``verify_tls``
+    off accepts any certificate (a self-signed test server).
+    """
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    basic_auth: tuple[str, str] | None = None
+    bearer_token: str | None = None
+    timeout_seconds: float = DEFAULT_TSDB_TIMEOUT_SECONDS
+    verify_tls: bool = True
+
+    def __post_init__(self) -> None:
+        parsed = urllib.parse.urlsplit(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"the TSDB URL must be http:// or https:// with a host, got {self.url!r}")
+        if self.basic_auth is not None and self.bearer_token is not None:
+            raise ValueError("give basic auth or a bearer token for the TSDB, not both")
+        if not (self.timeout_seconds > 0 and math.isfinite(self.timeout_seconds)):
+            raise ValueError(
+                f"the TSDB timeout must be a positive number of seconds, got {self.timeout_seconds!r}"
+            )
+        for name in self.headers:
+            if name.lower() == "authorization" and (self.basic_auth or self.bearer_token):
+                raise ValueError("an Authorization header and basic auth or a bearer token: give one")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One series of an instant vector: its labels (``__name__`` included when kept) and value."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+class PrometheusClient:
+    """Instant queries against one TSDB; :attr:`queries` counts those sent."""
+
+    def __init__(self, config: TsdbConfig) -> None:
+        self.config = config
+        self._endpoint = config.url.rstrip("/") + "/api/v1/query"
+        self._headers = {"Accept": "application/json", **config.headers}
+        if config.basic_auth is not None:
+            user, password = config.basic_auth
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            self._headers["Authorization"] = f"Basic {token}"
+        elif config.bearer_token is not None:
+            self._headers["Authorization"] = f"Bearer {config.bearer_token}"
+        self._context = None if config.verify_tls else ssl._create_unverified_context()
+        self._lock = threading.Lock()
+        self._queries = 0
+
+    @property
+    def queries(self) -> int:
+        """Queries sent since the client was made."""
+        return self._queries
+
+    def query(self, promql: str, at_unix_seconds: float) -> list[Sample]:
+        """The instant vector ``promql`` evaluates to at ``at_unix_seconds``; a :class:`TsdbError`
+        names why there is none (unreachable, timed out, refused, an error status, not a vector)."""
+        with self._lock:
+            self._queries += 1
+        form = urllib.parse.urlencode({"query": promql, "time": f"{at_unix_seconds:.3f}"}).encode("ascii")
+        request = urllib.request.Request(self._endpoint, data=form, headers=self._headers, method="POST")
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        where = self.config.url
+        try:
+            with urllib.request.urlopen(
+                request, timeout=self.config.timeout_seconds, context=self._context
+            ) as answer:
+                body = answer.read()
+        except urllib.error.HTTPError as exc:
+            raise TsdbError(f"the TSDB at {where} answered {exc.code}: {_error_text(exc)}") from None
+        except TimeoutError:
+            raise TsdbError(
+                f"the TSDB at {where} did not answer within {self.config.timeout_seconds:g} s"
+            ) from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise TsdbError(
+                    f"the TSDB at {where} did not answer within {self.config.timeout_seconds:g} s"
+                ) from None
+            raise TsdbError(f"cannot reach the TSDB at {where}: {exc.reason}") from None
+        except OSError as exc:
+            raise TsdbError(f"cannot reach the TSDB at {where}: {exc}") from None
+        return _vector(body, where)
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    try:
+        found = json.loads(exc.read() or b"{}")
+    except (ValueError, OSError):
+        return str(exc.reason)
+    if isinstance(found, dict) and isinstance(found.get("error"), str):
+        return str(found["error"])
+    return str(exc.reason)
+
+
+def _vector(body: bytes, where: str) -> list[Sample]:
+    try:
+        document: Any = json.loads(body)
+    except ValueError:
+        raise TsdbError(f"the TSDB at {where} answered something that is not JSON") from None
+    if not isinstance(document, dict) or document.get("status") != "success":
+        error = document.get("error") if isinstance(document, dict) else None
+        raise TsdbError(f"the TSDB at {where} refused the query: {error or 'no success status'}")
+    data = document.get("data") or {}
+    if data.get("resultType") != "vector":
+        raise TsdbError(f"the TSDB at {where} answered a {data.get('resultType')!r}, not an instant vector")
+    samples = []
+    for item in data.get("result") or ():
+        try:
+            labels = {str(key): str(value) for key, value in item["metric"].items()}
+            samples.append(Sample(labels, float(item["value"][1])))
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise TsdbError(f"the TSDB at {where} answered a sample that is not [time, value]") from None
+    return samples
