@@ -44,7 +44,7 @@ from telemetry_otel.views._fleet_source import FleetData, FleetSettings, FleetSo
 from telemetry_otel.views._fleet_summary import agent_meta, fleet_document, fleet_meta
 from telemetry_otel.views._formats import FORMATS, HEALTH_JSON
 from telemetry_otel.views._health_json import health_json
-from telemetry_otel.views._html import HTML_VIEWS, refresh_seconds_for, render_html
+from telemetry_otel.views._html import HTML_VIEWS, page, refresh_seconds_for
 from telemetry_otel.views._query import Query, check_filters, parse_query
 from telemetry_otel.views._rendered import Renderings
 from telemetry_otel.views._state import Model
@@ -204,11 +204,10 @@ class _FleetEndpoint:
             body = {**renderings.document(served, query.view, query.category, query.service), **meta}
             return Response(_JSON.encode(body).encode("utf-8"), media_type=FORMATS["json"])
         if query.format == "html":
-            summary = {**renderings.document(served, "summary", query.category, query.service), **meta}
-            health = renderings.document(served, "health", query.category, query.service)
-            operational = renderings.document(served, "operational", query.category, query.service)
-            page = render_html(summary, health, (), name, self.refresh_seconds, alerts=operational["alerts"])
-            return Response(page.encode("utf-8"), media_type=FORMATS["html"])
+            model = renderings.model(served, query.category, query.service)
+            shown_age = served.age_seconds
+            html = page(model, (), name, self.refresh_seconds, age_seconds=shown_age, view=query.view)
+            return Response(html.encode("utf-8"), media_type=FORMATS["html"])
         body_bytes = renderings.view_body(
             served, query.view, query.format, query.category, query.service, precision=query.precision or "ns"
         )
