@@ -195,11 +195,16 @@ def test_a_process_serves_its_own_metrics_over_http() -> None:
             for family in text_string_to_metric_families(body)
             for sample in family.samples
         }
-        scope = (("otel_scope_name", "telemetry_otel.process"), ("otel_scope_version", __version__))
+        # Every sample of /metrics names its agent (docs/fleet.md), here the runtime's service.name.
+        scope = (
+            ("agent", "proc-check"),
+            ("otel_scope_name", "telemetry_otel.process"),
+            ("otel_scope_version", __version__),
+        )
         rss = samples[("process_memory_usage_bytes", scope)]
         assert abs(rss - int(fields["VmRSS"].split()[0]) * 1024) < 16 * MiB
         assert samples[("process_thread_count", scope)] >= 1
-        assert ("process_cpu_time_seconds_total", (("cpu_mode", "user"), *scope)) in samples
+        assert ("process_cpu_time_seconds_total", tuple(sorted((("cpu_mode", "user"), *scope)))) in samples
     finally:
         assert child.stdin is not None
         child.stdin.close()
