@@ -38,7 +38,14 @@ from telemetry_otel.views._formats import FORMATS, HEALTH_JSON
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._history import StatusHistory
 from telemetry_otel.views._html import HTML_VIEWS, page, refresh_seconds_for
-from telemetry_otel.views._query import QUERY_PARAMETERS, Query, check_filters, parse_query
+from telemetry_otel.views._query import (
+    QUERY_PARAMETERS,
+    Query,
+    check_filters,
+    check_page_view,
+    check_precision,
+    parse_query,
+)
 from telemetry_otel.views._rendered import Renderings
 from telemetry_otel.views._thresholds import Thresholds
 
@@ -131,15 +138,9 @@ class _Endpoint:
         query = _check_agent(request, self.agent) or parse_query(request)
         if isinstance(query, Response):
             return query
-        if query.precision is not None and query.format != "influxdb":
-            message = f"query parameter 'precision' applies to format=influxdb, not format={query.format}"
-            return error_response(400, message, allowed=["influxdb"])
-        if query.format == "html" and query.view not in HTML_VIEWS:
-            return error_response(
-                400,
-                f"format=html shows the summary and health views, not {query.view!r}",
-                allowed=list(HTML_VIEWS),
-            )
+        refused = check_precision(query) or check_page_view(query, HTML_VIEWS)
+        if refused is not None:
+            return refused
         served = await self._collect(live=query.live)
         if isinstance(served, Response):
             return served

@@ -45,7 +45,7 @@ from telemetry_otel.views._fleet_summary import agent_meta, fleet_document, flee
 from telemetry_otel.views._formats import FORMATS, HEALTH_JSON
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._html import HTML_VIEWS, page, refresh_seconds_for
-from telemetry_otel.views._query import Query, check_filters, parse_query
+from telemetry_otel.views._query import Query, check_filters, check_page_view, check_precision, parse_query
 from telemetry_otel.views._rendered import Renderings
 from telemetry_otel.views._state import Model
 from telemetry_otel.views._thresholds import Thresholds
@@ -185,15 +185,9 @@ class _FleetEndpoint:
         data, age, cached = read
         if name not in data.agents:
             return error_response(404, f"unknown agent {name!r}", agents=[FLEET_AGENT, *data.agents])
-        if query.precision is not None and query.format != "influxdb":
-            message = f"query parameter 'precision' applies to format=influxdb, not format={query.format}"
-            return error_response(400, message, allowed=["influxdb"])
-        if query.format == "html" and query.view not in HTML_VIEWS:
-            return error_response(
-                400,
-                f"format=html shows the summary and health views, not {query.view!r}",
-                allowed=list(HTML_VIEWS),
-            )
+        refused = check_precision(query) or check_page_view(query, HTML_VIEWS)
+        if refused is not None:
+            return refused
         served = self._agent(data, name, age, cached)
         refused = check_filters(query, served.collection)
         if refused is not None:
@@ -224,9 +218,9 @@ class _FleetEndpoint:
             return error_response(
                 400, "the fleet summary covers every agent: filter another view, or ask one agent", allowed=[]
             )
-        if query.precision is not None and query.format != "influxdb":
-            message = f"query parameter 'precision' applies to format=influxdb, not format={query.format}"
-            return error_response(400, message, allowed=["influxdb"])
+        refused = check_precision(query)
+        if refused is not None:
+            return refused
         read = await self.read()
         if isinstance(read, Response):
             return read

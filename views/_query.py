@@ -109,3 +109,19 @@ def check_filters(query: Query, collection: Collection) -> Response | None:
         if value is not None and value not in allowed:
             return error_response(400, f"{key}={value!r} is not one of the allowed values", allowed=allowed)
     return None
+
+
+def check_precision(query: Query) -> Response | None:
+    """A 400 when ``precision`` is given for a format other than InfluxDB's, else None."""
+    if query.precision is not None and query.format != "influxdb":
+        message = f"query parameter 'precision' applies to format=influxdb, not format={query.format}"
+        return error_response(400, message, allowed=["influxdb"])
+    return None
+
+
+def check_page_view(query: Query, views: Sequence[str]) -> Response | None:
+    """A 400 naming ``views`` when ``format=html`` asks for a view the page does not show, else None."""
+    if query.format == "html" and query.view not in views:
+        shown = f"the {' and '.join(views)} view{'s' if len(views) > 1 else ''}"
+        return error_response(400, f"format=html shows {shown}, not {query.view!r}", allowed=list(views))
+    return None
