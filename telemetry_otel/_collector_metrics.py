@@ -51,6 +51,10 @@ class CollectorMetrics:
         self._timeouts: dict[str, int] = {}
         self._problems: dict[str, int] = {}
 
+    def reset_after_fork(self) -> None:
+        """A forked child counts its own cycles from zero."""
+        self.__init__()  # type: ignore[misc]
+
     @property
     def scope(self) -> InstrumentationScope:
         """The collector's instrumentation scope."""

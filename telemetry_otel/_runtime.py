@@ -23,12 +23,15 @@ from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import TelemetryConfig
 from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
+from telemetry_otel._fork import renew_instance_id, reset_after_fork, zero_sdk_counts
 from telemetry_otel._index import OwnerIndex
 from telemetry_otel._pool import DaemonThreadPool
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._scrape_server import ScrapeServer
 from telemetry_otel._snapshot_log import SnapshotLog
 from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter
+from telemetry_otel.host._cycle import HostCycle
+from telemetry_otel.host._link import HostLink, parse_endpoint
 from telemetry_otel.vocabulary import SERVICE_INSTANCE_ID, SERVICE_NAME
 
 __all__ = ["SNAPSHOT_THREADS", "THREAD_JOIN_SECONDS", "Telemetry", "process_instance_id"]
@@ -50,11 +53,18 @@ class Telemetry:
 
     def __init__(self, config: TelemetryConfig, exporters: Sequence[PushExporter] = ()) -> None:
         self.config = config
+        #: A worker of a multi-process host reports to its aggregator and answers for the host.
+        hosted = config.host_endpoint is not None and not config.disabled
         attributes = {
             SERVICE_INSTANCE_ID: process_instance_id(),
             **config.resource_attributes,
             SERVICE_NAME: config.service_name,
         }
+        # A worker is one instance of several: its id is its own process's whatever the environment says.
+        self._own_instance_id = hosted or SERVICE_INSTANCE_ID not in config.resource_attributes
+        if hosted:
+            attributes[SERVICE_INSTANCE_ID] = process_instance_id()
+        self._exporter_objects = list(exporters)
         self.resource = Resource.create(attributes)
         self.components = ComponentRegistry()
         self._producers: list[MetricProducer] = []
@@ -82,13 +92,40 @@ class Telemetry:
         else:
             self._reader = PullReader(cardinality_limit=config.cardinality_limit)
             self.meter_provider = MeterProvider(resource=self.resource, metric_readers=[self._reader])
-        #: The one owner of collection cycles: every consumer asks it for a collection no older than X.
-        self.cycle = CollectionCycle(
+        longest = (config.service_timeout_millis + config.collection_timeout_millis) / 1000
+        #: This process's own collection cycles (a worker's reports are made from them).
+        self.local_cycle = CollectionCycle(
             self._collect_for_cycle,
             live_min_interval_millis=config.live_min_interval_millis,
             stale_after_ttls=config.stale_after_ttls,
-            longest_cycle_seconds=(config.service_timeout_millis + config.collection_timeout_millis) / 1000,
+            longest_cycle_seconds=longest,
         )
+        #: The one owner of collection cycles: every consumer asks it for a collection no older than X.
+        #: In a worker of a multi-process host, the host picture (:class:`HostCycle`).
+        self.cycle: CollectionCycle = self.local_cycle
+        self._host: HostLink | None = None
+        if hosted:
+            assert config.host_endpoint is not None
+            self._host = HostLink(
+                parse_endpoint(config.host_endpoint),
+                collect_local=self.local_cycle.collect_now,
+                resource=lambda: self.resource,
+                interval_seconds=config.report_interval_millis / 1000,
+                timeout_seconds=longest + 1.0,
+            )
+            self.cycle = HostCycle(
+                self._host,
+                longest_cycle_seconds=longest,
+                live_min_interval_millis=config.live_min_interval_millis,
+            )
+            if exporters:
+                _logger.warning(
+                    "this process is a worker of a multi-process host (TELEMETRY_OTEL_HOST_ENDPOINT): "
+                    "push exporters run once per host, in the host aggregator (configure them with "
+                    "OTEL_METRICS_EXPORTER in its environment); the %d exporter(s) given here do not run",
+                    len(exporters),
+                )
+            exporters = ()
         self._host_loop: asyncio.AbstractEventLoop | None = None
         self._prometheus: ScrapeServer | None = None
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
@@ -106,6 +143,11 @@ class Telemetry:
             self._read_executor.prestart(1)
             self._executor.prestart(1)
             atexit.register(_shutdown_at_exit, weakref.ref(self))
+        if self._host is not None:
+            self._host.start()
+            # A worker that exits gracefully sends its final counts, even without shutdown().
+            atexit.register(_shutdown_at_exit, weakref.ref(self))
+        _register_fork_handlers(weakref.ref(self))
 
     @property
     def disabled(self) -> bool:
@@ -285,9 +327,12 @@ class Telemetry:
             hook(self)
         self._close_prometheus()  # first: no scrape starts a cycle from now on
         self._host_loop = None  # the final collection runs on the cycle's own loop
+        if self._host is not None:  # a worker's final counts go to the host before anything closes
+            self._host.close(final_report=export)
         # The final export and flush, before anything closes.
         self.exports.shutdown(timeout_millis, final=export)
         self.cycle.close()
+        self.local_cycle.close()
         if isinstance(self.meter_provider, MeterProvider):
             self.meter_provider.shutdown(timeout_millis=timeout_millis)
         # Idle threads end within microseconds of their stop signal: give them that much even when
@@ -311,6 +356,82 @@ class Telemetry:
                 len(stuck),
                 ", ".join(stuck),
             )
+
+    # -- fork safety ---------------------------------------------------------------------------------
+
+    def _before_fork(self) -> None:
+        """The reporter thread stops while the process forks (no lock of it is held in the child)."""
+        if self._host is not None:
+            self._host.stop()
+
+    def _after_fork_in_parent(self) -> None:
+        if self._host is not None and not self._shut_down:
+            self._host.start()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child is a new instance counting from zero, with threads and locks of its own.
+
+        Runs in the child before any other thread: the parent's counts (SDK storage, producers,
+        buses, cached collections) are emptied, locks a parent thread may have held are re-made, the
+        ``service.instance.id`` is the child's own, and threads (the cycle's, the pools', the push
+        exporters', a worker's reporter) start afresh when next needed.
+        """
+        self._producers_lock = threading.Lock()
+        self._collect_lock = threading.Lock()
+        self._lifecycle_lock = threading.RLock()
+        self._host_loop = None
+        self._snapshot_log = SnapshotLog()
+        self.components.reset_after_fork()
+        if self._shut_down:
+            return
+        provider = self.meter_provider if isinstance(self.meter_provider, MeterProvider) else None
+        if self._own_instance_id:
+            instance = process_instance_id()
+            self.resource = self.resource.merge(Resource({SERVICE_INSTANCE_ID: instance}))
+            if provider is not None:
+                renew_instance_id(provider, instance)
+        if provider is not None:
+            zero_sdk_counts(provider)
+        reset_after_fork([*self._producers, *self._aggregators])
+        self.local_cycle.reset_after_fork()
+        if self.cycle is not self.local_cycle:
+            self.cycle.reset_after_fork()
+        self._executor.reset_after_fork()
+        self._read_executor.reset_after_fork()
+        server, self._prometheus = self._prometheus, None
+        if server is not None:
+            server.abandon()
+        if self.exports.exporters:
+            self.exports = ExportPipeline(
+                self.export_source,
+                self._exporter_objects,
+                interval_millis=self.config.export_interval_millis,
+                timeout_millis=self.config.export_timeout_millis,
+            )
+            self.exports.start()
+        if self._host is not None:
+            self._host.after_fork_in_child()
+
+
+def _register_fork_handlers(reference: weakref.ref[Telemetry]) -> None:
+    """Fork handlers for one runtime, holding it weakly (a runtime that is gone costs a no-op)."""
+
+    def before() -> None:
+        telemetry = reference()
+        if telemetry is not None:
+            telemetry._before_fork()
+
+    def after_in_parent() -> None:
+        telemetry = reference()
+        if telemetry is not None:
+            telemetry._after_fork_in_parent()
+
+    def after_in_child() -> None:
+        telemetry = reference()
+        if telemetry is not None:
+            telemetry._after_fork_in_child()
+
+    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
 
 
 def _shutdown_at_exit(reference: weakref.ref[Telemetry]) -> None:

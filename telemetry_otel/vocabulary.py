@@ -27,6 +27,7 @@ __all__ = [
     "HEALTH_STATUS",
     "INSTRUMENT_KINDS",
     "OVERFLOW",
+    "PROCESS_PID",
     "SERVICE_CATEGORY",
     "SERVICE_ERRORS",
     "SERVICE_HEALTH",
@@ -58,6 +59,8 @@ SERVICE_NAME: Final = "service.name"
 SERVICE_CATEGORY: Final = "service.category"
 #: Resource attribute identifying one process of a runtime (OTel resource conventions).
 SERVICE_INSTANCE_ID: Final = "service.instance.id"
+#: Resource attribute of a worker's report to the host: the worker's process id (OTel conventions).
+PROCESS_PID: Final = "process.pid"
 #: The bus a data point belongs to.
 BUS_NAME: Final = "bus.name"
 #: The provider of a bus a per-provider data point belongs to.
