@@ -14,7 +14,10 @@ public reset: they are tested against the installed SDK in ``tests/test_fork.py`
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -22,7 +25,15 @@ from opentelemetry.sdk.resources import Resource
 
 from telemetry_otel.vocabulary import SERVICE_INSTANCE_ID
 
-__all__ = ["ForkAware", "renew_instance_id", "reset_after_fork", "zero_sdk_counts"]
+__all__ = [
+    "ForkAware",
+    "ForkHooks",
+    "process_instance_id",
+    "register_fork_handlers",
+    "renew_instance_id",
+    "reset_after_fork",
+    "zero_sdk_counts",
+]
 
 
 @runtime_checkable
@@ -31,6 +42,50 @@ class ForkAware(Protocol):
 
     def reset_after_fork(self) -> None:
         """Forget every count and re-make every lock (called in the child, before any other thread)."""
+
+
+class ForkHooks(Protocol):
+    """What a runtime does around a fork (the runtime's own methods)."""
+
+    def _before_fork(self) -> None: ...
+
+    def _after_fork_in_parent(self) -> None: ...
+
+    def _after_fork_in_child(self) -> None: ...
+
+
+def register_fork_handlers(reference: Callable[[], ForkHooks | None]) -> None:
+    """Fork handlers for one runtime, holding it weakly (a runtime that is gone costs a no-op)."""
+
+    def before() -> None:
+        telemetry = reference()
+        if telemetry is not None:
+            telemetry._before_fork()
+
+    def after_in_parent() -> None:
+        telemetry = reference()
+        if telemetry is not None:
+            telemetry._after_fork_in_parent()
+
+    def after_in_child() -> None:
+        telemetry = reference()
+        if telemetry is not None:
+            telemetry._after_fork_in_child()
+
+    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
+
+
+_instance_id: tuple[int, str] | None = None
+
+
+def process_instance_id() -> str:
+    """This process's ``service.instance.id``: a random UUID, new in every process (a forked child
+    gets its own). ``OTEL_RESOURCE_ATTRIBUTES`` may set another for the runtime's resource."""
+    global _instance_id
+    pid = os.getpid()
+    if _instance_id is None or _instance_id[0] != pid:
+        _instance_id = (pid, str(uuid.uuid4()))
+    return _instance_id[1]
 
 
 def zero_sdk_counts(provider: MeterProvider) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import os
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Sequence
 
@@ -23,7 +21,13 @@ from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import TelemetryConfig
 from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
-from telemetry_otel._fork import renew_instance_id, reset_after_fork, zero_sdk_counts
+from telemetry_otel._fork import (
+    process_instance_id,
+    register_fork_handlers,
+    renew_instance_id,
+    reset_after_fork,
+    zero_sdk_counts,
+)
 from telemetry_otel._index import OwnerIndex
 from telemetry_otel._pool import DaemonThreadPool
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
@@ -147,7 +151,7 @@ class Telemetry:
             self._host.start()
             # A worker that exits gracefully sends its final counts, even without shutdown().
             atexit.register(_shutdown_at_exit, weakref.ref(self))
-        _register_fork_handlers(weakref.ref(self))
+        register_fork_handlers(weakref.ref(self))
 
     @property
     def disabled(self) -> bool:
@@ -369,13 +373,8 @@ class Telemetry:
             self._host.start()
 
     def _after_fork_in_child(self) -> None:
-        """A forked child is a new instance counting from zero, with threads and locks of its own.
-
-        Runs in the child before any other thread: the parent's counts (SDK storage, producers,
-        buses, cached collections) are emptied, locks a parent thread may have held are re-made, the
-        ``service.instance.id`` is the child's own, and threads (the cycle's, the pools', the push
-        exporters', a worker's reporter) start afresh when next needed.
-        """
+        """A forked child is a new instance counting from zero, with threads and locks of its own
+        (see ``_fork.py``); threads start afresh when next needed."""
         self._producers_lock = threading.Lock()
         self._collect_lock = threading.Lock()
         self._lifecycle_lock = threading.RLock()
@@ -413,41 +412,7 @@ class Telemetry:
             self._host.after_fork_in_child()
 
 
-def _register_fork_handlers(reference: weakref.ref[Telemetry]) -> None:
-    """Fork handlers for one runtime, holding it weakly (a runtime that is gone costs a no-op)."""
-
-    def before() -> None:
-        telemetry = reference()
-        if telemetry is not None:
-            telemetry._before_fork()
-
-    def after_in_parent() -> None:
-        telemetry = reference()
-        if telemetry is not None:
-            telemetry._after_fork_in_parent()
-
-    def after_in_child() -> None:
-        telemetry = reference()
-        if telemetry is not None:
-            telemetry._after_fork_in_child()
-
-    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
-
-
 def _shutdown_at_exit(reference: weakref.ref[Telemetry]) -> None:
     telemetry = reference()
     if telemetry is not None:
         telemetry.shutdown(telemetry.config.export_timeout_millis)
-
-
-_instance_id: tuple[int, str] | None = None
-
-
-def process_instance_id() -> str:
-    """This process's ``service.instance.id``: a random UUID, new in every process (a forked child
-    gets its own). ``OTEL_RESOURCE_ATTRIBUTES`` may set another for the runtime's resource."""
-    global _instance_id
-    pid = os.getpid()
-    if _instance_id is None or _instance_id[0] != pid:
-        _instance_id = (pid, str(uuid.uuid4()))
-    return _instance_id[1]

@@ -21,14 +21,12 @@ Rules (``docs/workers.md`` states them for users):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
-    Buckets,
     ExponentialHistogram,
     ExponentialHistogramDataPoint,
     Gauge,
@@ -45,6 +43,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel._collection import WorkerRecord
+from telemetry_otel.host._values import (
+    Exp,
+    Hist,
+    HostGaugeRule,
+    Value,
+    add_value,
+    apply_gauge_rule,
+    copy_value,
+    dense,
+    value_of,
+)
 from telemetry_otel.vocabulary import (
     BUS_PROVIDERS,
     BUS_PROVIDERS_HEALTHY,
@@ -67,7 +76,6 @@ __all__ = [
     "parse_gauge_rules",
 ]
 
-HostGaugeRule: TypeAlias = Literal["sum", "min", "max", "mean", "last", "worker"]
 HOST_GAUGE_RULES: tuple[HostGaugeRule, ...] = ("sum", "min", "max", "mean", "last", "worker")
 #: How a gauge without a declared rule is folded across workers (the bus default).
 DEFAULT_HOST_GAUGE_RULE: HostGaugeRule = "sum"
@@ -109,64 +117,6 @@ def parse_gauge_rules(text: str) -> dict[str, HostGaugeRule]:
     return rules
 
 
-@dataclass
-class _Hist:
-    count: int
-    sum: float
-    buckets: list[int]
-    bounds: tuple[float, ...]
-    min: float
-    max: float
-
-    def add(self, other: _Hist) -> None:
-        self.count += other.count
-        self.sum += other.sum
-        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
-
-
-@dataclass
-class _Exp:
-    count: int
-    sum: float
-    scale: int
-    zero_count: int
-    positive: dict[int, int]
-    negative: dict[int, int]
-    min: float
-    max: float
-
-    def add(self, other: _Exp) -> None:
-        scale = min(self.scale, other.scale)
-        self.positive = _downscaled(self.positive, self.scale - scale)
-        self.negative = _downscaled(self.negative, self.scale - scale)
-        for mine, theirs in (
-            (self.positive, _downscaled(other.positive, other.scale - scale)),
-            (self.negative, _downscaled(other.negative, other.scale - scale)),
-        ):
-            for index, count in theirs.items():
-                mine[index] = mine.get(index, 0) + count
-        self.scale = scale
-        self.count += other.count
-        self.sum += other.sum
-        self.zero_count += other.zero_count
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
-
-
-def _downscaled(buckets: dict[int, int], shift: int) -> dict[int, int]:
-    if shift == 0:
-        return dict(buckets)
-    out: dict[int, int] = {}
-    for index, count in buckets.items():
-        out[index >> shift] = out.get(index >> shift, 0) + count
-    return out
-
-
-_Value: TypeAlias = int | float | _Hist | _Exp
-
-
 @dataclass(frozen=True)
 class _Meta:
     kind: _Kind
@@ -181,7 +131,7 @@ class _Worker:
     pid: int | None
     resource: Resource
     #: Series key -> (value, time of the point) of the worker's last report.
-    values: dict[_SeriesKey, tuple[_Value, int]] = field(default_factory=dict)
+    values: dict[_SeriesKey, tuple[Value, int]] = field(default_factory=dict)
     reports: int = 0
     last_report_unix_nano: int = 0
 
@@ -211,7 +161,7 @@ class HostFold:
         self._rules = {**BUILTIN_HOST_GAUGE_RULES, **(gauge_rules or {})}
         self._default_rule = default_gauge_rule
         self._workers: dict[str, _Worker] = {}
-        self._retired: dict[_SeriesKey, _Value] = {}
+        self._retired: dict[_SeriesKey, Value] = {}
         #: Metric identity -> what it is, in first-seen order (the order of the host picture).
         self._meta: dict[_MetricKey, _Meta] = {}
         #: Workers folded into the retired totals, all time.
@@ -243,7 +193,7 @@ class HostFold:
             worker = self._workers.get(instance)
             if worker is None:
                 worker = self._workers[instance] = _Worker(instance, pid, resource)
-            values: dict[_SeriesKey, tuple[_Value, int]] = {}
+            values: dict[_SeriesKey, tuple[Value, int]] = {}
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
                     self._read_metric(scope_metrics.scope, metric, values, problems, instance)
@@ -272,10 +222,10 @@ class HostFold:
 
     def picture(self, now_unix_nano: int) -> MetricsData:
         """The host totals as one resource: the first live worker's resource, with the host's id."""
-        totals: dict[_SeriesKey, _Value] = {}
-        gauges: dict[_SeriesKey, list[tuple[_Value, int, str]]] = {}
+        totals: dict[_SeriesKey, Value] = {}
+        gauges: dict[_SeriesKey, list[tuple[Value, int, str]]] = {}
         for key, value in self._retired.items():
-            totals[key] = _copy(value)
+            totals[key] = copy_value(value)
         workers = sorted(self._workers.values(), key=lambda w: w.instance_id)
         for worker in workers:
             for key, (value, time_unix_nano) in worker.values.items():
@@ -283,15 +233,15 @@ class HostFold:
                 if meta.kind == "gauge":
                     gauges.setdefault(key, []).append((value, time_unix_nano, worker.instance_id))
                 elif key in totals:
-                    _add_into(totals, key, value)
+                    totals[key] = add_value(totals[key], value)
                 else:
-                    totals[key] = _copy(value)
+                    totals[key] = copy_value(value)
         points: dict[_MetricKey, list[Any]] = {}
         for key, value in totals.items():
             points.setdefault(key[0], []).append(self._point(key, value, now_unix_nano))
         for key, values in gauges.items():
             rule = self._rules.get(key[0][1], self._default_rule)
-            for attributes, number in _gauge(rule, dict(key[1]), values):
+            for attributes, number in apply_gauge_rule(rule, dict(key[1]), values):
                 points.setdefault(key[0], []).append(NumberDataPoint(attributes, 0, now_unix_nano, number))
         scopes: dict[_ScopeKey, tuple[InstrumentationScope, list[Metric]]] = {}
         for metric_key, meta in self._meta.items():
@@ -315,7 +265,7 @@ class HostFold:
         self,
         scope: InstrumentationScope,
         metric: Metric,
-        values: dict[_SeriesKey, tuple[_Value, int]],
+        values: dict[_SeriesKey, tuple[Value, int]],
         problems: list[str],
         instance: str,
     ) -> None:
@@ -347,25 +297,23 @@ class HostFold:
                 metric_key,
                 frozenset(point.attributes.items()) if point.attributes else frozenset(),
             )
-            value = _value_of(point)
-            if isinstance(value, _Hist) and not self._same_bounds(
-                key, value, problems, instance, metric.name
-            ):
+            value = value_of(point)
+            if isinstance(value, Hist) and not self._same_bounds(key, value, problems, instance, metric.name):
                 continue
             values[key] = (value, point.time_unix_nano)
 
     def _same_bounds(
-        self, key: _SeriesKey, value: _Hist, problems: list[str], instance: str, name: str
+        self, key: _SeriesKey, value: Hist, problems: list[str], instance: str, name: str
     ) -> bool:
         known = self._retired.get(key)
-        if not isinstance(known, _Hist):
+        if not isinstance(known, Hist):
             known = next(
                 (
                     v
                     for w in self._workers.values()
                     if w.instance_id != instance
                     for k, (v, _) in w.values.items()
-                    if k == key and isinstance(v, _Hist)
+                    if k == key and isinstance(v, Hist)
                 ),
                 None,
             )
@@ -377,113 +325,34 @@ class HostFold:
         )
         return False
 
-    def _went_back(self, key: _SeriesKey, new: _Value, old: _Value) -> bool:
+    def _went_back(self, key: _SeriesKey, new: Value, old: Value) -> bool:
         kind = self._meta[key[0]].kind
         if kind == "counter":
             return isinstance(new, int | float) and isinstance(old, int | float) and new < old
         if kind in ("histogram", "exponential"):
-            return isinstance(new, _Hist | _Exp) and isinstance(old, _Hist | _Exp) and new.count < old.count
+            return isinstance(new, Hist | Exp) and isinstance(old, Hist | Exp) and new.count < old.count
         return False
 
-    def _retire_value(self, key: _SeriesKey, value: _Value) -> None:
+    def _retire_value(self, key: _SeriesKey, value: Value) -> None:
         if key in self._retired:
-            _add_into(self._retired, key, value)
+            self._retired[key] = add_value(self._retired[key], value)
         else:
-            self._retired[key] = _copy(value)
+            self._retired[key] = copy_value(value)
 
-    def _point(self, key: _SeriesKey, value: _Value, now: int) -> Any:
+    def _point(self, key: _SeriesKey, value: Value, now: int) -> Any:
         attributes = dict(key[1])
         start = self.start_unix_nano
-        if isinstance(value, _Hist):
+        if isinstance(value, Hist):
             return HistogramDataPoint(
                 attributes, start, now, value.count, value.sum, list(value.buckets), list(value.bounds),
                 value.min, value.max,
             )  # fmt: skip
-        if isinstance(value, _Exp):
+        if isinstance(value, Exp):
             return ExponentialHistogramDataPoint(
                 attributes, start, now, value.count, value.sum, value.scale, value.zero_count,
-                _dense(value.positive), _dense(value.negative), 0, value.min, value.max,
+                dense(value.positive), dense(value.negative), 0, value.min, value.max,
             )  # fmt: skip
         return NumberDataPoint(attributes, start, now, value)
-
-
-def _value_of(point: Any) -> _Value:
-    if isinstance(point, HistogramDataPoint):
-        return _Hist(
-            point.count,
-            float(point.sum),
-            list(point.bucket_counts),
-            tuple(point.explicit_bounds),
-            float(point.min) if point.count else math.inf,
-            float(point.max) if point.count else -math.inf,
-        )
-    if isinstance(point, ExponentialHistogramDataPoint):
-        return _Exp(
-            point.count,
-            float(point.sum),
-            point.scale,
-            point.zero_count,
-            _sparse(point.positive),
-            _sparse(point.negative),
-            float(point.min) if point.count else math.inf,
-            float(point.max) if point.count else -math.inf,
-        )
-    value: int | float = point.value
-    return value
-
-
-def _sparse(buckets: Buckets) -> dict[int, int]:
-    return {buckets.offset + i: c for i, c in enumerate(buckets.bucket_counts) if c}
-
-
-def _dense(buckets: dict[int, int]) -> Buckets:
-    if not buckets:
-        return Buckets(0, [])
-    low, high = min(buckets), max(buckets)
-    return Buckets(low, [buckets.get(i, 0) for i in range(low, high + 1)])
-
-
-def _copy(value: _Value) -> _Value:
-    if isinstance(value, _Hist):
-        return _Hist(value.count, value.sum, list(value.buckets), value.bounds, value.min, value.max)
-    if isinstance(value, _Exp):
-        return _Exp(
-            value.count, value.sum, value.scale, value.zero_count, dict(value.positive),
-            dict(value.negative), value.min, value.max,
-        )  # fmt: skip
-    return value
-
-
-def _add_into(totals: dict[_SeriesKey, _Value], key: _SeriesKey, value: _Value) -> None:
-    total = totals[key]
-    if isinstance(total, _Hist) and isinstance(value, _Hist):
-        total.add(value)
-        return
-    if isinstance(total, _Exp) and isinstance(value, _Exp):
-        total.add(value)
-        return
-    if isinstance(total, int | float) and isinstance(value, int | float):
-        totals[key] = total + value
-
-
-def _gauge(
-    rule: HostGaugeRule, attributes: dict[str, Any], values: list[tuple[_Value, int, str]]
-) -> list[tuple[dict[str, Any], int | float]]:
-    numbers = [(v, t, i) for v, t, i in values if isinstance(v, int | float)]
-    if not numbers:
-        return []
-    if rule == "worker":
-        return [({**attributes, SERVICE_INSTANCE_ID: i}, v) for v, _, i in numbers]
-    plain = [v for v, _, _ in numbers]
-    if rule == "sum":
-        return [(attributes, sum(plain))]
-    if rule == "min":
-        return [(attributes, min(plain))]
-    if rule == "max":
-        return [(attributes, max(plain))]
-    if rule == "mean":
-        return [(attributes, sum(plain) / len(plain))]
-    return [(attributes, max(numbers, key=lambda n: n[1])[0])]  # last
 
 
 def _metric(name: str, meta: _Meta, points: list[Any]) -> Metric:
