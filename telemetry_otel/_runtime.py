@@ -236,6 +236,12 @@ class Telemetry:
         bound = (self.config.service_timeout_millis + self.config.collection_timeout_millis) / 1000
         return self.cycle.get_blocking(self.cycle.live_min_interval_seconds, bound).collection.metrics
 
+    def report_to_host(self) -> bool:
+        """A worker of a multi-process host: send its counts to the host aggregator now (a final
+        report before the process stops: a server that ends by re-raising SIGTERM skips ``atexit``).
+        False when the report failed (logged) or the process is no worker."""
+        return self._host is not None and self._host.report_now()
+
     @property
     def prometheus_address(self) -> tuple[str, int] | None:
         """Where :meth:`serve_prometheus` serves ``/metrics`` (host, port), or None."""

@@ -55,6 +55,8 @@ def setup_telemetry(
     stale_after_ttls: float | None = None,
     prometheus_server: bool | None = None,
     set_global: bool = True,
+    host_endpoint: str | None = None,
+    report_interval_millis: float | None = None,
 ) -> Telemetry:
     """Configure the shared telemetry runtime once and return its handle.
 
@@ -75,6 +77,11 @@ def setup_telemetry(
     serve`` passes False: it serves ``/metrics`` itself), True always. A busy port is logged, not
     raised. ``live_min_interval_millis`` floors live collections and ``stale_after_ttls`` says when
     data that stopped refreshing is stale: see ``docs/collection-cycle.md``.
+
+    ``host_endpoint`` (``TELEMETRY_OTEL_HOST_ENDPOINT``, ``127.0.0.1:PORT``): this process is one
+    worker of several on a host; it reports to the host aggregator there every
+    ``report_interval_millis`` (``TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS``, 1000) and answers every
+    consumer from the host picture; see ``docs/workers.md``.
     """
     config = TelemetryConfig.resolve(
         service_name=service_name,
@@ -88,6 +95,8 @@ def setup_telemetry(
         attribute_value_length_limit=attribute_value_length_limit,
         live_min_interval_millis=live_min_interval_millis,
         stale_after_ttls=stale_after_ttls,
+        host_endpoint=host_endpoint,
+        report_interval_millis=report_interval_millis,
     )
     return _setup(config, exporters, prometheus_server, set_global=set_global, provisional=False)
 

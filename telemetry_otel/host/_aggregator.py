@@ -273,6 +273,19 @@ class HostAggregator:
                 threading.Thread(target=self.close, name="telemetry-host-close", daemon=True).start()
                 return
 
+    def drain(self, timeout_seconds: float) -> bool:
+        """Wait until every live worker is gone (their final reports in), at most ``timeout_seconds``;
+        True when none is left. A stop signal often reaches the workers and the aggregator at once."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            self.sweep()
+            with self._lock:
+                if not self.fold.worker_pids():
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the aggregator is closed; True if it is."""
         return self._closed.wait(timeout)

@@ -3,6 +3,8 @@
 ``--listen 127.0.0.1:PORT`` (default ``TELEMETRY_OTEL_HOST_ENDPOINT``). Push exporters come from
 ``OTEL_METRICS_EXPORTER`` and its variables, exported every ``OTEL_METRIC_EXPORT_INTERVAL`` with
 the host picture; host gauge rules from ``TELEMETRY_OTEL_HOST_GAUGE_RULES`` (``name=rule,...``).
+SIGTERM and SIGINT first wait (``--drain-seconds``, 30) for the live workers to send their final
+reports and exit: a signal to a whole process group reaches them at the same time.
 ``--exit-when-idle``: stop once no worker has reported for ``--idle-seconds`` (default 10 report
 intervals, at least 10 s); this is how a worker starts one, and when the port is taken (another
 worker's aggregator won the race) it exits at once with status 0. SIGTERM and SIGINT stop it after a
@@ -17,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from telemetry_otel._config import ConfigurationError, TelemetryConfig
@@ -36,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--listen", default=os.environ.get("TELEMETRY_OTEL_HOST_ENDPOINT", ""))
     parser.add_argument("--exit-when-idle", action="store_true")
     parser.add_argument("--idle-seconds", type=float, default=None)
+    parser.add_argument("--drain-seconds", type=float, default=30.0)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -66,12 +70,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"telemetry-otel host: error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 1
 
+    stopping = threading.Event()
+
     def stop(signum: int, frame: object) -> None:
-        aggregator.close(config.export_timeout_millis)
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    while not aggregator.wait(0.5):
+    while not aggregator.wait(0.2) and not stopping.is_set():
         pass
+    if stopping.is_set() and not aggregator.drain(args.drain_seconds):
+        # A signal to the whole process group reaches the workers too: their final reports come first.
+        logging.getLogger("telemetry_otel.host").warning(
+            "workers still report after %.0f s; the final export goes without them", args.drain_seconds
+        )
     aggregator.close(config.export_timeout_millis)
     return 0

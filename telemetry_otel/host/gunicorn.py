@@ -44,7 +44,8 @@ def _start() -> subprocess.Popen[bytes]:
 
     host, port = parse_endpoint(endpoint)
     process = subprocess.Popen(
-        [sys.executable, "-m", "telemetry_otel.host", "--listen", f"{host}:{port}"], stdin=subprocess.DEVNULL
+        [sys.executable, "-m", "telemetry_otel.host", "--listen", f"{host}:{port}", "--exit-when-idle"],
+        stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + _START_SECONDS
     while time.monotonic() < deadline and process.poll() is None:
