@@ -122,12 +122,9 @@ class Telemetry:
                 longest_cycle_seconds=longest,
                 live_min_interval_millis=config.live_min_interval_millis,
             )
-            if exporters:
+            if exporters:  # export once per host: the aggregator runs OTEL_METRICS_EXPORTER's exporters
                 _logger.warning(
-                    "this process is a worker of a multi-process host (TELEMETRY_OTEL_HOST_ENDPOINT): "
-                    "push exporters run once per host, in the host aggregator (configure them with "
-                    "OTEL_METRICS_EXPORTER in its environment); the %d exporter(s) given here do not run",
-                    len(exporters),
+                    "a host worker does not push: %d exporter(s) given here do not run", len(exporters)
                 )
             exporters = ()
         self._host_loop: asyncio.AbstractEventLoop | None = None
@@ -369,8 +366,7 @@ class Telemetry:
 
     # -- fork safety ---------------------------------------------------------------------------------
 
-    def _before_fork(self) -> None:
-        """The reporter thread stops while the process forks (no lock of it is held in the child)."""
+    def _before_fork(self) -> None:  # the reporter stops while the process forks
         if self._host is not None:
             self._host.stop()
 

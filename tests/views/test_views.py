@@ -285,10 +285,12 @@ def test_reliability_key_set(populated: Telemetry, render: Render) -> None:
         "availability",
         "error_ratio",
         "collection",
+        "host",
         "collection_failures",
         "services",
         "buses",
     }
+    assert document["host"] is None  # one process: no host picture
     assert _keys(document["collection"]) == {"duration_seconds", "snapshots"}
     assert _keys(document["collection"]["snapshots"]) == {"ok", "error", "timeout", "none"}
     assert [_keys(failure) for failure in document["collection_failures"]] == [
@@ -351,6 +353,7 @@ def test_detailed_key_set_and_sources(populated: Telemetry, make_inputs: MakeInp
         "sdk_disabled",
         "collection_duration_seconds",
         "resource",
+        "host",
         "totals",
         "categories",
         "services",
