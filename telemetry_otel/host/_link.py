@@ -108,10 +108,17 @@ class HostLink:
         self._thread.start()
 
     def _run(self) -> None:
+        # At a fixed rate: a report that took long does not push every later one back, so a count
+        # reaches the host at most one interval plus one collection after it was recorded.
         stop = self._stop
+        due = time.monotonic()
         while True:
             self.report_now()
-            if stop.wait(self.interval_seconds):
+            due += self.interval_seconds
+            now = time.monotonic()
+            if due < now:  # more than an interval behind: the next report is now, no catching up
+                due = now
+            if stop.wait(due - now):
                 return
 
     def report_now(self) -> bool:
