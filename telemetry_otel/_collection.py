@@ -105,6 +105,8 @@ class WorkerRecord:
     #: Reports the host has received from it.
     reports: int
     last_report_unix_nano: int
+    #: Its counters as of its last report: metric name -> the sum over the metric's series.
+    counters: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

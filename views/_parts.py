@@ -121,6 +121,7 @@ def host_section(host: HostRecord | None) -> dict[str, Any] | None:
                 "pid": worker.pid,
                 "reports": worker.reports,
                 "last_report": iso(worker.last_report_unix_nano),
+                "counters": dict(worker.counters),
             }
             for worker in host.workers
         ],

@@ -215,6 +215,7 @@ class HostAggregator:
                     "pid": w.pid,
                     "reports": w.reports,
                     "last_report_unix_nano": w.last_report_unix_nano,
+                    "counters": dict(w.counters),
                 }
                 for w in workers
             ],

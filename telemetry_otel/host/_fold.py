@@ -173,9 +173,17 @@ class HostFold:
     def workers(self) -> list[WorkerRecord]:
         """The live workers, by instance id."""
         return [
-            WorkerRecord(w.instance_id, w.pid, w.reports, w.last_report_unix_nano)
+            WorkerRecord(w.instance_id, w.pid, w.reports, w.last_report_unix_nano, self._counters(w))
             for w in sorted(self._workers.values(), key=lambda w: w.instance_id)
         ]
+
+    def _counters(self, worker: _Worker) -> dict[str, float]:
+        """The worker's own counters (the per-worker breakdown of the views), summed per metric."""
+        totals: dict[str, float] = {}
+        for key, (value, _) in worker.values.items():
+            if self._meta[key[0]].kind == "counter" and isinstance(value, int | float):
+                totals[key[0][1]] = totals.get(key[0][1], 0) + value
+        return totals
 
     def worker_pids(self) -> dict[str, int | None]:
         """Instance id -> pid of every live worker."""

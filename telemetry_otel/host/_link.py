@@ -184,7 +184,11 @@ class HostLink:
         host = HostRecord(
             workers=tuple(
                 WorkerRecord(
-                    w["instance_id"], w.get("pid"), int(w["reports"]), int(w["last_report_unix_nano"])
+                    w["instance_id"],
+                    w.get("pid"),
+                    int(w["reports"]),
+                    int(w["last_report_unix_nano"]),
+                    {str(name): float(value) for name, value in (w.get("counters") or {}).items()},
                 )
                 for w in document.get("workers", ())
             ),

@@ -199,3 +199,17 @@ def test_gauge_rules_are_parsed_and_refused_with_what_is_allowed() -> None:
         parse_gauge_rules("justaname")
     with pytest.raises(ValueError, match="is not one of"):
         HostFold(instance_id="h", start_unix_nano=0, gauge_rules={"a": "median"})  # type: ignore[dict-item]
+
+
+def test_each_live_worker_lists_its_own_counters_for_the_per_worker_breakdown() -> None:
+    fold = _fold()
+    fold.report(
+        _report("a", [_counter("requests", 3, {"r": "x"}), _counter("requests", 2, {"r": "y"})]),
+        pid=7,
+        now_unix_nano=1,
+    )
+    fold.report(_report("b", [_counter("requests", 4), _gauge("queue", 1.0)]), pid=8, now_unix_nano=2)
+    assert [(w.instance_id, w.pid, dict(w.counters)) for w in fold.workers] == [
+        ("a", 7, {"requests": 5}),
+        ("b", 8, {"requests": 4}),
+    ]

@@ -113,6 +113,10 @@ def test_a_multi_worker_host_counts_exactly_through_a_sigkill(
     served_by = _drive(server, 400)
     assert len(served_by) > 1, "the workload reached one worker only: not a multi-worker test"
     _assert_host_totals(server, 400, 40)
+    detailed = json.loads(get(f"{server.url}/api/{AGENT}/v1/telemetry?view=detailed&format=json")[1])
+    per_worker = [worker["counters"].get("service.requests", 0) for worker in detailed["host"]["workers"]]
+    assert sum(per_worker) == 400  # the per-worker breakdown adds up to the host total
+    assert sum(1 for count in per_worker if count) == len(served_by)
 
     # One report interval after the last request, every count is reported: SIGKILL loses none.
     time.sleep(2 * REPORT_INTERVAL_MILLIS / 1000)
