@@ -115,6 +115,7 @@ class HostAggregator:
         self._ticks: dict[str, int | None] = {}
         self._last_seen: dict[str, float] = {}
         self._picture: tuple[int, MetricsData, bytes] | None = None
+        self._document: tuple[int, bytes] | None = None
         self._idle_since = time.monotonic()
         self._closed = threading.Event()
         self._server: _Server | None = None
@@ -182,13 +183,15 @@ class HostAggregator:
         return problems
 
     def receive_state(self, document: Mapping[str, Any]) -> None:
-        """Keep one worker's components, health and outcomes (``ValueError`` without an instance id)."""
+        """Keep one worker's components, health and outcomes (``ValueError`` without an instance id).
+
+        It shows in the picture from the worker's next metrics report (sent right after it): one new
+        picture per report, not two."""
         instance = document.get("instance_id")
         if not isinstance(instance, str) or not instance:
             raise ValueError("a state document names its worker in 'instance_id'")
         with self._lock:
             self._states[instance] = dict(document)
-            self._generation += 1
 
     def picture(self) -> MetricsData:
         """The host totals now (the same object while nothing changed)."""
@@ -199,6 +202,9 @@ class HostAggregator:
         generation, _, encoded = self._current()
         if known_generation == generation:
             return None
+        cached = self._document
+        if cached is not None and cached[0] == generation:
+            return cached[1]
         with self._lock:
             workers = self.fold.workers
             states = [self._states[w.instance_id] for w in workers if w.instance_id in self._states]
@@ -222,7 +228,9 @@ class HostAggregator:
             "states": states,
             "metrics": base64.b64encode(encoded).decode("ascii"),
         }
-        return json.dumps(body, separators=(",", ":")).encode("utf-8")
+        document = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        self._document = (generation, document)  # every worker asks for the same one
+        return document
 
     def _current(self) -> tuple[int, MetricsData, bytes]:
         with self._lock:

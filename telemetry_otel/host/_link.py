@@ -139,8 +139,9 @@ class HostLink:
         instance = _instance_of(metrics)
         body = encode_request(metrics)
         state = {"instance_id": instance, **state_document(collection)}
-        self._request("POST", "/v1/metrics", body, OTLP_CONTENT_TYPE)
+        # The state first: the metrics that follow make the new picture, state included.
         self._request("POST", "/v1/state", json.dumps(state).encode("utf-8"), "application/json")
+        self._request("POST", "/v1/metrics", body, OTLP_CONTENT_TYPE)
 
     def stop(self, join_seconds: float = 1.0) -> None:
         """Stop the reporter thread (before a fork; :meth:`start` resumes it)."""
