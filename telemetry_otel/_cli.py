@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import os
 import random
@@ -29,6 +30,7 @@ from telemetry_otel._cli_common import (
     load_object,
     seconds,
 )
+from telemetry_otel._cli_workers import ARGV_VARIABLE, serve_workers
 from telemetry_otel._config import (
     DEFAULT_CACHE_TTL_SECONDS,
     DEFAULT_COLLECTION_TIMEOUT_MILLIS,
@@ -39,7 +41,7 @@ from telemetry_otel._runtime import Telemetry
 from telemetry_otel._setup import setup_telemetry
 from telemetry_otel._version import __version__
 
-__all__ = ["build_app", "main"]
+__all__ = ["build_app", "main", "worker_app"]
 
 APP_FACTORY = "telemetry_otel.views:create_app"
 #: Environment variable holding the bearer token that guards the endpoint (unset: open).
@@ -183,9 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     token = _token_from_env()  # checked before anything starts; never printed nor logged
     if args.workers > 1:
-        from telemetry_otel._cli_workers import serve_workers
-
-        return serve_workers(args, token)
+        return serve_workers(args, factory=f"{__name__}:worker_app", bind=_bind, url_host=_url_host)
     app, telemetry = build_app(args, token)
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
@@ -253,6 +253,14 @@ def build_app(args: argparse.Namespace, token: str | None) -> tuple[Any, Telemet
         telemetry.shutdown()
         raise CliError(str(exc), EXIT_USAGE) from None
     return app, telemetry
+
+
+def worker_app() -> Any:
+    """One spawned worker of ``serve --workers N`` (uvicorn's app factory): ``serve``'s app, set up
+    from ``serve``'s arguments (``TELEMETRY_OTEL_SERVE_ARGV``) as a worker of the host."""
+    args = _parser().parse_args(json.loads(os.environ[ARGV_VARIABLE]))
+    app, _ = build_app(args, _token_from_env())
+    return app
 
 
 class _SigtermStopError(Exception):

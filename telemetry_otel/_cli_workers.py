@@ -15,8 +15,9 @@ import argparse
 import json
 import os
 import random
+import socket
 import sys
-from typing import Any
+from collections.abc import Callable
 
 from telemetry_otel._cli_common import EXIT_USAGE, CliError
 from telemetry_otel._config import ConfigurationError, TelemetryConfig
@@ -26,7 +27,7 @@ from telemetry_otel.host._aggregator import HostAggregator
 from telemetry_otel.host._fold import parse_gauge_rules
 from telemetry_otel.host._link import parse_endpoint
 
-__all__ = ["ARGV_VARIABLE", "serve_workers", "worker_app"]
+__all__ = ["ARGV_VARIABLE", "serve_workers"]
 
 #: ``serve``'s arguments, as JSON, for the spawned workers.
 ARGV_VARIABLE = "TELEMETRY_OTEL_SERVE_ARGV"
@@ -35,12 +36,17 @@ _HOST_VARIABLE = "TELEMETRY_OTEL_HOST_ENDPOINT"
 _DRAIN_SECONDS = 10.0
 
 
-def serve_workers(args: argparse.Namespace, token: str | None) -> int:
-    """Run the aggregator and N uvicorn workers until a stop signal; the exit status."""
+def serve_workers(
+    args: argparse.Namespace,
+    *,
+    factory: str,
+    bind: Callable[[str, int], socket.socket],
+    url_host: Callable[[str], str],
+) -> int:
+    """Run the aggregator and N uvicorn workers (``factory``: the import string of the workers' app
+    factory) until a stop signal; the exit status. ``bind`` and ``url_host`` are ``serve``'s."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
-
-    from telemetry_otel._cli import _bind, _url_host
 
     argv = list(args.argv)
     if args.demo and args.seed is None:  # one simulation for every worker
@@ -68,18 +74,18 @@ def serve_workers(args: argparse.Namespace, token: str | None) -> int:
         host_endpoint = "{}:{}".format(*aggregator.address)
         os.environ[_HOST_VARIABLE] = host_endpoint  # spawned workers inherit the environment
         os.environ[ARGV_VARIABLE] = json.dumps(argv)
-        sock = _bind(args.host, args.port)
+        sock = bind(args.host, args.port)
         host, port = sock.getsockname()[:2]
         print(
             f"telemetry-otel {__version__}: serving agent {args.agent!r} with {args.workers} workers, "
             f"one host picture (host aggregator on {host_endpoint})\n"
-            f"  http://{_url_host(host)}:{port}/api/{args.agent}/v1/telemetry\n"
-            f"  http://{_url_host(host)}:{port}/metrics",
+            f"  http://{url_host(host)}:{port}/api/{args.agent}/v1/telemetry\n"
+            f"  http://{url_host(host)}:{port}/metrics",
             file=sys.stderr,
             flush=True,
         )
         uvicorn_config = uvicorn.Config(
-            f"{__name__}:worker_app",
+            factory,
             factory=True,
             workers=args.workers,
             log_level=args.log_level,
@@ -91,12 +97,3 @@ def serve_workers(args: argparse.Namespace, token: str | None) -> int:
         aggregator.drain(_DRAIN_SECONDS)
         aggregator.close(config.export_timeout_millis)
     return 0
-
-
-def worker_app() -> Any:
-    """The app of one spawned worker (uvicorn's factory): ``serve``'s app, as a host worker."""
-    from telemetry_otel._cli import _parser, _token_from_env, build_app
-
-    args = _parser().parse_args(json.loads(os.environ[ARGV_VARIABLE]))
-    app, _ = build_app(args, _token_from_env())
-    return app
