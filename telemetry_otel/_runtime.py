@@ -7,6 +7,7 @@ import atexit
 import logging
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Sequence
 
@@ -64,10 +65,9 @@ class Telemetry:
             **config.resource_attributes,
             SERVICE_NAME: config.service_name,
         }
-        # A worker is one instance of several: its id is its own process's whatever the environment says.
+        # A host worker has an id of its own (one per runtime), whatever the environment says.
         self._own_instance_id = hosted or SERVICE_INSTANCE_ID not in config.resource_attributes
-        if hosted:
-            attributes[SERVICE_INSTANCE_ID] = process_instance_id()
+        attributes[SERVICE_INSTANCE_ID] = str(uuid.uuid4()) if hosted else attributes[SERVICE_INSTANCE_ID]
         self._exporter_objects = list(exporters)
         self.resource = Resource.create(attributes)
         self.components = ComponentRegistry()
@@ -387,7 +387,7 @@ class Telemetry:
             return
         provider = self.meter_provider if isinstance(self.meter_provider, MeterProvider) else None
         if self._own_instance_id:
-            instance = process_instance_id()
+            instance = str(uuid.uuid4()) if self._host is not None else process_instance_id()
             self.resource = self.resource.merge(Resource({SERVICE_INSTANCE_ID: instance}))
             if provider is not None:
                 renew_instance_id(provider, instance)

@@ -207,8 +207,10 @@ class HostFold:
                     self._read_metric(scope_metrics.scope, metric, values, problems, instance)
             for key, (old, _) in worker.values.items():
                 new = values.get(key)
-                if new is not None and self._went_back(key, new[0], old):
-                    self._retire_value(key, old)  # the worker restarted this series: keep its count
+                # A counter the worker dropped or restarted: what it counted stays counted.
+                additive = self._meta[key[0]].kind in ("counter", "histogram", "exponential")
+                if additive and (new is None or self._went_back(key, new[0], old)):
+                    self._retire_value(key, old)
             worker.values = values
             worker.resource = resource
             worker.pid = pid if pid is not None else worker.pid

@@ -213,3 +213,15 @@ def test_each_live_worker_lists_its_own_counters_for_the_per_worker_breakdown() 
         ("a", 7, {"requests": 5}),
         ("b", 8, {"requests": 4}),
     ]
+
+
+def test_a_series_a_live_worker_stops_reporting_keeps_its_count() -> None:
+    fold = _fold()
+    fold.report(
+        _report("a", [_counter("requests", 6, {"svc": "gone"}), _counter("requests", 2, {"svc": "kept"})]),
+        pid=None,
+        now_unix_nano=1,
+    )
+    fold.report(_report("a", [_counter("requests", 3, {"svc": "kept"})]), pid=None, now_unix_nano=2)
+    by_service = {point.attributes["svc"]: point.value for point in _points(fold)["requests"]}
+    assert by_service == {"gone": 6, "kept": 3}
