@@ -14,7 +14,8 @@ Rules (``docs/workers.md`` states them for users):
 * **Retired workers**: when a worker is gone its last counter and histogram values are added to one
   retired total per series, and the worker is forgotten, so that a worker respawned a thousand times
   costs no memory per respawn. A series a live worker stops reporting, or whose counter goes back
-  (it restarted under the same identity), is treated the same way for that series. Host totals therefore never go backwards.
+  (it restarted under the same identity), is treated the same way for that series. Host totals
+  therefore never go backwards.
 * Every cumulative host point starts at the fold's start (``start_unix_nano``), so a series keeps
   its start across worker respawns.
 """
