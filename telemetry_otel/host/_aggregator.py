@@ -282,14 +282,16 @@ class HostAggregator:
                 threading.Thread(target=self.close, name="telemetry-host-close", daemon=True).start()
                 return
 
-    def drain(self, timeout_seconds: float) -> bool:
+    def drain(self, timeout_seconds: float, *, supervisor_pid: int | None = None) -> bool:
         """Wait until every live worker is gone (their final reports in), at most ``timeout_seconds``;
-        True when none is left. A stop signal often reaches the workers and the aggregator at once."""
+        True when none is left. A stop signal often reaches the workers and the aggregator at once.
+        ``supervisor_pid`` (the gunicorn master, which reports too with ``--preload``) is not waited
+        for: it waits for the aggregator."""
         deadline = time.monotonic() + timeout_seconds
         while True:
             self.sweep()
             with self._lock:
-                if not self.fold.worker_pids():
+                if not set(self.fold.worker_pids().values()) - {supervisor_pid}:
                     return True
             if time.monotonic() >= deadline:
                 return False

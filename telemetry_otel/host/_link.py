@@ -37,7 +37,9 @@ _logger = logging.getLogger("telemetry_otel.host")
 #: Fewest seconds between two attempts of one worker to start an aggregator.
 _AUTOSTART_EVERY_SECONDS = 2.0
 #: How long a worker waits for the aggregator it started to listen.
-_AUTOSTART_WAIT_SECONDS = 3.0
+_AUTOSTART_WAIT_SECONDS = 5.0
+#: How soon a failed report is tried again.
+_RETRY_SECONDS = 0.5
 
 
 class HostUnreachableError(ConnectionError):
@@ -95,6 +97,7 @@ class HostLink:
         #: Reports sent, and reports that failed (logged).
         self.reports = 0
         self.failed_reports = 0
+        self._failing = False
 
     # -- the reporter ----------------------------------------------------------------------------
 
@@ -113,8 +116,9 @@ class HostLink:
         stop = self._stop
         due = time.monotonic()
         while True:
-            self.report_now()
-            due += self.interval_seconds
+            reported = self.report_now()
+            # A failed report (the aggregator is still starting) is tried again soon, not an interval later.
+            due += self.interval_seconds if reported else min(self.interval_seconds, _RETRY_SECONDS)
             now = time.monotonic()
             if due < now:  # more than an interval behind: the next report is now, no catching up
                 due = now
@@ -122,15 +126,21 @@ class HostLink:
                 return
 
     def report_now(self) -> bool:
-        """One local collection, sent to the host now; False (logged) when it could not be."""
+        """One local collection, sent to the host now; False when it could not be (counted; logged as
+        a warning when reports start failing and again when they recover, not on every retry)."""
         with self._report_lock:
             try:
                 collection = self._collect_local(self.timeout_seconds)
                 self._send(collection)
             except Exception as exc:
                 self.failed_reports += 1
-                _logger.warning("report to the host aggregator failed: %s: %s", type(exc).__name__, exc)
+                log = _logger.debug if self._failing else _logger.warning
+                log("report to the host aggregator failed: %s: %s", type(exc).__name__, exc)
+                self._failing = True
                 return False
+            if self._failing:
+                _logger.warning("reports to the host aggregator at %s succeed again", self._where())
+                self._failing = False
             self.reports += 1
             return True
 

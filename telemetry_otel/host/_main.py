@@ -4,7 +4,8 @@
 ``OTEL_METRICS_EXPORTER`` and its variables, exported every ``OTEL_METRIC_EXPORT_INTERVAL`` with
 the host picture; host gauge rules from ``TELEMETRY_OTEL_HOST_GAUGE_RULES`` (``name=rule,...``).
 SIGTERM and SIGINT first wait (``--drain-seconds``, 30) for the live workers to send their final
-reports and exit: a signal to a whole process group reaches them at the same time.
+reports and exit: a signal to a whole process group reaches them at the same time
+(``--supervisor-pid``: a process not to wait for, the gunicorn master that waits for the aggregator).
 ``--exit-when-idle``: stop once no worker has reported for ``--idle-seconds`` (default 10 report
 intervals, at least 10 s); this is how a worker starts one, and when the port is taken (another
 worker's aggregator won the race) it exits at once with status 0. SIGTERM and SIGINT stop it after a
@@ -40,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--exit-when-idle", action="store_true")
     parser.add_argument("--idle-seconds", type=float, default=None)
     parser.add_argument("--drain-seconds", type=float, default=30.0)
+    parser.add_argument("--supervisor-pid", type=int, default=None)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -79,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     while not aggregator.wait(0.2) and not stopping.is_set():
         pass
-    if stopping.is_set() and not aggregator.drain(args.drain_seconds):
+    if stopping.is_set() and not aggregator.drain(args.drain_seconds, supervisor_pid=args.supervisor_pid):
         # A signal to the whole process group reaches the workers too: their final reports come first.
         logging.getLogger("telemetry_otel.host").warning(
             "workers still report after %.0f s; the final export goes without them", args.drain_seconds

@@ -44,7 +44,16 @@ def _start() -> subprocess.Popen[bytes]:
 
     host, port = parse_endpoint(endpoint)
     process = subprocess.Popen(
-        [sys.executable, "-m", "telemetry_otel.host", "--listen", f"{host}:{port}", "--exit-when-idle"],
+        [
+            sys.executable,
+            "-m",
+            "telemetry_otel.host",
+            "--listen",
+            f"{host}:{port}",
+            "--exit-when-idle",
+            "--supervisor-pid",
+            str(os.getpid()),
+        ],
         stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + _START_SECONDS
