@@ -22,6 +22,7 @@ Rules (``docs/workers.md`` states them for users):
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -94,6 +95,8 @@ BUILTIN_HOST_GAUGE_RULES: Mapping[str, HostGaugeRule] = {
 }
 
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
+#: Retired workers remembered (bounded: no memory per respawn beyond this many ids).
+_REMEMBERED_RETIREMENTS = 4096
 _Kind: TypeAlias = Literal["counter", "updowncounter", "gauge", "histogram", "exponential"]
 _ScopeKey: TypeAlias = tuple[str, str | None]
 _MetricKey: TypeAlias = tuple[_ScopeKey, str]
@@ -163,6 +166,8 @@ class HostFold:
         self._default_rule = default_gauge_rule
         self._workers: dict[str, _Worker] = {}
         self._retired: dict[_SeriesKey, Value] = {}
+        #: The most recently retired workers: a late report of one must not count it twice.
+        self._gone: OrderedDict[str, None] = OrderedDict()
         #: Metric identity -> what it is, in first-seen order (the order of the host picture).
         self._meta: dict[_MetricKey, _Meta] = {}
         #: Workers folded into the retired totals, all time.
@@ -199,6 +204,11 @@ class HostFold:
             if not instance:
                 problems.append("a report without service.instance.id was left out")
                 continue
+            if instance in self._gone:
+                problems.append(
+                    f"a report of retired worker {instance} was left out (its counts are retired)"
+                )
+                continue
             worker = self._workers.get(instance)
             if worker is None:
                 worker = self._workers[instance] = _Worker(instance, pid, resource)
@@ -229,6 +239,9 @@ class HostFold:
             if self._meta[key[0]].kind in ("counter", "histogram", "exponential"):
                 self._retire_value(key, value)
         self.retired_workers += 1
+        self._gone[instance_id] = None
+        if len(self._gone) > _REMEMBERED_RETIREMENTS:
+            self._gone.popitem(last=False)
         return True
 
     def picture(self, now_unix_nano: int) -> MetricsData:

@@ -141,7 +141,7 @@ def test_a_retired_worker_keeps_its_counts_and_costs_no_memory_per_respawn() -> 
     fold.report(
         _report("steady", [_counter("requests", 10), _gauge("queue", 1.0)]), pid=None, now_unix_nano=1
     )
-    for respawn in range(1000):
+    for respawn in range(5000):
         instance = f"respawn-{respawn}"
         metrics = [
             _counter("requests", 2),
@@ -151,13 +151,14 @@ def test_a_retired_worker_keeps_its_counts_and_costs_no_memory_per_respawn() -> 
         ]
         fold.report(_report(instance, metrics), pid=None, now_unix_nano=1)
         assert fold.retire(instance)
-    assert _value(fold, "requests") == 10 + 2 * 1000  # never backwards: every retired count stays
+    assert _value(fold, "requests") == 10 + 2 * 5000  # never backwards: every retired count stays
     assert _value(fold, "queue") == 1.0  # a gone worker's gauge is gone
     assert "inflight" not in _points(fold)  # and so is what it held
-    assert _points(fold)["latency"][0].count == 1000
-    assert fold.retired_workers == 1000
+    assert _points(fold)["latency"][0].count == 5000
+    assert fold.retired_workers == 5000
     assert [worker.instance_id for worker in fold.workers] == ["steady"]
     assert len(fold._retired) == 2  # one retired total per series, whatever the respawns
+    assert len(fold._gone) == 4096  # the ids remembered against late reports are bounded
 
 
 def test_a_counter_that_goes_back_under_one_identity_never_makes_the_host_go_back() -> None:
@@ -225,3 +226,12 @@ def test_a_series_a_live_worker_stops_reporting_keeps_its_count() -> None:
     fold.report(_report("a", [_counter("requests", 3, {"svc": "kept"})]), pid=None, now_unix_nano=2)
     by_service = {point.attributes["svc"]: point.value for point in _points(fold)["requests"]}
     assert by_service == {"gone": 6, "kept": 3}
+
+
+def test_a_late_report_of_a_retired_worker_is_not_counted_twice() -> None:
+    fold = _fold()
+    fold.report(_report("a", [_counter("requests", 5)]), pid=None, now_unix_nano=1)
+    fold.retire("a")
+    problems = fold.report(_report("a", [_counter("requests", 5)]), pid=None, now_unix_nano=2)
+    assert problems == ["a report of retired worker a was left out (its counts are retired)"]
+    assert _value(fold, "requests") == 5
