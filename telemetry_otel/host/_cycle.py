@@ -77,8 +77,9 @@ class HostCycle(CollectionCycle):
         """Nothing to start: a host picture is fetched on the caller's thread."""
 
     def close(self) -> None:
-        """Later requests raise ``RuntimeError``."""
+        """Later requests raise ``RuntimeError``; the connections to the aggregator are closed."""
         self._host_closed = True
+        self._link.close_connections()
 
     def reset_after_fork(self) -> None:
         """A forked child keeps nothing of its parent's fetches."""
@@ -86,9 +87,11 @@ class HostCycle(CollectionCycle):
         self._current = None
 
     def _try_fetch(self) -> None:
-        # A readiness probe's background fetch: a failure is the next request's to report.
+        # A readiness probe's background fetch: a failure is the next request's to report. Its
+        # thread ends here, so its connection does not outlive it.
         with contextlib.suppress(Exception):
             self._served_now()
+        self._link.drop_connection()
 
     def _served_now(self) -> CachedCollection:
         if self._host_closed:

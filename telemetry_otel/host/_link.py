@@ -88,6 +88,8 @@ class HostLink:
         self._collect_local = collect_local
         self._resource = resource
         self._connections = threading.local()
+        self._open: set[http.client.HTTPConnection] = set()
+        self._open_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._running = False
@@ -170,10 +172,13 @@ class HostLink:
         self._closed = True
         if final_report and running:
             self.report_now()
+        self.close_connections()
 
     def after_fork_in_child(self) -> None:
         """A forked child: no reporter thread, no connections, locks re-made; report as itself."""
         self._connections = threading.local()
+        self._open = set()  # the parent's sockets stay the parent's
+        self._open_lock = threading.Lock()
         self._report_lock = threading.Lock()
         self._thread = None
         self._stop = threading.Event()
@@ -233,12 +238,12 @@ class HostLink:
                 response = connection.getresponse()
                 data = response.read()
             except ConnectionRefusedError:
-                self._drop_connection()
+                self.drop_connection()
                 if attempt == 0 and self.autostart and self._start_aggregator():
                     continue
                 raise HostUnreachableError(f"no host aggregator answers at {self._where()}") from None
             except (OSError, http.client.HTTPException):
-                self._drop_connection()  # a kept-alive connection the aggregator closed: once more
+                self.drop_connection()  # a kept-alive connection the aggregator closed: once more
                 if attempt == 0:
                     continue
                 raise HostUnreachableError(f"the host aggregator at {self._where()} did not answer") from None
@@ -253,17 +258,31 @@ class HostLink:
         return f"{self.endpoint[0]}:{self.endpoint[1]}"
 
     def _connection(self) -> http.client.HTTPConnection:
+        """This thread's kept-alive connection to the aggregator (one per thread, all closed by
+        :meth:`close_connections`)."""
         connection: http.client.HTTPConnection | None = getattr(self._connections, "connection", None)
         if connection is None:
             connection = http.client.HTTPConnection(*self.endpoint, timeout=self.timeout_seconds)
             self._connections.connection = connection
+            with self._open_lock:
+                self._open.add(connection)
         return connection
 
-    def _drop_connection(self) -> None:
+    def drop_connection(self) -> None:
+        """Close this thread's connection (a thread about to end, or a connection that failed)."""
         connection = getattr(self._connections, "connection", None)
         if connection is not None:
             connection.close()
             self._connections.connection = None
+            with self._open_lock:
+                self._open.discard(connection)
+
+    def close_connections(self) -> None:
+        """Close every thread's connection (a later request opens a new one)."""
+        with self._open_lock:
+            connections, self._open = list(self._open), set()
+        for connection in connections:
+            connection.close()
 
     def _start_aggregator(self) -> bool:
         """Start an aggregator listening at the endpoint, and wait until something listens there."""
