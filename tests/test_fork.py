@@ -113,3 +113,32 @@ def test_an_instance_id_set_in_the_environment_is_kept_by_a_single_process_child
         assert seen["instance"] == "pinned"
     finally:
         runtime.shutdown()
+
+
+def test_a_host_worker_forked_after_set_up_reports_as_a_worker_of_its_own() -> None:
+    from telemetry_otel.host import HostAggregator
+
+    aggregator = HostAggregator.start("127.0.0.1", 0)
+    endpoint = "{}:{}".format(*aggregator.address)
+    runtime = Telemetry(
+        TelemetryConfig(service_name="preload", host_endpoint=endpoint, report_interval_millis=60_000)
+    )
+    try:
+        service = instrument_service("svc", category="runtime", telemetry=runtime)
+        for _ in range(5):
+            service.record_request(0.01)
+        assert runtime.report_to_host()
+
+        def child() -> dict[str, Any]:
+            service.record_request(0.01)
+            service.record_request(0.01)
+            reported = runtime.report_to_host()
+            host = runtime.cycle.get_blocking(0, 10).collection
+            return {"reported": reported, "requests": _values(host.metrics)["service.requests"]}
+
+        seen = _in_child(child)
+        assert seen == {"reported": True, "requests": 7}  # 5 of the parent, 2 of the child: none twice
+        assert len(aggregator.fold.workers) == 2
+    finally:
+        runtime.shutdown()
+        aggregator.close()

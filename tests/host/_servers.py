@@ -57,7 +57,8 @@ def get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:
+            return exc.code, exc.read()
 
 
 class WorkerServer:

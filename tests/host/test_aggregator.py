@@ -42,7 +42,8 @@ def _request(
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:
+            return exc.code, exc.read()
 
 
 def _requests_in_picture(aggregator: HostAggregator) -> float:
@@ -120,3 +121,93 @@ def test_a_worker_whose_process_is_gone_is_retired_with_its_counts(aggregator: H
         time.sleep(0.05)
     assert aggregator.fold.workers == []
     assert _requests_in_picture(aggregator) == 4
+
+
+def test_a_gzip_report_is_taken_and_a_broken_one_refused(aggregator: HostAggregator) -> None:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(
+        metric_readers=[reader], resource=Resource({"service.instance.id": "gzip-sender"})
+    )
+    provider.get_meter("sender").create_counter("requests").add(2)
+    data = reader.get_metrics_data()
+    assert data is not None
+    exporter = OTLPMetricExporter(endpoint=_url(aggregator, "/v1/metrics"), compression=Compression.Gzip)
+    assert exporter.export(data).name == "SUCCESS"
+    exporter.shutdown()
+    provider.shutdown()
+    assert _requests_in_picture(aggregator) == 2
+    request = urllib.request.Request(
+        _url(aggregator, "/v1/metrics"),
+        data=b"not gzip",
+        headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    refused.value.close()
+    assert refused.value.code == 400
+
+
+def test_a_report_with_problems_is_taken_and_its_problems_logged(
+    aggregator: HostAggregator, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.metrics.export import (
+        AggregationTemporality,
+        Metric,
+        MetricsData,
+        NumberDataPoint,
+        ResourceMetrics,
+        ScopeMetrics,
+        Sum,
+    )
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from telemetry_otel.host import encode_request
+
+    delta = Metric("d", "", "1", Sum([NumberDataPoint({}, 1, 2, 1)], AggregationTemporality.DELTA, True))
+    scope = ScopeMetrics(InstrumentationScope("s"), [delta], "")
+    body = encode_request(MetricsData([ResourceMetrics(Resource({"service.instance.id": "w"}), [scope], "")]))
+    generation = aggregator.generation
+    status, _ = _request(_url(aggregator, "/v1/metrics"), body)
+    assert status == 200
+    assert aggregator.generation == generation + 1
+    assert "d: delta points are not folded" in caplog.text
+    assert aggregator.fold.problems == 1
+
+
+def test_an_aggregator_nobody_reports_to_stops_by_itself() -> None:
+    idle = HostAggregator.start("127.0.0.1", 0, idle_exit_seconds=0.3)
+    try:
+        assert idle.wait(10), "the idle aggregator did not stop"
+    finally:
+        idle.close()
+
+
+def test_a_process_is_alive_until_it_exits() -> None:
+    from telemetry_otel.host import process_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert process_alive(child.pid)
+        assert not process_alive(child.pid, start_ticks=1)  # another process under a reused pid
+    finally:
+        child.kill()
+        child.wait()
+    assert not process_alive(child.pid)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("https://127.0.0.1:4319", "speaks plain HTTP"),
+        ("127.0.0.1", "is not host:port"),
+        (":80", "is not host:port"),
+    ],
+)
+def test_a_bad_host_endpoint_names_what_is_allowed(text: str, message: str) -> None:
+    from telemetry_otel.host import parse_endpoint
+
+    with pytest.raises(ValueError, match=message):
+        parse_endpoint(text)
+    assert parse_endpoint("http://[::1]:4319/") == ("::1", 4319)
