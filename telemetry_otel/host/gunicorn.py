@@ -57,11 +57,13 @@ def _start() -> subprocess.Popen[bytes]:
         stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + _START_SECONDS
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
+    while time.monotonic() < deadline:
+        try:  # ours, or one that already listened there (ours then exits: the port is taken)
             socket.create_connection((host, port), timeout=0.5).close()
             return process
         except OSError:
+            if process.poll() is not None:
+                break
             time.sleep(0.05)
     raise RuntimeError(f"the host aggregator did not listen on {host}:{port} within {_START_SECONDS:g} s")
 
