@@ -6,8 +6,8 @@ the host picture; host gauge rules from ``TELEMETRY_OTEL_HOST_GAUGE_RULES`` (``n
 SIGTERM and SIGINT first wait (``--drain-seconds``, 30) for the live workers to send their final
 reports and exit: a signal to a whole process group reaches them at the same time
 (``--supervisor-pid``: a process not to wait for, the gunicorn master that waits for the aggregator).
-``--exit-when-idle``: stop once no worker has reported for ``--idle-seconds`` (default 10 report
-intervals, at least 10 s); this is how a worker starts one, and when the port is taken (another
+``--exit-when-idle``: stop once no live worker has been seen for ``--idle-seconds`` (default 10
+report intervals, at least 10 s and at most 60 s); this is how a worker starts one, and when the port is taken (another
 worker's aggregator won the race) it exits at once with status 0. SIGTERM and SIGINT stop it after a
 final export.
 """
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     idle = args.idle_seconds
     if idle is None and args.exit_when_idle:
-        idle = max(10.0, 10 * config.report_interval_millis / 1000)
+        idle = min(60.0, max(10.0, 10 * config.report_interval_millis / 1000))
     try:
         aggregator = HostAggregator.start(
             host,

@@ -61,6 +61,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Any]]:
             )
             aggregators.append(int(server.host_document()["aggregator_pid"]))
         except AssertionError as exc:
+            with contextlib.suppress(Exception):  # an aggregator that started must not outlive the test
+                aggregators.append(int(server.host_document()["aggregator_pid"]))
             raise AssertionError(f"{exc}\n--- server log ---\n{server.tail()}") from None
         return server
 
