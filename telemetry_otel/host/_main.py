@@ -7,8 +7,8 @@ SIGTERM and SIGINT first wait (``--drain-seconds``, 30) for the live workers to 
 reports and exit: a signal to a whole process group reaches them at the same time
 (``--supervisor-pid``: a process not to wait for, the gunicorn master that waits for the aggregator).
 ``--exit-when-idle``: stop once no live worker has been seen for ``--idle-seconds`` (default 10
-report intervals, at least 10 s and at most 60 s); this is how a worker starts one, and when the port is taken (another
-worker's aggregator won the race) it exits at once with status 0. SIGTERM and SIGINT stop it after a
+report intervals, at least 10 s and at most 60 s); this is how a worker starts one, and when the
+port is taken (another worker's aggregator won the race) it exits at once with status 0. SIGTERM and SIGINT stop it after a
 final export.
 """
 
