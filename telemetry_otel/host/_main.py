@@ -8,8 +8,8 @@ reports and exit: a signal to a whole process group reaches them at the same tim
 (``--supervisor-pid``: a process not to wait for, the gunicorn master that waits for the aggregator).
 ``--exit-when-idle``: stop once no live worker has been seen for ``--idle-seconds`` (default 10
 report intervals, at least 10 s and at most 60 s); this is how a worker starts one, and when the
-port is taken (another worker's aggregator won the race) it exits at once with status 0. SIGTERM and SIGINT stop it after a
-final export.
+port is taken (another worker's aggregator won the race) it exits at once with status 0. SIGTERM
+and SIGINT stop it after a final export.
 """
 
 from __future__ import annotations
