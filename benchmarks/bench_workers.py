@@ -9,7 +9,8 @@
    process), both with a one-hour cache, alternating every round; median of the per-round ratios.
    Target: host-wide / single >= 0.5. (A host-wide view asks the aggregator for the picture as it
    stands on every request: one loopback round trip, answered 304 while unchanged.)
-3. ``lag``: from a worker's recording to the host picture including it (polled every 5 ms from a
+3. ``picture``: a 304 round trip to the aggregator, and a fetch and decode of the demo's picture.
+4. ``lag``: from a worker's recording to the host picture including it (polled every 5 ms from a
    second worker), over ``--lag-samples`` recordings at random moments. Target: p99 < the report
    interval plus one collection.
 
@@ -38,6 +39,7 @@ from _harness import compare, write_results
 from telemetry_otel import Telemetry, TelemetryConfig
 from telemetry_otel.host import HostAggregator
 from telemetry_otel.instrumentation import instrument_service
+from telemetry_otel.instrumentation.demo import DemoRuntime
 
 SUMMARY = "/api/demo/v1/telemetry"
 REPORT_INTERVAL_MILLIS = 1000.0
@@ -212,6 +214,33 @@ def _lag(args: argparse.Namespace, endpoint: str) -> dict[str, float]:
     return {"lag_p50_seconds": p50, "lag_p99_seconds": p99, "lag_max_seconds": lags[-1]}
 
 
+def _picture_costs(endpoint: str, aggregator: HostAggregator) -> dict[str, float]:
+    """What a worker pays per request for the demo's host picture: a 304 round trip while it is
+    unchanged, a fetch and decode when it changed (and the document's size)."""
+    telemetry = Telemetry(
+        TelemetryConfig(service_name="demo", host_endpoint=endpoint, report_interval_millis=60_000)
+    )
+    DemoRuntime(telemetry, seed=18)
+    telemetry.report_to_host()
+    link = telemetry._host
+    assert link is not None
+    started = time.perf_counter()
+    for _ in range(50):
+        link.fetch(None)
+    fetch = (time.perf_counter() - started) / 50
+    started = time.perf_counter()
+    for _ in range(500):
+        assert link.fetch(aggregator.generation) is None
+    unchanged = (time.perf_counter() - started) / 500
+    size = len(aggregator.document(None) or b"")
+    telemetry.shutdown()
+    print(
+        f"picture: 304 round trip {unchanged * 1e6:.0f} us; fetch and decode of the demo's picture "
+        f"{fetch * 1000:.1f} ms ({size / 1024:.0f} KiB)"
+    )
+    return {"unchanged_round_trip_seconds": unchanged, "fetch_decode_seconds": fetch, "document_bytes": size}
+
+
 def _write(
     args: argparse.Namespace, comparisons: list[object], extra: dict[str, float] | None = None
 ) -> None:
@@ -235,6 +264,7 @@ def main() -> int:
     try:
         figures = _record_comparison(args, endpoint)
         figures.update(_lag(args, endpoint))
+        figures.update(_picture_costs(endpoint, aggregator))
     finally:
         aggregator.close()
     if not args.skip_view:
