@@ -297,6 +297,11 @@ class HostAggregator:
                 return False
             time.sleep(0.05)
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed.is_set()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the aggregator is closed; True if it is."""
         return self._closed.wait(timeout)
@@ -332,7 +337,17 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "telemetry-otel-host"
 
+    def _closed(self) -> bool:
+        """A connection kept alive past :meth:`HostAggregator.close` is answered 503 and closed."""
+        if not self.server.aggregator.closed:
+            return False
+        self.close_connection = True
+        self._json(503, {"error": "the host aggregator is stopping"})
+        return True
+
     def do_POST(self) -> None:
+        if self._closed():
+            return
         path = self.path.partition("?")[0]
         body = self._body()
         if body is None:
@@ -366,6 +381,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def do_GET(self) -> None:
+        if self._closed():
+            return
         path, _, query = self.path.partition("?")
         if path != "/v1/host":
             self._json(

@@ -40,6 +40,9 @@ class HostCycle(CollectionCycle):
         self._fetched = 0
         self._unchanged = 0
         self._fetch_failed = 0
+        #: Why the newest attempt to fetch the picture failed (None: it succeeded): what was fetched
+        #: before is then stale, and readiness says so, rather than passing on an old picture.
+        self._unreachable: str | None = None
         self._host_closed = False
 
     async def get(self, max_age_seconds: float, *, live: bool = False) -> CachedCollection:
@@ -99,11 +102,13 @@ class HostCycle(CollectionCycle):
         known = self._current
         try:
             picture = self._link.fetch(None if known is None else known[0])
-        except Exception:
+        except Exception as exc:
             with self._host_lock:
                 self._fetch_failed += 1
+                self._unreachable = f"{type(exc).__name__}: {exc}"
             raise
         with self._host_lock:
+            self._unreachable = None
             current = self._current
             if picture is None:
                 self._unchanged += 1
@@ -120,7 +125,17 @@ class HostCycle(CollectionCycle):
     def _entry(self, current: tuple[int, Collection, Collection | None], *, cached: bool) -> CachedCollection:
         collection = current[1]
         age = max(0.0, (time.time_ns() - collection.time_unix_nano) / 1e9)
-        return CachedCollection(collection=collection, cached=cached, age_seconds=age, previous=current[2])
+        unreachable = self._unreachable
+        return CachedCollection(
+            collection=collection,
+            cached=cached,
+            age_seconds=age,
+            previous=current[2],
+            stale=unreachable is not None,
+            stale_reason=None
+            if unreachable is None
+            else f"the host picture cannot be fetched: {unreachable}",
+        )
 
 
 async def _never() -> Collection:  # pragma: no cover - a host cycle never runs local cycles

@@ -105,3 +105,23 @@ def test_an_aggregator_that_does_not_answer_is_an_error_not_an_empty_picture() -
     assert cycle.stats().failed == 1
     assert cycle.status(30) is None
     cycle.close()
+
+
+def test_readiness_is_not_passed_on_an_old_picture_once_the_aggregator_is_gone() -> None:
+    aggregator = HostAggregator.start("127.0.0.1", 0)
+    telemetry = _worker(aggregator)
+    try:
+        telemetry._host.autostart = False  # type: ignore[union-attr]
+        telemetry.report_to_host()
+        assert telemetry.cycle.get_blocking(0, 10).stale is False
+        aggregator.close()
+        with pytest.raises(HostUnreachableError):
+            telemetry.cycle.get_blocking(0, 10)
+        status = telemetry.cycle.status(30)
+        assert status is not None
+        assert status.stale is True
+        assert status.stale_reason is not None
+        assert "the host picture cannot be fetched: HostUnreachableError" in status.stale_reason
+    finally:
+        telemetry.shutdown()
+        aggregator.close()
