@@ -163,6 +163,15 @@ class Bus(MetricReader):
         self._telemetry.components.declare_bus(self.name)
         self._telemetry.add_aggregator(self)
 
+    def reset_after_fork(self) -> None:
+        """A forked child: the bus counts from zero (its providers' counts start from zero too)."""
+        self._lock = threading.RLock()
+        self._retired = {}
+        self._start_unix_nano = time.time_ns()
+        for member in self._members.values():
+            member.baseline.clear()
+            member.last.clear()
+
     @property
     def scope(self) -> InstrumentationScope:
         """The instrumentation scope of the bus's series."""

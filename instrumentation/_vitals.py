@@ -161,6 +161,16 @@ class RequestVitals:
                 if seconds > self._max:
                     self._max = seconds
 
+    def reset_after_fork(self) -> None:
+        """A forked child counts from zero (its lock re-made: a parent thread may have held it)."""
+        self._lock = threading.Lock()
+        self.start_time_unix_nano = time.time_ns()
+        self._buckets = [0] * (len(self._bounds) + 1)
+        self._requests = self._count = self._errors = 0
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+
     def read(self) -> tuple[int, int, int, float, tuple[int, ...], float, float]:
         """A consistent copy: requests, errors, latency count, sum, bucket counts, min, max."""
         with self._lock:
@@ -193,6 +203,12 @@ class VitalsProducer:
     def scope(self) -> InstrumentationScope:
         """The instrumentation scope of the produced metrics."""
         return self._scope
+
+    def reset_after_fork(self) -> None:
+        """A forked child: every bound service's vitals count from zero."""
+        self._lock = threading.Lock()
+        for vitals in self._vitals:
+            vitals.reset_after_fork()
 
     def bind(self, attributes: Mapping[str, str | bool | int | float]) -> RequestVitals:
         """New vitals storage for one service, produced from the next collection on."""

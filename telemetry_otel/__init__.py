@@ -15,7 +15,9 @@ from telemetry_otel._collection import (
     ComponentKind,
     ComponentOutcome,
     ComponentRecord,
+    HostRecord,
     Outcome,
+    WorkerRecord,
 )
 from telemetry_otel._components import (
     HEALTH_STATUSES,
@@ -56,6 +58,7 @@ __all__ = [
     "DataPoint",
     "HealthReport",
     "HealthStatus",
+    "HostRecord",
     "MetricAggregator",
     "MetricProducer",
     "Outcome",
@@ -66,6 +69,7 @@ __all__ = [
     "SnapshotValue",
     "Telemetry",
     "TelemetryConfig",
+    "WorkerRecord",
     "__version__",
     "current_telemetry",
     "get_meter",

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import os
 import random
@@ -34,6 +35,7 @@ from telemetry_otel._cli_common import (
 from telemetry_otel._cli_common import threshold_overrides as _thresholds
 from telemetry_otel._cli_fleet import add_fleet_command
 from telemetry_otel._cli_rules import add_rules_command
+from telemetry_otel._cli_workers import ARGV_VARIABLE, serve_workers
 from telemetry_otel._config import (
     DEFAULT_CACHE_TTL_SECONDS,
     DEFAULT_COLLECTION_TIMEOUT_MILLIS,
@@ -44,7 +46,7 @@ from telemetry_otel._runtime import Telemetry
 from telemetry_otel._setup import setup_telemetry
 from telemetry_otel._version import __version__
 
-__all__ = ["main"]
+__all__ = ["build_app", "main", "worker_app"]
 
 APP_FACTORY = "telemetry_otel.views:create_app"
 #: Environment variable holding the bearer token that guards the endpoint (unset: open).
@@ -55,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``telemetry-otel`` and ``python -m telemetry_otel``; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # serve --workers hands them to workers
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -150,6 +153,14 @@ def _parser() -> argparse.ArgumentParser:
         f"TELEMETRY_OTEL_COLLECTION_TIMEOUT_MILLIS, else {DEFAULT_COLLECTION_TIMEOUT_MILLIS:g})",
     )
     demo_failure_arguments(serve)
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="worker processes (uvicorn's, spawned); with N > 1 every worker answers for the whole host "
+        "through a host aggregator this process runs (see docs/workers.md) (default: 1)",
+    )
     serve.set_defaults(handler=_serve)
     add_catalog_commands(commands)
     add_rules_command(commands)
@@ -193,10 +204,45 @@ def _agent(text: str) -> str:
     return text
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers (1 or more)")
+    return int(text)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     token = _token_from_env()  # checked before anything starts; never printed nor logged
+    if args.workers > 1:
+        return serve_workers(args, factory=f"{__name__}:worker_app", bind=_bind, url_host=_url_host)
+    app, telemetry = build_app(args, token)
+    sock = _bind(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    access = f", bearer token from {TOKEN_VARIABLE}" if token else ""
+    print(
+        f"telemetry-otel {__version__}: serving agent {args.agent!r} "
+        f"({len(telemetry.components)} components{', SDK disabled' if telemetry.disabled else ''}{access})\n"
+        f"  http://{_url_host(host)}:{port}/api/{args.agent}/v1/telemetry\n"
+        f"  http://{_url_host(host)}:{port}/metrics",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    # uvicorn shuts down cleanly on SIGINT and SIGTERM (the final export included), then re-raises
+    # the signal to the handler it found: a graceful stop is a normal exit, status 0.
+    previous = signal.signal(signal.SIGTERM, _stopped_by_sigterm)
+    try:
+        with contextlib.suppress(KeyboardInterrupt, _SigtermStopError):
+            asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def build_app(args: argparse.Namespace, token: str | None) -> tuple[Any, Telemetry]:
+    """The runtime ``serve`` runs (demo or ``--app``) and its app, from ``serve``'s arguments."""
     try:
         explicit_name = None if os.environ.get("OTEL_SERVICE_NAME") else args.agent
         # serve answers /metrics on its own port: no second scrape server for OTEL_METRICS_EXPORTER.
@@ -238,28 +284,15 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         telemetry.shutdown()
         raise CliError(str(exc), EXIT_USAGE) from None
-    sock = _bind(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    access = f", bearer token from {TOKEN_VARIABLE}" if token else ""
-    print(
-        f"telemetry-otel {__version__}: serving agent {args.agent!r} "
-        f"({len(telemetry.components)} components{', SDK disabled' if telemetry.disabled else ''}{access})\n"
-        f"  http://{_url_host(host)}:{port}/api/{args.agent}/v1/telemetry\n"
-        f"  http://{_url_host(host)}:{port}/metrics",
-        file=sys.stderr,
-        flush=True,
-    )
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    # uvicorn shuts down cleanly on SIGINT and SIGTERM (the final export included), then re-raises
-    # the signal to the handler it found: a graceful stop is a normal exit, status 0.
-    previous = signal.signal(signal.SIGTERM, _stopped_by_sigterm)
-    try:
-        with contextlib.suppress(KeyboardInterrupt, _SigtermStopError):
-            asyncio.run(server.serve(sockets=[sock]))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return 0
+    return app, telemetry
+
+
+def worker_app() -> Any:
+    """One spawned worker of ``serve --workers N`` (uvicorn's app factory): ``serve``'s app, set up
+    from ``serve``'s arguments (``TELEMETRY_OTEL_SERVE_ARGV``) as a worker of the host."""
+    args = _parser().parse_args(json.loads(os.environ[ARGV_VARIABLE]))
+    app, _ = build_app(args, _token_from_env())
+    return app
 
 
 class _SigtermStopError(Exception):

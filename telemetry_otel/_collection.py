@@ -31,7 +31,9 @@ __all__ = [
     "ComponentOutcome",
     "ComponentRecord",
     "CoroutineRunner",
+    "HostRecord",
     "Outcome",
+    "WorkerRecord",
     "collect_snapshots",
     "freeze_components",
 ]
@@ -94,6 +96,31 @@ class ComponentRecord:
         return self.category is not None
 
 
+@dataclass(frozen=True)
+class WorkerRecord:
+    """One live worker process of a host picture, as the host aggregator last heard from it."""
+
+    instance_id: str
+    pid: int | None
+    #: Reports the host has received from it.
+    reports: int
+    last_report_unix_nano: int
+    #: Its counters as of its last report: metric name -> the sum over the metric's series.
+    counters: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """Where a host picture came from: the live workers, how many have retired, which fold it is."""
+
+    workers: tuple[WorkerRecord, ...]
+    #: Workers gone (exited or killed) whose last counts are folded into the retired totals.
+    retired_workers: int
+    #: The aggregator's picture number: it grows with every report and every retirement.
+    generation: int
+    aggregator_pid: int | None = None
+
+
 def freeze_components(
     components: list[Component], buses: Mapping[str, Mapping[str, str]]
 ) -> tuple[ComponentRecord, ...]:
@@ -141,6 +168,8 @@ class Collection:
     components: tuple[ComponentRecord, ...] = ()
     buses: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     start_unix_nano: int | None = None
+    #: For a host picture of several worker processes: its workers (None: one process's own cycle).
+    host: HostRecord | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcomes", MappingProxyType(dict(self.outcomes)))

@@ -57,6 +57,10 @@ class CollectorMetrics:
         self._records: tuple[ComponentRecord, ...] = ()
         self._buses: Mapping[str, Mapping[str, str]] = {}
 
+    def reset_after_fork(self) -> None:
+        """A forked child counts its own cycles from zero."""
+        self.__init__()  # type: ignore[misc]
+
     @property
     def scope(self) -> InstrumentationScope:
         """The collector's instrumentation scope."""

@@ -88,6 +88,12 @@ class ComponentRegistry:
         self._components: dict[str, Component] = {}
         self._buses: dict[str, dict[str, str]] = {}
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: the lock re-made, and no snapshot call of the parent's threads running."""
+        self._lock = threading.Lock()
+        for component in self._components.values():
+            component.snapshot_running_since = None
+
     def add(self, component: Component) -> Component:
         """Register ``component``; a second component with the same name is an error."""
         with self._lock:

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_EXPORT_TIMEOUT_MILLIS",
     "DEFAULT_LIVE_MIN_INTERVAL_MILLIS",
     "DEFAULT_PROCESS_METRICS",
+    "DEFAULT_REPORT_INTERVAL_MILLIS",
     "DEFAULT_SERVICE_TIMEOUT_MILLIS",
     "DEFAULT_STALE_AFTER_TTLS",
     "EXEMPLAR_FILTERS",
@@ -44,6 +45,11 @@ DEFAULT_LIVE_MIN_INTERVAL_MILLIS = 1_000.0
 #: A refresh due for this many TTLs without a completed cycle makes the data stale
 #: (``TELEMETRY_OTEL_STALE_AFTER_TTLS``).
 DEFAULT_STALE_AFTER_TTLS = 3.0
+
+# Workers of one host (issue 18): where the host aggregator listens, and how often workers report.
+#: Milliseconds between two reports of a worker to its host aggregator
+#: (``TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS``): the most a host picture lags a worker's recording.
+DEFAULT_REPORT_INTERVAL_MILLIS = 1_000.0
 
 #: Series (distinct attribute sets) kept per instrument before the rest fold into one overflow
 #: series ``otel.metric.overflow=true``: the OpenTelemetry specification's default.
@@ -97,6 +103,11 @@ class TelemetryConfig:
     #: Which measurements may become exemplars (``OTEL_METRICS_EXEMPLAR_FILTER``): ``trace_based``
     #: (those made in a sampled span), ``always_on`` or ``always_off``.
     exemplar_filter: ExemplarFilterName = DEFAULT_EXEMPLAR_FILTER
+    #: ``host:port`` of the host aggregator this process reports to as one worker of several
+    #: (``TELEMETRY_OTEL_HOST_ENDPOINT``); None: the process answers for itself alone.
+    host_endpoint: str | None = None
+    #: Milliseconds between two reports to the host (``TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS``).
+    report_interval_millis: float = DEFAULT_REPORT_INTERVAL_MILLIS
 
     @classmethod
     def resolve(
@@ -115,6 +126,8 @@ class TelemetryConfig:
         stale_after_ttls: float | None = None,
         process_metrics: bool | None = None,
         exemplar_filter: str | None = None,
+        host_endpoint: str | None = None,
+        report_interval_millis: float | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> TelemetryConfig:
         """Merge explicit arguments over the environment (``OTEL_*`` variables) over defaults."""
@@ -183,6 +196,15 @@ class TelemetryConfig:
                 else _parse_bool("TELEMETRY_OTEL_PROCESS_METRICS", raw_process)
             )
         exemplars = _pick_exemplar_filter(exemplar_filter, env.get("OTEL_METRICS_EXEMPLAR_FILTER"))
+        endpoint = host_endpoint or env.get("TELEMETRY_OTEL_HOST_ENDPOINT", "").strip() or None
+        if endpoint is not None:
+            _check_host_endpoint(endpoint)
+        report_interval = _pick_millis(
+            "TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS",
+            report_interval_millis,
+            env.get("TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS"),
+            cls.report_interval_millis,
+        )
         return cls(
             service_name=name or cls.service_name,
             resource_attributes=attributes,
@@ -197,6 +219,8 @@ class TelemetryConfig:
             stale_after_ttls=stale_after,
             process_metrics=process_metrics,
             exemplar_filter=exemplars,
+            host_endpoint=endpoint,
+            report_interval_millis=report_interval,
         )
 
 
@@ -283,3 +307,13 @@ def _parse_resource_attributes(raw: str) -> dict[str, str]:
             raise ConfigurationError(f"OTEL_RESOURCE_ATTRIBUTES item {item!r} is not of the form key=value")
         attributes[unquote(key.strip())] = unquote(value.strip())
     return attributes
+
+
+def _check_host_endpoint(text: str) -> None:
+    """``host:port`` (an ``http://`` prefix allowed) with a port in 1-65535, or ConfigurationError."""
+    raw = text.strip().removeprefix("http://").rstrip("/")
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ConfigurationError(
+            f"TELEMETRY_OTEL_HOST_ENDPOINT={text!r} is not host:port (for example 127.0.0.1:4319)"
+        )

@@ -332,6 +332,15 @@ class CollectionCycle:
         self._inflight = asyncio.run_coroutine_threadsafe(self._run(now), loop)
         return self._inflight
 
+    def reset_after_fork(self) -> None:
+        """In a forked child (called before any other thread runs): nothing of the parent's cycles
+        is kept, neither its collections (they hold the parent's counts) nor its thread and lock."""
+        self._lock = threading.Lock()
+        self._pid, self._loop, self._thread, self._inflight = os.getpid(), None, None, None
+        self._latest = None
+        self._due_since = None
+        self._last_failure = None
+
     def _forget_parent_locked(self) -> None:
         """In a forked child, the parent's cycle thread and the cycle it ran do not exist."""
         if self._pid != os.getpid():

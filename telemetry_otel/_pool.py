@@ -71,6 +71,12 @@ class DaemonThreadPool(ThreadPoolExecutor):
         worker.start()
         self._workers.append(worker)
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: no worker of the parent exists, and its lock may have been held."""
+        self._pool_lock = threading.Lock()
+        self._pid = -1
+        self._forget_parent_locked()
+
     def _forget_parent_locked(self) -> None:
         """In a forked child the parent's workers do not exist: start afresh."""
         if self._pid != os.getpid():

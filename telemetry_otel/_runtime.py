@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import os
 import threading
 import time
 import uuid
@@ -29,6 +28,13 @@ from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import TelemetryConfig
 from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
+from telemetry_otel._fork import (
+    process_instance_id,
+    register_fork_handlers,
+    renew_instance_id,
+    reset_after_fork,
+    zero_sdk_counts,
+)
 from telemetry_otel._index import OwnerIndex
 from telemetry_otel._pool import DaemonThreadPool
 from telemetry_otel._process import ProcessMetrics
@@ -37,6 +43,8 @@ from telemetry_otel._scrape_server import ScrapeServer
 from telemetry_otel._snapshot_log import SnapshotLog
 from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter
 from telemetry_otel.formats import label_agent
+from telemetry_otel.host._cycle import HostCycle
+from telemetry_otel.host._link import HostLink, parse_endpoint
 from telemetry_otel.vocabulary import SERVICE_INSTANCE_ID, SERVICE_NAME
 
 __all__ = ["SNAPSHOT_THREADS", "THREAD_JOIN_SECONDS", "Telemetry", "process_instance_id"]
@@ -63,11 +71,17 @@ class Telemetry:
 
     def __init__(self, config: TelemetryConfig, exporters: Sequence[PushExporter] = ()) -> None:
         self.config = config
+        #: A worker of a multi-process host reports to its aggregator and answers for the host.
+        hosted = config.host_endpoint is not None and not config.disabled
         attributes = {
             SERVICE_INSTANCE_ID: process_instance_id(),
             **config.resource_attributes,
             SERVICE_NAME: config.service_name,
         }
+        # A host worker has an id of its own (one per runtime), whatever the environment says.
+        self._own_instance_id = hosted or SERVICE_INSTANCE_ID not in config.resource_attributes
+        attributes[SERVICE_INSTANCE_ID] = str(uuid.uuid4()) if hosted else attributes[SERVICE_INSTANCE_ID]
+        self._exporter_objects = list(exporters)
         self.resource = Resource.create(attributes)
         self.components = ComponentRegistry()
         self._producers: list[MetricProducer] = []
@@ -99,13 +113,37 @@ class Telemetry:
                 metric_readers=[self._reader],
                 exemplar_filter=_EXEMPLAR_FILTERS[config.exemplar_filter](),
             )
-        #: The one owner of collection cycles: every consumer asks it for a collection no older than X.
-        self.cycle = CollectionCycle(
+        longest = (config.service_timeout_millis + config.collection_timeout_millis) / 1000
+        #: This process's own collection cycles (a worker's reports are made from them).
+        self.local_cycle = CollectionCycle(
             self._collect_for_cycle,
             live_min_interval_millis=config.live_min_interval_millis,
             stale_after_ttls=config.stale_after_ttls,
-            longest_cycle_seconds=(config.service_timeout_millis + config.collection_timeout_millis) / 1000,
+            longest_cycle_seconds=longest,
         )
+        #: The one owner of collection cycles: every consumer asks it for a collection no older than X.
+        #: In a worker of a multi-process host, the host picture (:class:`HostCycle`).
+        self.cycle: CollectionCycle = self.local_cycle
+        self._host: HostLink | None = None
+        if hosted:
+            assert config.host_endpoint is not None
+            self._host = HostLink(
+                parse_endpoint(config.host_endpoint),
+                collect_local=self.local_cycle.collect_now,
+                resource=lambda: self.resource,
+                interval_seconds=config.report_interval_millis / 1000,
+                timeout_seconds=longest + 1.0,
+            )
+            self.cycle = HostCycle(
+                self._host,
+                longest_cycle_seconds=longest,
+                live_min_interval_millis=config.live_min_interval_millis,
+            )
+            if exporters:  # export once per host: the aggregator runs OTEL_METRICS_EXPORTER's exporters
+                _logger.warning(
+                    "a host worker does not push: %d exporter(s) given here do not run", len(exporters)
+                )
+            exporters = ()
         self._host_loop: asyncio.AbstractEventLoop | None = None
         self._prometheus: ScrapeServer | None = None
         self._process_metrics: ProcessMetrics | None = None
@@ -128,6 +166,11 @@ class Telemetry:
             self._read_executor.prestart(1)
             self._executor.prestart(1)
             atexit.register(_shutdown_at_exit, weakref.ref(self))
+        if self._host is not None:
+            self._host.start()
+            # A worker that exits gracefully sends its final counts, even without shutdown().
+            atexit.register(_shutdown_at_exit, weakref.ref(self))
+        register_fork_handlers(weakref.ref(self))
 
     @property
     def disabled(self) -> bool:
@@ -232,6 +275,12 @@ class Telemetry:
             labelled = self._labelled = (served.collection, label_agent(served.collection.metrics))
         return labelled[1]
 
+    def report_to_host(self) -> bool:
+        """A worker of a multi-process host: send its counts to the host aggregator now (a final
+        report before the process stops: a server that ends by re-raising SIGTERM skips ``atexit``).
+        False when the report failed (logged) or the process is no worker."""
+        return self._host is not None and self._host.report_now()
+
     @property
     def prometheus_address(self) -> tuple[str, int] | None:
         """Where :meth:`serve_prometheus` serves ``/metrics`` (host, port), or None."""
@@ -328,9 +377,12 @@ class Telemetry:
             hook(self)
         self._close_prometheus()  # first: no scrape starts a cycle from now on
         self._host_loop = None  # the final collection runs on the cycle's own loop
+        if self._host is not None:  # a worker's final counts go to the host before anything closes
+            self._host.close(final_report=export)
         # The final export and flush, before anything closes.
         self.exports.shutdown(timeout_millis, final=export)
         self.cycle.close()
+        self.local_cycle.close()
         if isinstance(self.meter_provider, MeterProvider):
             self.meter_provider.shutdown(timeout_millis=timeout_millis)
         # Idle threads end within microseconds of their stop signal: give them that much even when
@@ -355,21 +407,57 @@ class Telemetry:
                 ", ".join(stuck),
             )
 
+    # -- fork safety ---------------------------------------------------------------------------------
+
+    def _before_fork(self) -> None:  # the reporter stops while the process forks
+        if self._host is not None:
+            self._host.stop()
+
+    def _after_fork_in_parent(self) -> None:
+        if self._host is not None and not self._shut_down:
+            self._host.start()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child is a new instance counting from zero, with threads and locks of its own
+        (see ``_fork.py``); threads start afresh when next needed."""
+        self._producers_lock = threading.Lock()
+        self._collect_lock = threading.Lock()
+        self._lifecycle_lock = threading.RLock()
+        self._host_loop = None
+        self._snapshot_log = SnapshotLog()
+        self.components.reset_after_fork()
+        if self._shut_down:
+            return
+        provider = self.meter_provider if isinstance(self.meter_provider, MeterProvider) else None
+        if self._own_instance_id:
+            instance = str(uuid.uuid4()) if self._host is not None else process_instance_id()
+            self.resource = self.resource.merge(Resource({SERVICE_INSTANCE_ID: instance}))
+            if provider is not None:
+                renew_instance_id(provider, instance)
+        if provider is not None:
+            zero_sdk_counts(provider)
+        reset_after_fork([*self._producers, *self._aggregators])
+        self.local_cycle.reset_after_fork()
+        if self.cycle is not self.local_cycle:
+            self.cycle.reset_after_fork()
+        self._executor.reset_after_fork()
+        self._read_executor.reset_after_fork()
+        server, self._prometheus = self._prometheus, None
+        if server is not None:
+            server.abandon()
+        if self.exports.exporters:
+            self.exports = ExportPipeline(
+                self.export_source,
+                self._exporter_objects,
+                interval_millis=self.config.export_interval_millis,
+                timeout_millis=self.config.export_timeout_millis,
+            )
+            self.exports.start()
+        if self._host is not None:
+            self._host.after_fork_in_child()
+
 
 def _shutdown_at_exit(reference: weakref.ref[Telemetry]) -> None:
     telemetry = reference()
     if telemetry is not None:
         telemetry.shutdown(telemetry.config.export_timeout_millis)
-
-
-_instance_id: tuple[int, str] | None = None
-
-
-def process_instance_id() -> str:
-    """This process's ``service.instance.id``: a random UUID, new in every process (a forked child
-    gets its own). ``OTEL_RESOURCE_ATTRIBUTES`` may set another for the runtime's resource."""
-    global _instance_id
-    pid = os.getpid()
-    if _instance_id is None or _instance_id[0] != pid:
-        _instance_id = (pid, str(uuid.uuid4()))
-    return _instance_id[1]

@@ -93,6 +93,13 @@ class ScrapeServer:
         host, port = self._server.server_address[:2]
         return str(host), int(port)
 
+    def abandon(self) -> None:
+        """In a forked child: the serving thread is the parent's; close only this process's copy of
+        the listening socket (the parent serves on)."""
+        self._closed = True
+        self._lock = threading.Lock()
+        self._server.socket.close()
+
     def close(self) -> None:
         """Stop serving and release the port (a second call does nothing)."""
         with self._lock:

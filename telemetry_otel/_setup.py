@@ -57,6 +57,8 @@ def setup_telemetry(
     set_global: bool = True,
     process_metrics: bool | None = None,
     exemplar_filter: str | None = None,
+    host_endpoint: str | None = None,
+    report_interval_millis: float | None = None,
 ) -> Telemetry:
     """Configure the shared telemetry runtime once and return its handle.
 
@@ -82,6 +84,12 @@ def setup_telemetry(
     ``Telemetry.enable_process_metrics``). ``exemplar_filter`` (``OTEL_METRICS_EXEMPLAR_FILTER``:
     ``trace_based``, the default, ``always_on`` or ``always_off``) says which histogram measurements
     keep their trace and span ids as exemplars, on the SDK's instruments and on the fast paths alike.
+    data that stopped refreshing is stale: see ``docs/collection-cycle.md``.
+
+    ``host_endpoint`` (``TELEMETRY_OTEL_HOST_ENDPOINT``, ``127.0.0.1:PORT``): this process is one
+    worker of several on a host; it reports to the host aggregator there every
+    ``report_interval_millis`` (``TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS``, 1000) and answers every
+    consumer from the host picture; see ``docs/workers.md``.
     """
     config = TelemetryConfig.resolve(
         service_name=service_name,
@@ -97,6 +105,8 @@ def setup_telemetry(
         stale_after_ttls=stale_after_ttls,
         process_metrics=process_metrics,
         exemplar_filter=exemplar_filter,
+        host_endpoint=host_endpoint,
+        report_interval_millis=report_interval_millis,
     )
     return _setup(config, exporters, prometheus_server, set_global=set_global, provisional=False)
 

@@ -54,6 +54,7 @@ __all__ = [
     "PROCESS_MEMORY_USAGE",
     "PROCESS_MEMORY_VIRTUAL",
     "PROCESS_OPEN_FILE_DESCRIPTOR_COUNT",
+    "PROCESS_PID",
     "PROCESS_SCOPE_NAME",
     "PROCESS_THREAD_COUNT",
     "REQUEST_DURATION_BUCKETS",
@@ -98,6 +99,8 @@ SERVICE_NAME: Final = "service.name"
 SERVICE_CATEGORY: Final = "service.category"
 #: Resource attribute identifying one process of a runtime (OTel resource conventions).
 SERVICE_INSTANCE_ID: Final = "service.instance.id"
+#: Resource attribute of a worker's report to the host: the worker's process id (OTel conventions).
+PROCESS_PID: Final = "process.pid"
 #: The bus a data point belongs to.
 BUS_NAME: Final = "bus.name"
 #: The provider of a bus a per-provider data point belongs to.

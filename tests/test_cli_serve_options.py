@@ -152,6 +152,7 @@ def test_coverage_finds_an_app_module_in_the_working_directory(app_dir: Path) ->
         (["--app", "missing_module:factory"], "cannot import 'missing_module'"),
         (["--demo", "--service-timeout-millis", "0"], "'0' must be a positive number of milliseconds"),
         (["--demo", "--collection-timeout-millis", "soon"], "'soon' is not a number of milliseconds"),
+        (["--demo", "--workers", "0"], "'0' is not a number of workers (1 or more)"),
     ],
 )
 def test_bad_serve_options_are_usage_errors(app_dir: Path, args: list[str], message: str) -> None:

@@ -49,8 +49,22 @@ def test_service_name_falls_back_to_resource_attribute_then_default() -> None:
         ({"OTEL_RESOURCE_ATTRIBUTES": "novalue"}, "not of the form key=value"),
         ({"TELEMETRY_OTEL_SERVICE_TIMEOUT_MILLIS": "soon"}, "not a number of milliseconds"),
         ({"TELEMETRY_OTEL_SERVICE_TIMEOUT_MILLIS": "-5"}, "must be a positive number"),
+        ({"TELEMETRY_OTEL_HOST_ENDPOINT": "localhost"}, "is not host:port"),
+        ({"TELEMETRY_OTEL_HOST_ENDPOINT": "127.0.0.1:99999"}, "is not host:port"),
+        ({"TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS": "0"}, "must be a positive number"),
     ],
 )
 def test_bad_environment_values_name_what_is_allowed(environ: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigurationError, match=fragment):
         TelemetryConfig.resolve(environ=environ)
+
+
+def test_a_host_endpoint_and_its_report_interval_come_from_the_environment() -> None:
+    config = TelemetryConfig.resolve(
+        environ={
+            "TELEMETRY_OTEL_HOST_ENDPOINT": "http://127.0.0.1:4319",
+            "TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS": "250",
+        }
+    )
+    assert (config.host_endpoint, config.report_interval_millis) == ("http://127.0.0.1:4319", 250.0)
+    assert TelemetryConfig.resolve(environ={}).host_endpoint is None

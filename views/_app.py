@@ -283,6 +283,9 @@ def _lifespan(
         finally:
             # Before the shutdown callbacks: the runtime's final collection must not need this loop.
             telemetry.use_event_loop(None)
+            # A worker of a multi-process host reports its final counts now: uvicorn ends a worker
+            # by re-raising SIGTERM, and then no ``atexit`` handler runs.
+            await asyncio.get_running_loop().run_in_executor(None, telemetry.report_to_host)
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -18,6 +18,7 @@ from opentelemetry.sdk.metrics.export import (
 
 from telemetry_otel import Collection, ComponentRecord, OwnedMetric
 from telemetry_otel.views._buses import render_buses
+from telemetry_otel.views._parts import host_section
 from telemetry_otel.vocabulary import BUS_NAME, SERVICE_CATEGORY, SERVICE_NAME
 
 __all__ = ["iso_time", "render_detailed"]
@@ -92,6 +93,7 @@ def render_detailed(
         "sdk_disabled": collection.sdk_disabled,
         "collection_duration_seconds": collection.duration_seconds,
         "resource": resource,
+        "host": host_section(collection.host),
         "totals": {
             "services": len(services),
             "providers": len(providers),

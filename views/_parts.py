@@ -8,6 +8,7 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import Gauge, Metric, NumberDataPoint
 
+from telemetry_otel import HostRecord
 from telemetry_otel.views._numbers import finite, iso
 from telemetry_otel.views._quantiles import Buckets
 from telemetry_otel.views._state import ComponentState, Model
@@ -16,6 +17,7 @@ from telemetry_otel.vocabulary import SERVICE_CATEGORY, SERVICE_NAME
 __all__ = [
     "gauge_metric",
     "header",
+    "host_section",
     "latency_section",
     "scope_attributes",
     "service_identity",
@@ -106,3 +108,24 @@ def service_identity(state: ComponentState) -> dict[str, str]:
     if state.category is not None:
         identity[SERVICE_CATEGORY] = state.category
     return identity
+
+
+def host_section(host: HostRecord | None) -> dict[str, Any] | None:
+    """A host picture's workers (None for one process): each live worker, and how many retired."""
+    if host is None:
+        return None
+    return {
+        "workers": [
+            {
+                "instance_id": worker.instance_id,
+                "pid": worker.pid,
+                "reports": worker.reports,
+                "last_report": iso(worker.last_report_unix_nano),
+                "counters": dict(worker.counters),
+            }
+            for worker in host.workers
+        ],
+        "retired_workers": host.retired_workers,
+        "generation": host.generation,
+        "aggregator_pid": host.aggregator_pid,
+    }

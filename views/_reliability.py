@@ -7,7 +7,7 @@ from typing import Any
 from opentelemetry.sdk.metrics.export import Metric
 
 from telemetry_otel.views._numbers import ratio
-from telemetry_otel.views._parts import gauge_metric, header, service_identity
+from telemetry_otel.views._parts import gauge_metric, header, host_section, service_identity
 from telemetry_otel.views._state import ComponentState, Model
 from telemetry_otel.views._summary import SUMMARY_SOURCES, runtime_status_metrics
 from telemetry_otel.vocabulary import (
@@ -50,6 +50,7 @@ def render_reliability(model: Model) -> tuple[dict[str, Any], list[Metric]]:
                 outcome: sum(state.outcome == outcome for state in watched) for outcome in _OUTCOMES
             },
         },
+        "host": host_section(model.inputs.collection.host),
         "collection_failures": [
             {
                 "component": state.name,

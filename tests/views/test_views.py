@@ -263,10 +263,12 @@ def test_reliability_key_set(plain_render: Render) -> None:
         "availability",
         "error_ratio",
         "collection",
+        "host",
         "collection_failures",
         "services",
         "buses",
     }
+    assert document["host"] is None  # one process: no host picture
     assert _keys(document["collection"]) == {"duration_seconds", "snapshots"}
     assert _keys(document["collection"]["snapshots"]) == {"ok", "error", "timeout", "none"}
     assert [_keys(failure) for failure in document["collection_failures"]] == [
@@ -329,6 +331,7 @@ def test_detailed_key_set_and_sources() -> None:
         "sdk_disabled",
         "collection_duration_seconds",
         "resource",
+        "host",
         "totals",
         "categories",
         "services",
