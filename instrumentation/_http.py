@@ -93,6 +93,14 @@ class HTTPServerMetrics:
         """The instrumentation scope of the produced metrics."""
         return self._scope
 
+    def reset_after_fork(self) -> None:
+        """A forked child counts from zero (its lock re-made: a parent thread may have held it)."""
+        self._lock = threading.Lock()
+        self._cells = {}
+        self._active = {}
+        self._start_unix_nano = time.time_ns()
+        self.overflowed = 0
+
     def started(self, method: str, scheme: str) -> None:
         """One more active request."""
         key = (method, scheme)

@@ -166,6 +166,7 @@ class RequestVitals:
         self._lock = threading.Lock()
         self.start_time_unix_nano = time.time_ns()
         self._buckets = [0] * (len(self._bounds) + 1)
+        self._exemplars = [None] * (len(self._bounds) + 1)  # the parent's spans are not the child's
         self._requests = self._count = self._errors = 0
         self._sum = 0.0
         self._min = math.inf

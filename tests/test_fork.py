@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from telemetry_otel import SERVICE_INSTANCE_ID, Telemetry, TelemetryConfig
 from telemetry_otel.instrumentation import Bus, instrument_service
+from telemetry_otel.instrumentation._asgi import http_server_metrics
 
 
 def _values(data: MetricsData) -> dict[str, float]:
@@ -103,6 +104,27 @@ def test_a_forked_child_counts_from_zero_as_a_new_instance(telemetry: Telemetry)
     assert _instance(parent_after) == parent_instance
     assert _values(parent_after)["service.requests"] == 6
     assert _values(parent_after)["fork.calls"] == 10
+
+
+def test_a_forked_child_counts_http_requests_from_zero(telemetry: Telemetry) -> None:
+    """The HTTP server series (the middleware's own store) start from zero in a forked child."""
+    store = http_server_metrics(telemetry)
+    key = ("GET", "http", "/items/{id}", 200, None)
+    for _ in range(4):
+        store.started("GET", "http")
+        store.finished(key, 0.01, None)
+    assert _values(telemetry.read_metrics())["http.server.request.duration"] == 4
+
+    def child() -> dict[str, Any]:
+        at_fork = _values(telemetry.read_metrics())
+        store.started("GET", "http")
+        store.finished(key, 0.01, None)
+        return {"at_fork": at_fork, "after": _values(telemetry.read_metrics())}
+
+    seen = _in_child(child)
+    assert seen["at_fork"].get("http.server.request.duration", 0) == 0
+    assert seen["after"]["http.server.request.duration"] == 1
+    assert _values(telemetry.read_metrics())["http.server.request.duration"] == 4
 
 
 def test_an_instance_id_set_in_the_environment_is_kept_by_a_single_process_child() -> None:
