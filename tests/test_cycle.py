@@ -291,7 +291,19 @@ def test_a_waiter_gives_up_after_the_longest_cycle(telemetry: Telemetry, gated: 
 
 def test_a_ttl_of_zero_is_not_stale_while_a_healthy_cycle_may_still_run(telemetry: Telemetry) -> None:
     clock = _Clock()
-    cycle = CollectionCycle(telemetry.collect, clock=clock, longest_cycle_seconds=7, stale_after_ttls=3)
+    release = threading.Event()
+    collections = 0
+
+    async def collect() -> Collection:
+        # Only the first cycle completes: a refresh the status calls start stays in flight, so the
+        # one collection ages on the test's clock alone.
+        nonlocal collections
+        collections += 1
+        if collections > 1:
+            await asyncio.to_thread(release.wait, 30)
+        return await telemetry.collect()
+
+    cycle = CollectionCycle(collect, clock=clock, longest_cycle_seconds=7, stale_after_ttls=3)
     try:
         asyncio.run(cycle.get(0))
         with cycle._lock:  # a refresh due since now, as a request would make it
@@ -302,6 +314,7 @@ def test_a_ttl_of_zero_is_not_stale_while_a_healthy_cycle_may_still_run(telemetr
         clock.now += 17  # 22 s: past 3 x 7 s
         assert cycle.status(0).stale is True  # type: ignore[union-attr]
     finally:
+        release.set()
         cycle.close()
 
 
