@@ -287,6 +287,7 @@ def test_reliability_key_set(populated: Telemetry, render: Render) -> None:
         "collection",
         "collection_failures",
         "services",
+        "exporters",
         "buses",
     }
     assert _keys(document["collection"]) == {"duration_seconds", "snapshots"}
