@@ -26,6 +26,9 @@ __all__ = ["DeriveHook", "ExportDemand", "ExportPipeline", "MetricsSource"]
 _logger = logging.getLogger("telemetry_otel.exporters")
 #: Share of the interval a periodic export accepts as the age of a collection.
 _FRESH_SHARE = 0.9
+#: Collections a worker holds before it queues them (only an exporter stuck inside an ``export()``
+#: that ignores its deadline lets them pile up): past it the oldest is dropped, counted ``count``.
+INBOX_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ class ExportPipeline:
         if final:
             self._export(0.0, final=True, wait_seconds=max(0.001, (end - started) / 2))
         for worker in self._workers:
+            worker.start()  # a pipeline never started flushes on its workers too, within the bound
             worker.stop(end)
         for worker in self._workers:
             worker.join(max(0.0, end - time.monotonic()))
@@ -230,6 +234,9 @@ class _Worker:
         with self._cond:
             self._offered += 1
             self._inbox.append((self._offered, data))
+            if len(self._inbox) > INBOX_LIMIT:
+                del self._inbox[0]
+                self.exporter.count_drop("count")
             self._cond.notify_all()
             return self._offered
 
@@ -248,10 +255,6 @@ class _Worker:
         with self._cond:
             self._stop_at = at
             self._cond.notify_all()
-            running = self._thread is not None
-        if not running:  # never started: deliver here, within the bound
-            self._drain()
-            self._finish(at)
 
     def join(self, seconds: float) -> None:
         thread = self._thread

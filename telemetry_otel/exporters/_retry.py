@@ -307,6 +307,11 @@ class RetryingExporter:
     def _count_drop(self, reason: str, batch: Batch) -> None:
         self._drop_counted(reason, delta=batch.delta)
 
+    def count_drop(self, reason: str) -> None:
+        """Count a batch dropped before it was queued (a worker's inbox overflowing)."""
+        with self._lock:
+            self._drop_counted(reason, delta=bool(getattr(self.exporter, "delta_batches", False)))
+
     def _drop_counted(self, reason: str, *, delta: bool) -> None:
         self._drops[reason] = self._drops.get(reason, 0) + 1
         if delta:

@@ -146,3 +146,38 @@ def test_no_attempt_outlives_the_deadline(hostile: Callable[..., Any]) -> None:
     pipeline.shutdown(1_000)
     assert len(durations) >= 2, durations
     assert max(durations) <= 0.5 + 0.3, durations
+
+
+def test_an_exporter_stuck_in_export_holds_a_bounded_inbox_and_counts_what_it_drops() -> None:
+    """An exporter with only ``export()`` that never returns cannot be ended by the deadline: its
+    worker is stuck, the collections offered to it pile up to ``INBOX_LIMIT`` and are then dropped,
+    counted; the shutdown bound still holds."""
+    from telemetry_otel.exporters._pipeline import INBOX_LIMIT
+
+    release = threading.Event()
+
+    class _Stuck:
+        name = "stuck"
+
+        def export(self, data: MetricsData, timeout_millis: float) -> None:
+            release.wait(30)
+
+        def shutdown(self) -> None:
+            pass
+
+    healthy = _Healthy()
+    pipeline = ExportPipeline(_source, [_Stuck(), healthy], interval_millis=60_000, timeout_millis=1_000)
+    pipeline.start()
+    try:
+        for _ in range(INBOX_LIMIT + 10):  # one collection per "interval" (2 ms here)
+            pipeline._export(0.0)
+            time.sleep(0.002)
+        time.sleep(0.2)
+        stuck = {s.exporter: s for s in pipeline.stats()}["stuck"]
+        assert stuck.dropped_by_reason.get("count", 0) >= 9, stuck
+        started = time.monotonic()
+        pipeline.shutdown(1_000)
+        assert time.monotonic() - started < 1.5
+        assert len(healthy.arrivals) >= INBOX_LIMIT + 10
+    finally:
+        release.set()
