@@ -4,6 +4,7 @@ reason, and a spool directory keeps pending batches across a restart, oldest fir
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -196,3 +197,101 @@ def test_bad_buffer_settings_are_refused() -> None:
         RetryPolicy(max_buffer_bytes=0)
     with pytest.raises(ValueError, match="max_retry_after_seconds"):
         RetryPolicy(max_retry_after_seconds=-1)
+
+
+def test_an_exporter_without_encode_is_kept_in_memory_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class _Plain:
+        name = "plain"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def export(self, data: MetricsData, timeout_millis: float) -> None:
+            self.calls += 1
+
+        def shutdown(self) -> None:
+            raise RuntimeError("cannot close")
+
+    plain = _Plain()
+    with caplog.at_level(logging.WARNING, logger="telemetry_otel.exporters"):
+        exporter = RetryingExporter(plain, RetryPolicy(spool_directory=str(tmp_path)))
+        exporter.submit(_data(), 1_000)
+        exporter.shutdown()  # a failing shutdown is logged, never raised
+    assert plain.calls == 1
+    assert "cannot be spooled" in caplog.text
+    assert "failed to shut down" in caplog.text
+
+
+def test_a_batch_that_cannot_be_encoded_is_dropped_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    backend = _Backend()
+
+    def broken(data: MetricsData) -> bytes:
+        raise ValueError("no encoding")
+
+    backend.encode = broken  # type: ignore[method-assign]
+    exporter = RetryingExporter(backend)
+    with caplog.at_level(logging.WARNING, logger="telemetry_otel.exporters"):
+        exporter.enqueue(_data())
+    assert exporter.stats().dropped_by_reason == {"encode": 1}
+    assert "could not encode a batch" in caplog.text
+
+
+def test_a_spool_that_cannot_be_written_keeps_the_batch_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = _Backend()
+    exporter = RetryingExporter(backend, RetryPolicy(spool_directory=str(tmp_path)))
+    spool_dir = tmp_path / spool_key(backend.name)
+    spool_dir.chmod(0o500)
+    try:
+        with caplog.at_level(logging.WARNING, logger="telemetry_otel.exporters"):
+            exporter.enqueue(_data())
+    finally:
+        spool_dir.chmod(0o700)
+    stats = exporter.stats()
+    if os.geteuid() == 0:  # root writes anyway: the batch is spooled
+        assert stats.spooled == 1
+    else:
+        assert (stats.buffered, stats.spooled) == (1, 0)
+        assert "spool write failed" in caplog.text
+
+
+def test_a_spool_file_of_another_format_or_unreadable_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path, "numbers", 1 << 20)
+    other = spool.write(b"0001" * 25, time.time(), delta=False)
+    other.write_bytes(b"XXXX" + other.read_bytes()[4:])
+    (spool.directory / "00000000000000000005.batch").mkdir()  # cannot be read as a file
+    with caplog.at_level(logging.WARNING, logger="telemetry_otel.exporters"):
+        assert Spool(tmp_path, "numbers", 1 << 20).load() == []
+    assert "not a spool batch of this version" in caplog.text
+    assert "cannot be read" in caplog.text
+
+
+def test_a_worker_that_hits_a_bug_logs_it_and_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    from telemetry_otel.exporters import ExportPipeline
+
+    backend = _Backend()
+    backend.down = False
+    pipeline = ExportPipeline(lambda demand: _data(), [backend], interval_millis=60_000, timeout_millis=1_000)
+    [retrying] = pipeline.exporters
+    original = retrying.deliver
+    calls = {"n": 0}
+
+    def flaky(timeout_millis: float, *, force: bool) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug")
+        original(timeout_millis, force=force)
+
+    retrying.deliver = flaky  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="telemetry_otel.exporters"):
+        pipeline.export_now()
+        pipeline.export_now()
+    pipeline.shutdown(1_000)
+    pipeline.export_now()  # after shutdown: nothing, no error
+    assert "export worker of numbers failed" in caplog.text
+    assert len(backend.received) == 3  # the batch of the failed round went with the next one, and the final
