@@ -16,12 +16,18 @@ __all__ = [
     "DEFAULT_CARDINALITY_LIMIT",
     "DEFAULT_COLLECTION_TIMEOUT_MILLIS",
     "DEFAULT_EXEMPLAR_FILTER",
+    "DEFAULT_EXPORT_BUFFER_BYTES",
+    "DEFAULT_EXPORT_BUFFER_SECONDS",
     "DEFAULT_EXPORT_INTERVAL_MILLIS",
+    "DEFAULT_EXPORT_RETRY_INITIAL_MILLIS",
+    "DEFAULT_EXPORT_RETRY_MAX_MILLIS",
+    "DEFAULT_EXPORT_SPOOL_BYTES",
     "DEFAULT_EXPORT_TIMEOUT_MILLIS",
     "DEFAULT_LIVE_MIN_INTERVAL_MILLIS",
     "DEFAULT_PROCESS_METRICS",
     "DEFAULT_REPORT_INTERVAL_MILLIS",
     "DEFAULT_SERVICE_TIMEOUT_MILLIS",
+    "DEFAULT_SHUTDOWN_TIMEOUT_MILLIS",
     "DEFAULT_STALE_AFTER_TTLS",
     "EXEMPLAR_FILTERS",
     "ConfigurationError",
@@ -38,6 +44,20 @@ DEFAULT_SERVICE_TIMEOUT_MILLIS = 2_000.0
 DEFAULT_EXPORT_INTERVAL_MILLIS = 60_000.0
 #: ``OTEL_METRIC_EXPORT_TIMEOUT`` default of the OpenTelemetry specification.
 DEFAULT_EXPORT_TIMEOUT_MILLIS = 30_000.0
+#: Bound on ``shutdown()`` of the runtime, the final export to every exporter included
+#: (``TELEMETRY_OTEL_SHUTDOWN_TIMEOUT_MILLIS``): well inside the 30 s grace period of Kubernetes.
+DEFAULT_SHUTDOWN_TIMEOUT_MILLIS = 10_000.0
+#: Age of the oldest batch an exporter holds for retries (``TELEMETRY_OTEL_EXPORT_BUFFER_SECONDS``).
+DEFAULT_EXPORT_BUFFER_SECONDS = 900.0
+#: Bytes of batches an exporter holds in memory for retries (``TELEMETRY_OTEL_EXPORT_BUFFER_BYTES``).
+DEFAULT_EXPORT_BUFFER_BYTES = 64 * 1024 * 1024
+#: Bytes an exporter's spool may take on disk (``TELEMETRY_OTEL_EXPORT_SPOOL_BYTES``).
+DEFAULT_EXPORT_SPOOL_BYTES = 256 * 1024 * 1024
+#: First retry of a failed export (``TELEMETRY_OTEL_EXPORT_RETRY_INITIAL_MILLIS``).
+DEFAULT_EXPORT_RETRY_INITIAL_MILLIS = 1_000.0
+#: Longest backoff between retries (``TELEMETRY_OTEL_EXPORT_RETRY_MAX_MILLIS``); never longer than
+#: the export interval.
+DEFAULT_EXPORT_RETRY_MAX_MILLIS = 60_000.0
 #: How old a collection the HTTP app (and ``serve --cache-ttl``) accepts before it asks for a new one.
 DEFAULT_CACHE_TTL_SECONDS = 30.0
 #: Fewest milliseconds between two live collections (``TELEMETRY_OTEL_LIVE_MIN_INTERVAL_MILLIS``).
@@ -108,6 +128,20 @@ class TelemetryConfig:
     host_endpoint: str | None = None
     #: Milliseconds between two reports to the host (``TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS``).
     report_interval_millis: float = DEFAULT_REPORT_INTERVAL_MILLIS
+    #: Bound on ``shutdown()``, the final export included (``TELEMETRY_OTEL_SHUTDOWN_TIMEOUT_MILLIS``).
+    shutdown_timeout_millis: float = DEFAULT_SHUTDOWN_TIMEOUT_MILLIS
+    #: Oldest batch held for retries, in seconds (``TELEMETRY_OTEL_EXPORT_BUFFER_SECONDS``).
+    export_buffer_seconds: float = DEFAULT_EXPORT_BUFFER_SECONDS
+    #: Bytes held for retries in memory per exporter (``TELEMETRY_OTEL_EXPORT_BUFFER_BYTES``).
+    export_buffer_bytes: int = DEFAULT_EXPORT_BUFFER_BYTES
+    #: Directory of the durable spool, None for none (``TELEMETRY_OTEL_EXPORT_SPOOL_DIR``).
+    export_spool_dir: str | None = None
+    #: Bytes the spool may take on disk per exporter (``TELEMETRY_OTEL_EXPORT_SPOOL_BYTES``).
+    export_spool_bytes: int = DEFAULT_EXPORT_SPOOL_BYTES
+    #: First retry after a failed export (``TELEMETRY_OTEL_EXPORT_RETRY_INITIAL_MILLIS``).
+    export_retry_initial_millis: float = DEFAULT_EXPORT_RETRY_INITIAL_MILLIS
+    #: Longest backoff, capped by the export interval (``TELEMETRY_OTEL_EXPORT_RETRY_MAX_MILLIS``).
+    export_retry_max_millis: float = DEFAULT_EXPORT_RETRY_MAX_MILLIS
 
     @classmethod
     def resolve(
@@ -128,6 +162,13 @@ class TelemetryConfig:
         exemplar_filter: str | None = None,
         host_endpoint: str | None = None,
         report_interval_millis: float | None = None,
+        shutdown_timeout_millis: float | None = None,
+        export_buffer_seconds: float | None = None,
+        export_buffer_bytes: int | None = None,
+        export_spool_dir: str | os.PathLike[str] | None = None,
+        export_spool_bytes: int | None = None,
+        export_retry_initial_millis: float | None = None,
+        export_retry_max_millis: float | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> TelemetryConfig:
         """Merge explicit arguments over the environment (``OTEL_*`` variables) over defaults."""
@@ -205,6 +246,51 @@ class TelemetryConfig:
             env.get("TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS"),
             cls.report_interval_millis,
         )
+        shutdown_bound = _pick_millis(
+            "TELEMETRY_OTEL_SHUTDOWN_TIMEOUT_MILLIS",
+            shutdown_timeout_millis,
+            env.get("TELEMETRY_OTEL_SHUTDOWN_TIMEOUT_MILLIS"),
+            cls.shutdown_timeout_millis,
+        )
+        buffer_seconds = _pick_number(
+            "TELEMETRY_OTEL_EXPORT_BUFFER_SECONDS",
+            export_buffer_seconds,
+            env.get("TELEMETRY_OTEL_EXPORT_BUFFER_SECONDS"),
+            cls.export_buffer_seconds,
+            allow_zero=False,
+        )
+        buffer_bytes = _pick_count(
+            "TELEMETRY_OTEL_EXPORT_BUFFER_BYTES",
+            export_buffer_bytes,
+            env.get("TELEMETRY_OTEL_EXPORT_BUFFER_BYTES"),
+            cls.export_buffer_bytes,
+        )
+        spool_dir = (
+            export_spool_dir if export_spool_dir is not None else env.get("TELEMETRY_OTEL_EXPORT_SPOOL_DIR")
+        )
+        spool_bytes = _pick_count(
+            "TELEMETRY_OTEL_EXPORT_SPOOL_BYTES",
+            export_spool_bytes,
+            env.get("TELEMETRY_OTEL_EXPORT_SPOOL_BYTES"),
+            cls.export_spool_bytes,
+        )
+        retry_initial = _pick_millis(
+            "TELEMETRY_OTEL_EXPORT_RETRY_INITIAL_MILLIS",
+            export_retry_initial_millis,
+            env.get("TELEMETRY_OTEL_EXPORT_RETRY_INITIAL_MILLIS"),
+            cls.export_retry_initial_millis,
+        )
+        retry_max = _pick_millis(
+            "TELEMETRY_OTEL_EXPORT_RETRY_MAX_MILLIS",
+            export_retry_max_millis,
+            env.get("TELEMETRY_OTEL_EXPORT_RETRY_MAX_MILLIS"),
+            cls.export_retry_max_millis,
+        )
+        if retry_initial > retry_max:
+            raise ConfigurationError(
+                f"TELEMETRY_OTEL_EXPORT_RETRY_INITIAL_MILLIS ({retry_initial:g}) is more than "
+                f"TELEMETRY_OTEL_EXPORT_RETRY_MAX_MILLIS ({retry_max:g})"
+            )
         return cls(
             service_name=name or cls.service_name,
             resource_attributes=attributes,
@@ -221,6 +307,13 @@ class TelemetryConfig:
             exemplar_filter=exemplars,
             host_endpoint=endpoint,
             report_interval_millis=report_interval,
+            shutdown_timeout_millis=shutdown_bound,
+            export_buffer_seconds=buffer_seconds,
+            export_buffer_bytes=buffer_bytes,
+            export_spool_dir=str(spool_dir) if spool_dir is not None and str(spool_dir).strip() else None,
+            export_spool_bytes=spool_bytes,
+            export_retry_initial_millis=retry_initial,
+            export_retry_max_millis=retry_max,
         )
 
 

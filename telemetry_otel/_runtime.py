@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics import (
     MeterProvider,
     TraceBasedExemplarFilter,
 )
-from opentelemetry.sdk.metrics.export import Metric, MetricsData
+from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -27,7 +27,7 @@ from telemetry_otel._collection import Collection, CoroutineRunner, collect_snap
 from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import TelemetryConfig
-from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
+from telemetry_otel._cycle import CachedCollection, CollectionCycle, run_coroutine_on
 from telemetry_otel._fork import (
     process_instance_id,
     register_fork_handlers,
@@ -41,13 +41,14 @@ from telemetry_otel._process import ProcessMetrics
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._scrape_server import ScrapeServer
 from telemetry_otel._snapshot_log import SnapshotLog
-from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter
+from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter, RetryPolicy
+from telemetry_otel.exporters._metrics import ExportMetrics
 from telemetry_otel.formats import label_agent
 from telemetry_otel.host._cycle import HostCycle
 from telemetry_otel.host._link import HostLink, parse_endpoint
 from telemetry_otel.vocabulary import SERVICE_INSTANCE_ID, SERVICE_NAME
 
-__all__ = ["SNAPSHOT_THREADS", "THREAD_JOIN_SECONDS", "Telemetry", "process_instance_id"]
+__all__ = ["SNAPSHOT_THREADS", "THREAD_JOIN_SECONDS", "ExportSeries", "Telemetry", "process_instance_id"]
 
 _logger = logging.getLogger("telemetry_otel")
 #: Threads for synchronous snapshot functions: enough for every service of a large runtime at once.
@@ -60,6 +61,10 @@ _EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
     "always_on": AlwaysOnExemplarFilter,
     "always_off": AlwaysOffExemplarFilter,
 }
+#: Derived series for push exporters: ``(scope, metrics)`` pairs from one served collection.
+ExportSeries = Callable[[CachedCollection], Sequence[tuple[InstrumentationScope, Sequence[Metric]]]]
+#: Of the shutdown bound, what the provider and the threads keep after the final export.
+_AFTER_EXPORT_SECONDS = 0.5
 
 
 class Telemetry:
@@ -151,13 +156,29 @@ class Telemetry:
             self.enable_process_metrics()
         #: The newest collection served by the scrape server, with its metrics labelled by agent.
         self._labelled: tuple[Collection, MetricsData] | None = None
+        #: Series derived from a collection for push exporters (the views' status, health score and
+        #: alerts), registered with :meth:`add_export_series` (the core never imports the views).
+        self._export_series: dict[str, ExportSeries] = {}
+        self._export_collections: dict[int, CachedCollection] = {}
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
         self.exports = ExportPipeline(
             self.export_source,
             [] if self.disabled else exporters,
             interval_millis=config.export_interval_millis,
             timeout_millis=config.export_timeout_millis,
+            policy=RetryPolicy(
+                initial_backoff_seconds=config.export_retry_initial_millis / 1000,
+                max_backoff_seconds=config.export_retry_max_millis / 1000,
+                max_buffer_seconds=config.export_buffer_seconds,
+                max_buffer_bytes=config.export_buffer_bytes,
+                spool_directory=config.export_spool_dir,
+                max_spool_bytes=config.export_spool_bytes,
+            ),
+            derive=self._derive_for_export,
         )
+        if self.exports.exporters:
+            #: ``telemetry.export.*``: how every exporter delivers, in every collection.
+            self._producers.append(ExportMetrics(self.exports.stats, time.time_ns()))
         self.exports.start()
         if self.exports.exporters:
             # A plain script that never calls shutdown() still gets its final export at exit,
@@ -305,8 +326,46 @@ class Telemetry:
         older than the demand's age (the newest, counted late, when none completes in time), or for
         the final export one that starts now."""
         if demand.final:
-            return self.cycle.collect_now(demand.timeout_seconds).metrics
-        return self.cycle.get_blocking(demand.max_age_seconds, demand.timeout_seconds).collection.metrics
+            collection = self.cycle.collect_now(demand.timeout_seconds)
+            served = CachedCollection(collection, cached=False, age_seconds=0.0)
+        else:
+            served = self.cycle.get_blocking(demand.max_age_seconds, demand.timeout_seconds)
+        if self._export_series:
+            self._export_collections = {id(served.collection.metrics): served}  # the newest only
+        return served.collection.metrics
+
+    def set_export_series(self, key: str, series: ExportSeries | None) -> None:
+        """Push ``series(collection)`` with every collection to the exporters that take derived
+        series (Graphite, InfluxDB), under ``key`` (a second call with the key replaces it; None
+        removes it): how the views add their status, health score and alerts."""
+        with self._producers_lock:
+            if series is None:
+                self._export_series.pop(key, None)
+            else:
+                self._export_series[key] = series
+
+    def _derive_for_export(self, data: MetricsData) -> MetricsData | None:
+        served = self._export_collections.get(id(data))
+        with self._producers_lock:
+            hooks = list(self._export_series.values())
+        if served is None or served.collection.metrics is not data or not hooks:
+            return None
+        produced: dict[InstrumentationScope, list[Metric]] = {}
+        for hook in hooks:
+            try:
+                for scope, metrics in hook(served):
+                    produced.setdefault(scope, []).extend(metrics)
+            except Exception:
+                _logger.exception("derived series for export failed; pushed without them")
+        if not produced:
+            return None
+        return MetricsData(
+            [
+                ResourceMetrics(
+                    self.resource, [ScopeMetrics(scope, m, "") for scope, m in produced.items()], ""
+                )
+            ]
+        )
 
     async def collect(self, *, run_coroutine: CoroutineRunner | None = None) -> Collection:
         """Run one collection cycle: every snapshot in parallel, bounded per component, then one read.
@@ -355,20 +414,24 @@ class Telemetry:
         finally:
             self._collect_lock.release()
 
-    def shutdown(self, timeout_millis: float = 30_000) -> None:
-        """Shut the provider down and release the runtime; a second call does nothing.
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        """Shut the provider down and release the runtime within ``timeout_millis`` (default: the
+        configured ``shutdown_timeout_millis``, 10 s); a second call does nothing.
 
-        Order: the ``/metrics`` server (:meth:`serve_prometheus`), the final export and flush
-        (bounded by ``timeout_millis``), the provider, then the pool threads, waited for at most
-        ``THREAD_JOIN_SECONDS`` (or what is left of ``timeout_millis``, if less, but at least
-        0.1 s). Idle threads end at once; a thread still inside a stuck snapshot function is a
-        daemon thread that ends when the function returns, and never keeps the process from exiting.
+        Order: the ``/metrics`` server (:meth:`serve_prometheus`), the final export to every exporter
+        and their flush (all within the bound less 0.5 s), the provider, then the pool threads,
+        waited for at most ``THREAD_JOIN_SECONDS`` (or what is left of ``timeout_millis``, if
+        less, but at least 0.1 s). Idle threads end at once; a thread still inside a stuck snapshot
+        function is a daemon thread that ends when the function returns, and never keeps the process
+        from exiting.
         """
         self._release(timeout_millis)
 
-    def _release(self, timeout_millis: float = 30_000, *, export: bool = True) -> None:
+    def _release(self, timeout_millis: float | None = None, *, export: bool = True) -> None:
         """:meth:`shutdown`; without ``export``, the exporters are stopped without a final export."""
         started = time.monotonic()
+        if timeout_millis is None:
+            timeout_millis = self.config.shutdown_timeout_millis
         with self._lifecycle_lock:
             if self._shut_down:
                 return
@@ -380,11 +443,13 @@ class Telemetry:
         if self._host is not None:  # a worker's final counts go to the host before anything closes
             self._host.close(final_report=export)
         # The final export and flush, before anything closes.
-        self.exports.shutdown(timeout_millis, final=export)
+        export_bound = max(timeout_millis / 2, timeout_millis - _AFTER_EXPORT_SECONDS * 1000)
+        self.exports.shutdown(export_bound, final=export)
         self.cycle.close()
         self.local_cycle.close()
         if isinstance(self.meter_provider, MeterProvider):
-            self.meter_provider.shutdown(timeout_millis=timeout_millis)
+            left_millis = timeout_millis - (time.monotonic() - started) * 1000
+            self.meter_provider.shutdown(timeout_millis=max(100.0, left_millis))
         # Idle threads end within microseconds of their stop signal: give them that much even when
         # the final export used up ``timeout_millis``.
         left = timeout_millis / 1000 - (time.monotonic() - started)
@@ -460,4 +525,4 @@ class Telemetry:
 def _shutdown_at_exit(reference: weakref.ref[Telemetry]) -> None:
     telemetry = reference()
     if telemetry is not None:
-        telemetry.shutdown(telemetry.config.export_timeout_millis)
+        telemetry.shutdown()

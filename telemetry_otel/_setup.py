@@ -8,6 +8,7 @@ early measurements are replayed into the new one.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -54,6 +55,13 @@ def setup_telemetry(
     live_min_interval_millis: float | None = None,
     stale_after_ttls: float | None = None,
     prometheus_server: bool | None = None,
+    shutdown_timeout_millis: float | None = None,
+    export_buffer_seconds: float | None = None,
+    export_buffer_bytes: int | None = None,
+    export_spool_dir: str | os.PathLike[str] | None = None,
+    export_spool_bytes: int | None = None,
+    export_retry_initial_millis: float | None = None,
+    export_retry_max_millis: float | None = None,
     set_global: bool = True,
     process_metrics: bool | None = None,
     exemplar_filter: str | None = None,
@@ -90,6 +98,13 @@ def setup_telemetry(
     worker of several on a host; it reports to the host aggregator there every
     ``report_interval_millis`` (``TELEMETRY_OTEL_REPORT_INTERVAL_MILLIS``, 1000) and answers every
     consumer from the host picture; see ``docs/workers.md``.
+    Delivery (``docs/exporters.md``): ``shutdown_timeout_millis`` bounds ``shutdown()`` and the exit
+    of the process, final export included (``TELEMETRY_OTEL_SHUTDOWN_TIMEOUT_MILLIS``, 10 s); each
+    exporter holds undelivered batches up to ``export_buffer_seconds`` old (900) and
+    ``export_buffer_bytes`` (64 MiB); ``export_spool_dir`` keeps them on disk too (at most
+    ``export_spool_bytes``, 256 MiB, per exporter) so that a restart sends them; retries back off from
+    ``export_retry_initial_millis`` (1 s) to ``export_retry_max_millis`` (60 s), never longer than
+    the export interval. Each has its ``TELEMETRY_OTEL_EXPORT_*`` variable.
     """
     config = TelemetryConfig.resolve(
         service_name=service_name,
@@ -107,6 +122,13 @@ def setup_telemetry(
         exemplar_filter=exemplar_filter,
         host_endpoint=host_endpoint,
         report_interval_millis=report_interval_millis,
+        shutdown_timeout_millis=shutdown_timeout_millis,
+        export_buffer_seconds=export_buffer_seconds,
+        export_buffer_bytes=export_buffer_bytes,
+        export_spool_dir=export_spool_dir,
+        export_spool_bytes=export_spool_bytes,
+        export_retry_initial_millis=export_retry_initial_millis,
+        export_retry_max_millis=export_retry_max_millis,
     )
     return _setup(config, exporters, prometheus_server, set_global=set_global, provisional=False)
 
@@ -165,7 +187,7 @@ def _setup(
     if replaced is not None:
         # Its recordings were replayed: no final export of them under its configuration. Released
         # outside the locks: a flush must not hold up measurements or another set-up.
-        replaced._release(replaced.config.export_timeout_millis, export=False)
+        replaced._release(export=False)
         _logger.info(
             "telemetry set up for %s replaces the runtime a measurement made before set-up had put in "
             "place from the environment (%s); its %d measurements were carried over",
@@ -198,8 +220,9 @@ def _forget(telemetry: Telemetry) -> None:
             _early.stop()
 
 
-def shutdown_telemetry(timeout_millis: float = 30_000) -> None:
-    """Shut the shared runtime down if one is set up (at process exit, or between tests)."""
+def shutdown_telemetry(timeout_millis: float | None = None) -> None:
+    """Shut the shared runtime down if one is set up (at process exit, or between tests), within
+    ``timeout_millis`` (default: its ``shutdown_timeout_millis``)."""
     with _state_lock:
         current = _current
     if current is not None:

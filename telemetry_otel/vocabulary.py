@@ -83,6 +83,17 @@ __all__ = [
     "TELEMETRY_COMPONENT_HEALTH",
     "TELEMETRY_COMPONENT_HEALTH_TIMESTAMP",
     "TELEMETRY_COMPONENT_INFO",
+    "TELEMETRY_EXPORTER",
+    "TELEMETRY_EXPORT_DROPPED",
+    "TELEMETRY_EXPORT_DROPPED_DELTA",
+    "TELEMETRY_EXPORT_FAILED",
+    "TELEMETRY_EXPORT_LAST_SUCCESS_AGE",
+    "TELEMETRY_EXPORT_LATE",
+    "TELEMETRY_EXPORT_QUEUE_BYTES",
+    "TELEMETRY_EXPORT_QUEUE_LENGTH",
+    "TELEMETRY_EXPORT_REASON",
+    "TELEMETRY_EXPORT_RETRIED",
+    "TELEMETRY_EXPORT_SENT",
     "URL_SCHEME",
     "VITALS_SCOPE_NAME",
     "InstrumentKind",
@@ -212,3 +223,18 @@ TELEMETRY_COMPONENT_HEALTH_TIMESTAMP: Final = "telemetry.component.health.timest
 TELEMETRY_COLLECTION_OUTCOME: Final = "telemetry.collection.outcome"
 TELEMETRY_COLLECTION_SNAPSHOT_DURATION: Final = "telemetry.collection.snapshot.duration"
 TELEMETRY_COLLECTION_TIMESTAMP: Final = "telemetry.collection.timestamp"
+
+# -- metric names: the push exporters (one series per exporter, ``telemetry.exporter``) --------------
+#: The exporter a ``telemetry.export.*`` point is about (its name: kind and destination).
+TELEMETRY_EXPORTER: Final = "telemetry.exporter"
+#: Why a batch was dropped (``age``, ``bytes``, ``count``, ``spool``, ``rejected``, ``encode``, ``shutdown``).
+TELEMETRY_EXPORT_REASON: Final = "telemetry.export.reason"
+TELEMETRY_EXPORT_SENT: Final = "telemetry.export.sent"
+TELEMETRY_EXPORT_FAILED: Final = "telemetry.export.failed"
+TELEMETRY_EXPORT_RETRIED: Final = "telemetry.export.retried"
+TELEMETRY_EXPORT_LATE: Final = "telemetry.export.late"
+TELEMETRY_EXPORT_DROPPED: Final = "telemetry.export.dropped"
+TELEMETRY_EXPORT_DROPPED_DELTA: Final = "telemetry.export.dropped.delta"
+TELEMETRY_EXPORT_QUEUE_LENGTH: Final = "telemetry.export.queue.length"
+TELEMETRY_EXPORT_QUEUE_BYTES: Final = "telemetry.export.queue.bytes"
+TELEMETRY_EXPORT_LAST_SUCCESS_AGE: Final = "telemetry.export.last_success.age"

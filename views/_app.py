@@ -34,6 +34,7 @@ from telemetry_otel.formats import wants_gzip
 from telemetry_otel.views._auth import BearerTokenMiddleware, check_token
 from telemetry_otel.views._detailed import iso_time
 from telemetry_otel.views._errors import error_response, http_error
+from telemetry_otel.views._export import EXPORT_SERIES_KEY, export_series
 from telemetry_otel.views._formats import FORMATS, HEALTH_JSON
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._history import StatusHistory
@@ -109,6 +110,8 @@ def create_app(
     )
     # No redirect for a trailing slash: every unknown path is a 404 that lists the routes.
     app.router.redirect_slashes = False
+    # Status, health score and alerts go to the push exporters (Graphite, InfluxDB) with every collection.
+    telemetry.set_export_series(EXPORT_SERIES_KEY, export_series(endpoint.rendered.thresholds))
     app.state.cycle = telemetry.cycle
     app.state.agent = agent
     return app

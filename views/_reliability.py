@@ -18,9 +18,20 @@ from telemetry_otel.vocabulary import (
     BUS_REQUESTS,
     SERVICE_REQUEST_DURATION,
     SERVICE_UPTIME,
+    TELEMETRY_EXPORT_DROPPED,
+    TELEMETRY_EXPORT_DROPPED_DELTA,
+    TELEMETRY_EXPORT_FAILED,
+    TELEMETRY_EXPORT_LAST_SUCCESS_AGE,
+    TELEMETRY_EXPORT_LATE,
+    TELEMETRY_EXPORT_QUEUE_BYTES,
+    TELEMETRY_EXPORT_QUEUE_LENGTH,
+    TELEMETRY_EXPORT_REASON,
+    TELEMETRY_EXPORT_RETRIED,
+    TELEMETRY_EXPORT_SENT,
+    TELEMETRY_EXPORTER,
 )
 
-__all__ = ["RELIABILITY_SOURCES", "render_reliability"]
+__all__ = ["RELIABILITY_SOURCES", "exporter_health", "render_reliability"]
 
 RELIABILITY_SOURCES: frozenset[str] = (SUMMARY_SOURCES - {SERVICE_REQUEST_DURATION}) | {
     SERVICE_UPTIME,
@@ -81,6 +92,7 @@ def render_reliability(model: Model) -> tuple[dict[str, Any], list[Metric]]:
             }
             for state in model.services
         },
+        "exporters": exporter_health(model),
         "buses": {
             bus.name: {
                 "status": bus.status,
@@ -124,6 +136,59 @@ def render_reliability(model: Model) -> tuple[dict[str, Any], list[Metric]]:
         ),
     ]
     return document, derived
+
+
+#: ``telemetry.export.*`` series read into the ``exporters`` part of the document, by field.
+_EXPORT_FIELDS = {
+    TELEMETRY_EXPORT_SENT: "sent",
+    TELEMETRY_EXPORT_FAILED: "failed",
+    TELEMETRY_EXPORT_RETRIED: "retried",
+    TELEMETRY_EXPORT_LATE: "late",
+    TELEMETRY_EXPORT_DROPPED_DELTA: "dropped_delta",
+    TELEMETRY_EXPORT_QUEUE_LENGTH: "queue_length",
+    TELEMETRY_EXPORT_QUEUE_BYTES: "queue_bytes",
+    TELEMETRY_EXPORT_LAST_SUCCESS_AGE: "last_success_age_seconds",
+}
+
+
+def exporter_health(model: Model) -> dict[str, dict[str, Any]]:
+    """Each push exporter's delivery, from the collection's ``telemetry.export.*`` series.
+
+    ``status``: ``fail`` when batches wait and nothing was delivered for longer than the staleness
+    threshold (or ever), ``warn`` when batches wait or any was dropped, ``pass`` otherwise.
+    """
+    exporters: dict[str, dict[str, Any]] = {}
+    for resource_metrics in model.inputs.collection.metrics.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if not metric.name.startswith("telemetry.export."):
+                    continue
+                for point in metric.data.data_points:
+                    attributes = point.attributes or {}
+                    name = attributes.get(TELEMETRY_EXPORTER)
+                    value = getattr(point, "value", None)
+                    if not isinstance(name, str) or not isinstance(value, int | float):
+                        continue
+                    entry = exporters.setdefault(
+                        name, {"dropped": 0, "dropped_by_reason": {}, "last_success_age_seconds": None}
+                    )
+                    if metric.name == TELEMETRY_EXPORT_DROPPED:
+                        reason = str(attributes.get(TELEMETRY_EXPORT_REASON, "unknown"))
+                        entry["dropped_by_reason"][reason] = value
+                        entry["dropped"] += value
+                    elif metric.name in _EXPORT_FIELDS:
+                        entry[_EXPORT_FIELDS[metric.name]] = value
+    stale_after = model.inputs.thresholds.stale_after_seconds
+    for entry in exporters.values():
+        waiting = entry.get("queue_length", 0) > 0
+        age = entry["last_success_age_seconds"]
+        if waiting and (age is None or age > stale_after):
+            entry["status"] = "fail"
+        elif waiting or entry["dropped"] > 0:
+            entry["status"] = "warn"
+        else:
+            entry["status"] = "pass"
+    return dict(sorted(exporters.items()))
 
 
 def _watched(model: Model) -> list[ComponentState]:

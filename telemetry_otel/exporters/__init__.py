@@ -1,4 +1,4 @@
-"""Push exporters: OTLP, Graphite plaintext and InfluxDB line protocol, on one export loop.
+"""Push exporters: OTLP, Graphite plaintext and InfluxDB line protocol, each on a worker of its own.
 
 Enable them with ``OTEL_METRICS_EXPORTER`` (``otlp``, ``graphite``, ``influxdb``, comma-separated)
 or pass exporter objects to ``setup_telemetry(exporters=[...])``.

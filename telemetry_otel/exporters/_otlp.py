@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import ssl
+import threading
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -10,10 +13,17 @@ from opentelemetry.sdk.metrics import Counter
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExporter,
-    MetricExportResult,
     MetricsData,
 )
 
+from telemetry_otel.exporters._deadline import (
+    Deadline,
+    ExportDeadlineError,
+    RetryableExportError,
+    parse_retry_after,
+    post,
+)
+from telemetry_otel.exporters._retry import PermanentExportError
 from telemetry_otel.exporters._temporality import DeltaConverter
 
 __all__ = ["OTLPExporter", "otlp_protocol"]
@@ -52,7 +62,17 @@ class OTLPExporter:
     (``export_timeout_millis``, else ``OTEL_METRIC_EXPORT_TIMEOUT``, 30 s by default) capped at
     those 10 s, so one export never outlives the export timeout and ``shutdown()`` stays bounded.
     ``environ`` is where those variables are read (default ``os.environ``).
+
+    Batches are encoded once, when queued (``encode``: the ``ExportMetricsServiceRequest`` bytes,
+    deltas computed then, so a resent batch keeps its timestamps and temporality), and each attempt
+    (``send``) is ended by its deadline: over HTTP by this package's own client (the exporter's
+    endpoint, headers, compression and certificates), over gRPC by the call's deadline and a
+    cancellation when the deadline is moved earlier (shutdown). The OTLP exporter's own retry loop
+    is not used: the queue retries, with ``Retry-After`` (HTTP) and ``RetryInfo`` (gRPC) honoured.
     """
+
+    #: OTLP receivers get the collection's own series; derived view series are not added.
+    derived_series = False
 
     def __init__(
         self,
@@ -86,14 +106,91 @@ class OTLPExporter:
         wants_delta = preferred.get(Counter) is AggregationTemporality.DELTA
         #: Set when the temporality preference asks for delta (see ``_temporality``).
         self.delta: DeltaConverter | None = DeltaConverter() if wants_delta else None
+        #: Batches are deltas: a dropped one loses its change for good (counted apart).
+        self.delta_batches = self.delta is not None
+        self._tls: ssl.SSLContext | None = None
 
-    def export(self, data: MetricsData, timeout_millis: float) -> None:
-        """Send ``data`` (as deltas when preferred); raises when the exporter reports failure."""
+    def encode(self, data: MetricsData) -> bytes:
+        """The batch as ``ExportMetricsServiceRequest`` bytes (as deltas when preferred)."""
+        from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+
         if self.delta is not None:
             data = self.delta.convert(data)
-        result = self._exporter.export(data, timeout_millis=timeout_millis)
-        if result is not MetricExportResult.SUCCESS:
-            raise OSError(f"{self.name} export failed")
+        return bytes(encode_metrics(data).SerializeToString())
+
+    def send(self, payload: bytes, deadline: Deadline) -> None:
+        """Send an encoded batch, ended by ``deadline``; raises on failure."""
+        if self.protocol == "grpc":
+            self._send_grpc(payload, deadline)
+        else:
+            self._send_http(payload, deadline)
+
+    def export(self, data: MetricsData, timeout_millis: float) -> None:
+        """Encode and send ``data`` within ``timeout_millis``."""
+        self.send(self.encode(data), Deadline(timeout_millis / 1000))
+
+    def _send_http(self, payload: bytes, deadline: Deadline) -> None:
+        client: Any = getattr(self._exporter, "_client")  # noqa: B009 - the exporter's resolved settings
+        headers = {**dict(client._headers), "Content-Type": "application/x-protobuf"}
+        body = client._compress(payload)
+        answer = post(client._endpoint, body, headers, deadline, context=self._tls_context(client))
+        if 200 <= answer.status < 300:
+            return
+        message = (
+            f"HTTP {answer.status}: {answer.body[:200].decode('utf-8', 'replace').strip() or answer.reason}"
+        )
+        if answer.status in (429, 502, 503, 504):
+            raise RetryableExportError(message, parse_retry_after(answer.headers.get("retry-after")))
+        if 400 <= answer.status < 500:
+            raise PermanentExportError(message)
+        raise RetryableExportError(message)
+
+    def _tls_context(self, client: Any) -> ssl.SSLContext | None:
+        if not str(client._endpoint).startswith("https:"):
+            return None
+        if self._tls is None:
+            session = getattr(getattr(client, "_transport", None), "_session", None)
+            verify = getattr(session, "verify", True)
+            context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+            if verify is False:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            cert = getattr(session, "cert", None)
+            if isinstance(cert, tuple):
+                context.load_cert_chain(cert[0], cert[1])
+            elif isinstance(cert, str):
+                context.load_cert_chain(cert)
+            self._tls = context
+        return self._tls
+
+    def _send_grpc(self, payload: bytes, deadline: Deadline) -> None:
+        import grpc  # type: ignore[import-untyped]
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+        exporter: Any = self._exporter
+        request = ExportMetricsServiceRequest.FromString(payload)
+        done = threading.Event()
+        call = exporter._client.Export.future(
+            request, metadata=exporter._headers, timeout=deadline.check("sending")
+        )
+        call.add_done_callback(lambda _: done.set())
+        while not done.wait(min(0.05, max(0.001, deadline.remaining()))):
+            if deadline.remaining() <= 0:  # the deadline moved earlier (shutdown): cancel the call
+                call.cancel()
+                raise ExportDeadlineError(f"{self.name}: no answer within the deadline")
+        try:
+            call.result()
+        except grpc.RpcError as error:
+            code = error.code()
+            message = f"gRPC {code.name if code else 'error'}: {error.details()}"
+            if (
+                code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+                and deadline.remaining() <= 0.01
+            ):
+                raise ExportDeadlineError(message) from None
+            if code in _grpc_retryable():
+                raise RetryableExportError(message, _retry_info(error)) from None
+            raise PermanentExportError(message) from None
 
     def shutdown(self) -> None:
         """Shut the underlying exporter down."""
@@ -113,3 +210,37 @@ def _export_timeout_seconds(explicit_millis: float | None, env: Mapping[str, str
             f"the export timeout must be a positive number of milliseconds, got {explicit_millis!r}"
         )
     return min(explicit_millis / 1000, OTLP_DEFAULT_TIMEOUT_SECONDS)
+
+
+@functools.cache
+def _grpc_retryable() -> frozenset[Any]:
+    """The gRPC status codes the OTLP specification says to retry."""
+    import grpc
+
+    codes = grpc.StatusCode
+    return frozenset(
+        {
+            codes.CANCELLED,
+            codes.DEADLINE_EXCEEDED,
+            codes.RESOURCE_EXHAUSTED,
+            codes.ABORTED,
+            codes.OUT_OF_RANGE,
+            codes.UNAVAILABLE,
+            codes.DATA_LOSS,
+        }
+    )
+
+
+def _retry_info(error: Any) -> float | None:
+    """The ``RetryInfo`` delay of a gRPC error (seconds), when the server sent one."""
+    try:
+        from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
+
+        raw = dict(error.trailing_metadata() or ()).get("google.rpc.retryinfo-bin")
+        if raw is None:
+            return None
+        info = RetryInfo()
+        info.ParseFromString(raw)
+        return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
+    except Exception:
+        return None

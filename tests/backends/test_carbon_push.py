@@ -125,7 +125,7 @@ def _complaints(carbon: Carbon, offset: int) -> list[str]:
 def test_tagged_series_over_tcp(carbon: Carbon, telemetry: Telemetry) -> None:
     _service(telemetry, "carbon-tagged", "graph")
     offset = carbon.log_path.stat().st_size
-    data = _export_once(telemetry, GraphiteExporter(*carbon.line_address, tagged=True))
+    data = _export_once(telemetry, GraphiteExporter(*carbon.line_address, tagged=True, resource_tags=()))
 
     tags = f";otel.scope.name={SCOPE_NAME};service.category=graph;service.name=carbon-tagged"
     for metric, expected in (
@@ -163,7 +163,7 @@ def test_tagged_series_over_tcp(carbon: Carbon, telemetry: Telemetry) -> None:
 def test_hierarchical_series_over_tcp_with_a_prefix(carbon: Carbon, telemetry: Telemetry) -> None:
     _service(telemetry, "carbon.plain@v2", "graph ops")
     offset = carbon.log_path.stat().st_size
-    exporter = GraphiteExporter(*carbon.line_address, tagged=False, prefix="it.plain")
+    exporter = GraphiteExporter(*carbon.line_address, tagged=False, prefix="it.plain", resource_tags=())
     data = _export_once(telemetry, exporter)
 
     # Keys and values are nodes with every character outside [A-Za-z0-9_-] (dots too) made "_";
@@ -194,7 +194,9 @@ def test_tagged_series_over_udp_arrive_in_whole_line_datagrams(carbon: Carbon, t
     for index in range(3):
         _service(telemetry, f"carbon-udp-{index}", "runtime")
     offset = carbon.log_path.stat().st_size
-    data = _export_once(telemetry, GraphiteExporter(*carbon.udp_address, protocol="udp", tagged=True))
+    data = _export_once(
+        telemetry, GraphiteExporter(*carbon.udp_address, protocol="udp", tagged=True, resource_tags=())
+    )
 
     # Every line of the batch (the same data, encoded here again) is stored with its value and
     # second: datagrams carry whole lines only, and there are several of them.

@@ -76,8 +76,8 @@ def test_graphite_influx_and_prometheus_ingestion_agree(
     pipeline = ExportPipeline(
         lambda demand: MetricsData(resource_metrics=[]) if demand.final else data,
         [
-            GraphiteExporter(*victoria_metrics.graphite_address, tagged=True),
-            InfluxExporter(victoria_metrics.influx_url, database="x"),
+            GraphiteExporter(*victoria_metrics.graphite_address, tagged=True, resource_tags=()),
+            InfluxExporter(victoria_metrics.influx_url, database="x", resource_tags=()),
         ],
     )
     try:

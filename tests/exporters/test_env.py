@@ -31,6 +31,19 @@ from telemetry_otel.instrumentation import SCOPE_NAME, instrument_service
 GRAPHITE_TAGS = f";otel.scope.name={SCOPE_NAME};service.category=graph;service.name=memory"
 INFLUX_TAGS = f",otel.scope.name={SCOPE_NAME},service.category=graph,service.name=memory"
 HIERARCHICAL_NODES = ".service_category.graph.service_name.memory"
+# Every pushed series also names the runtime that sent it (the default ``resource_tags``).
+_IDENTITY = {
+    "tagged": re.compile(r";resource\.service\.instance\.id=[0-9a-f-]{36};resource\.service\.name=[\w-]+"),
+    "nodes": re.compile(r"\.resource_service_instance_id\.[0-9a-f-]{36}\.resource_service_name\.[\w-]+"),
+    "influx": re.compile(r",resource\.service\.instance\.id=[0-9a-f-]{36},resource\.service\.name=[\w-]+"),
+}
+
+
+def _without_identity(path: str, layout: str) -> str:
+    """``path`` without the runtime's identity tags, which must be there."""
+    stripped, found = _IDENTITY[layout].subn("", path)
+    assert found == 1, path
+    return stripped
 
 
 @pytest.fixture
@@ -149,7 +162,8 @@ def udp_sink() -> Iterator[socket.socket]:
 
 def _graphite_line(lines: list[str], path: str) -> tuple[float, int]:
     """(value, timestamp) of the one line for ``path``."""
-    found = [line.split(" ") for line in lines if line.split(" ")[0] == path]
+    layout = "tagged" if ";" in lines[0].split(" ")[0] else "nodes"
+    found = [line.split(" ") for line in lines if _without_identity(line.split(" ")[0], layout) == path]
     assert len(found) == 1, (path, lines[:5])
     [(_, value, stamp)] = found
     assert re.fullmatch(r"[0-9]+", stamp), stamp
@@ -244,7 +258,7 @@ def test_graphite_protocol_udp_sends_datagrams_of_whole_lines(
     path = f"viaudp.service.requests{GRAPHITE_TAGS}"
     lines: list[str] = []
     deadline = time.monotonic() + 5
-    while not any(line.startswith(f"{path} ") for line in lines):
+    while not any(_without_identity(line.split(" ")[0], "tagged") == path for line in lines):
         assert time.monotonic() < deadline, lines[:5]
         datagram = udp_sink.recv(65536).decode("utf-8")
         assert datagram.endswith("\n")  # whole lines only
@@ -340,7 +354,7 @@ def _influx_line(body: str) -> tuple[str, int]:
     found = [
         line.split(" ")
         for line in body.splitlines()
-        if line.split(" ")[0] == f"service.requests{INFLUX_TAGS}"
+        if _without_identity(line.split(" ")[0], "influx") == f"service.requests{INFLUX_TAGS}"
     ]
     assert len(found) == 1, body[:500]
     [(_, fields, stamp)] = found

@@ -207,13 +207,15 @@ def _batch() -> MetricsData:
     return MetricsData(resource_metrics=[])
 
 
-def test_the_default_policy_is_1s_doubling_to_60s_holding_16_batches() -> None:
+def test_the_default_policy_is_1s_doubling_to_60s_holding_15_minutes_or_64_mib() -> None:
     policy = RetryPolicy()
     assert (policy.initial_backoff_seconds, policy.max_backoff_seconds, policy.max_buffered_batches) == (
         1.0,
         60.0,
-        16,
+        None,
     )
+    assert (policy.max_buffer_seconds, policy.max_buffer_bytes) == (900.0, 64 * 1024 * 1024)
+    assert (policy.spool_directory, policy.max_spool_bytes) == (None, 256 * 1024 * 1024)
     assert RetryingExporter(_Backend(_Clock())).policy == policy
 
 
@@ -261,10 +263,10 @@ def test_a_success_resets_the_backoff_to_its_first_step() -> None:
     assert backend.attempts[-1] == clock.now
 
 
-def test_by_default_16_batches_are_held_and_the_oldest_dropped_first() -> None:
+def test_a_count_bound_of_16_batches_drops_the_oldest_first() -> None:
     clock = _Clock()
     backend = _Backend(clock)
-    exporter = RetryingExporter(backend, clock=clock)
+    exporter = RetryingExporter(backend, RetryPolicy(max_buffered_batches=16), clock=clock)
     batches = [_batch() for _ in range(20)]
     for batch in batches:  # the clock stands still: one attempt, then every batch waits
         exporter.submit(batch, 1_000)
@@ -276,3 +278,4 @@ def test_by_default_16_batches_are_held_and_the_oldest_dropped_first() -> None:
     assert [position[id(batch)] for batch in backend.received] == list(range(4, 20))  # in order
     stats = exporter.stats()
     assert (stats.sent, stats.buffered, stats.dropped) == (16, 0, 4)
+    assert stats.dropped_by_reason == {"count": 4}

@@ -266,6 +266,7 @@ def test_reliability_key_set(plain_render: Render) -> None:
         "host",
         "collection_failures",
         "services",
+        "exporters",
         "buses",
     }
     assert document["host"] is None  # one process: no host picture
