@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics import (
     MeterProvider,
     TraceBasedExemplarFilter,
 )
-from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
+from opentelemetry.sdk.metrics.export import Metric, MetricsData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -28,6 +28,7 @@ from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import TelemetryConfig
 from telemetry_otel._cycle import CachedCollection, CollectionCycle, run_coroutine_on
+from telemetry_otel._export_hooks import ExportSeries, ExportSeriesHooks, build_pipeline
 from telemetry_otel._fork import (
     process_instance_id,
     register_fork_handlers,
@@ -41,7 +42,7 @@ from telemetry_otel._process import ProcessMetrics
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
 from telemetry_otel._scrape_server import ScrapeServer
 from telemetry_otel._snapshot_log import SnapshotLog
-from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter, RetryPolicy
+from telemetry_otel.exporters import ExportDemand, PushExporter
 from telemetry_otel.exporters._metrics import ExportMetrics
 from telemetry_otel.formats import label_agent
 from telemetry_otel.host._cycle import HostCycle
@@ -61,8 +62,6 @@ _EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
     "always_on": AlwaysOnExemplarFilter,
     "always_off": AlwaysOffExemplarFilter,
 }
-#: Derived series for push exporters: ``(scope, metrics)`` pairs from one served collection.
-ExportSeries = Callable[[CachedCollection], Sequence[tuple[InstrumentationScope, Sequence[Metric]]]]
 #: Of the shutdown bound, what the provider and the threads keep after the final export.
 _AFTER_EXPORT_SECONDS = 0.5
 
@@ -157,29 +156,13 @@ class Telemetry:
         #: The newest collection served by the scrape server, with its metrics labelled by agent.
         self._labelled: tuple[Collection, MetricsData] | None = None
         #: Series derived from a collection for push exporters (the views' status, health score and
-        #: alerts), registered with :meth:`add_export_series` (the core never imports the views).
-        self._export_series: dict[str, ExportSeries] = {}
-        self._export_collections: dict[int, CachedCollection] = {}
+        #: alerts), registered with :meth:`set_export_series` (the core never imports the views).
+        self._export_hooks = ExportSeriesHooks(lambda: self.resource)
         #: The periodic push of every exporter (idle without exporters or with the SDK disabled).
-        self.exports = ExportPipeline(
-            self.export_source,
-            [] if self.disabled else exporters,
-            interval_millis=config.export_interval_millis,
-            timeout_millis=config.export_timeout_millis,
-            policy=RetryPolicy(
-                initial_backoff_seconds=config.export_retry_initial_millis / 1000,
-                max_backoff_seconds=config.export_retry_max_millis / 1000,
-                max_buffer_seconds=config.export_buffer_seconds,
-                max_buffer_bytes=config.export_buffer_bytes,
-                spool_directory=config.export_spool_dir,
-                max_spool_bytes=config.export_spool_bytes,
-            ),
-            derive=self._derive_for_export,
+        self.exports = build_pipeline(
+            config, self.export_source, [] if self.disabled else exporters, self._export_hooks.derive
         )
-        if self.exports.exporters:
-            #: ``telemetry.export.*``: how every exporter delivers, in every collection.
-            self._producers.append(ExportMetrics(self.exports.stats, time.time_ns()))
-        self.exports.start()
+        self._start_exports()
         if self.exports.exporters:
             # A plain script that never calls shutdown() still gets its final export at exit,
             # from the cycle's thread, started now while threads may still be started.
@@ -330,42 +313,23 @@ class Telemetry:
             served = CachedCollection(collection, cached=False, age_seconds=0.0)
         else:
             served = self.cycle.get_blocking(demand.max_age_seconds, demand.timeout_seconds)
-        if self._export_series:
-            self._export_collections = {id(served.collection.metrics): served}  # the newest only
+        self._export_hooks.remember(served)
         return served.collection.metrics
 
     def set_export_series(self, key: str, series: ExportSeries | None) -> None:
         """Push ``series(collection)`` with every collection to the exporters that take derived
         series (Graphite, InfluxDB), under ``key`` (a second call with the key replaces it; None
         removes it): how the views add their status, health score and alerts."""
-        with self._producers_lock:
-            if series is None:
-                self._export_series.pop(key, None)
-            else:
-                self._export_series[key] = series
+        self._export_hooks.set(key, series)
 
-    def _derive_for_export(self, data: MetricsData) -> MetricsData | None:
-        served = self._export_collections.get(id(data))
+    def _start_exports(self) -> None:
+        """Start :attr:`exports`, with its ``telemetry.export.*`` series when it has exporters."""
         with self._producers_lock:
-            hooks = list(self._export_series.values())
-        if served is None or served.collection.metrics is not data or not hooks:
-            return None
-        produced: dict[InstrumentationScope, list[Metric]] = {}
-        for hook in hooks:
-            try:
-                for scope, metrics in hook(served):
-                    produced.setdefault(scope, []).extend(metrics)
-            except Exception:
-                _logger.exception("derived series for export failed; pushed without them")
-        if not produced:
-            return None
-        return MetricsData(
-            [
-                ResourceMetrics(
-                    self.resource, [ScopeMetrics(scope, m, "") for scope, m in produced.items()], ""
-                )
-            ]
-        )
+            self._producers = [p for p in self._producers if not isinstance(p, ExportMetrics)]
+            if self.exports.exporters:
+                #: ``telemetry.export.*``: how every exporter delivers, in every collection.
+                self._producers.append(ExportMetrics(self.exports.stats, time.time_ns()))
+        self.exports.start()
 
     async def collect(self, *, run_coroutine: CoroutineRunner | None = None) -> Collection:
         """Run one collection cycle: every snapshot in parallel, bounded per component, then one read.
@@ -510,14 +474,13 @@ class Telemetry:
         server, self._prometheus = self._prometheus, None
         if server is not None:
             server.abandon()
+        self._export_hooks.reset_after_fork()
         if self.exports.exporters:
-            self.exports = ExportPipeline(
-                self.export_source,
-                self._exporter_objects,
-                interval_millis=self.config.export_interval_millis,
-                timeout_millis=self.config.export_timeout_millis,
+            exporters = self._exporter_objects
+            self.exports = build_pipeline(
+                self.config, self.export_source, exporters, self._export_hooks.derive
             )
-            self.exports.start()
+            self._start_exports()
         if self._host is not None:
             self._host.after_fork_in_child()
 
