@@ -29,6 +29,7 @@ from telemetry_otel.instrumentation._snapshots import (
     gauge,
     updown_counter,
 )
+from telemetry_otel.instrumentation._timer import RequestTimer
 from telemetry_otel.instrumentation._vitals import LATENCY_BUCKETS
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "GaugeRule",
     "InstrumentedService",
     "MetricKind",
+    "RequestTimer",
     "SnapshotMetric",
     "counter",
     "from_catalog",

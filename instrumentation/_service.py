@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -22,6 +21,7 @@ from telemetry_otel import (
     current_telemetry,
 )
 from telemetry_otel.instrumentation._snapshots import MetricKind, SnapshotMetric, SnapshotMetrics, truncate
+from telemetry_otel.instrumentation._timer import RequestTimer
 from telemetry_otel.instrumentation._vitals import RequestVitals, VitalsProducer
 from telemetry_otel.vocabulary import (
     HEALTH_STATUS,
@@ -78,20 +78,14 @@ class InstrumentedService:
         """The service's name, the value of its ``service.name`` attribute."""
         return self.component.name
 
-    @contextmanager
-    def request(self) -> Iterator[None]:
-        """Time the enclosed block as one request; an exception counts as an error and propagates.
+    def request(self) -> RequestTimer:
+        """Time one request: ``with service.request():``, ``async with service.request():``, or
+        ``@service.request()`` on a sync or async function (each call is one request).
 
-        Cancellation and interrupts (``BaseException`` that is not an ``Exception``) record nothing.
+        An exception counts as an error and propagates. Cancellation and interrupts
+        (``BaseException`` that is not an ``Exception``) record nothing.
         """
-        started = time.perf_counter()
-        try:
-            yield
-        except Exception:
-            self.record_request(time.perf_counter() - started, True)
-            raise
-        # A cancelled or interrupted block (BaseException) did not complete: nothing is recorded.
-        self.record_request(time.perf_counter() - started, False)
+        return RequestTimer(self.record_request)
 
     def report_health(self, status: HealthStatus, reason: str | None = None) -> None:
         """Set the health this service reports (``pass``, ``warn`` or ``fail``) with its reason."""

@@ -50,6 +50,7 @@ EXPECTED = {
         "SCOPE_NAME",
         "InstrumentedService",
         "MetricKind",
+        "RequestTimer",
         "SnapshotMetric",
         "counter",
         "from_catalog",
