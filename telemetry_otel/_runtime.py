@@ -23,6 +23,7 @@ from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import TelemetryConfig
 from telemetry_otel._cycle import CollectionCycle, run_coroutine_on
+from telemetry_otel._exemplars import read_view
 from telemetry_otel._index import OwnerIndex
 from telemetry_otel._pool import DaemonThreadPool
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
@@ -81,7 +82,9 @@ class Telemetry:
             self.meter_provider = NoOpMeterProvider()
         else:
             self._reader = PullReader(cardinality_limit=config.cardinality_limit)
-            self.meter_provider = MeterProvider(resource=self.resource, metric_readers=[self._reader])
+            self.meter_provider = MeterProvider(
+                resource=self.resource, metric_readers=[self._reader], views=[read_view()]
+            )
         #: The one owner of collection cycles: every consumer asks it for a collection no older than X.
         self.cycle = CollectionCycle(
             self._collect_for_cycle,

@@ -567,3 +567,65 @@ def test_non_finite_values() -> None:
 
 def test_content_type() -> None:
     assert PROMETHEUS_TEXT_CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
+
+
+# --- 10. one metric, points of many shapes (the per-key-set writers and the general path) -------
+
+
+def test_points_of_one_metric_with_different_attribute_shapes_each_get_their_own_labels() -> None:
+    shapes: list[dict[str, object]] = [
+        {"a": "1", "b": "2"},
+        {"b": "3", "a": "4"},  # the same keys in another order
+        {"a": "5", "c": "6"},  # as many keys, another one
+        {"a": "7"},
+        {},
+        {"a": 'q"uote', "b": "back\\slash", "c": "new\nline"},
+        {"a": True, "b": 1, "c": 1.0},  # equal as keys, different as label text
+        {"a": 1, "b": True, "c": 1.5},
+        {"a": ["x", "y"], "b": "list"},  # an unhashable value (a producer may hand one over)
+        {"a": "1", "b": "2", "c": "3", "d": "4"},  # more keys than the fast writers take
+        {"x.y": "dotted", "x_y": "underscored"},  # colliding labels
+        {"a": "8", "b": "9"},
+    ]
+    points = [
+        NumberDataPoint(attributes=shape, start_time_unix_nano=1, time_unix_nano=2, value=index)  # type: ignore[arg-type]
+        for index, shape in enumerate(shapes)
+    ]
+    data = MetricsData(
+        resource_metrics=[
+            ResourceMetrics(
+                resource=Resource({}),
+                scope_metrics=[
+                    ScopeMetrics(
+                        scope=InstrumentationScope("shapes", "1.0"),
+                        metrics=[
+                            Metric(
+                                name="shaped",
+                                description="",
+                                unit="",
+                                data=Gauge(data_points=points),
+                            )
+                        ],
+                        schema_url="",
+                    )
+                ],
+                schema_url="",
+            )
+        ]
+    )
+    samples = {value: labels for _, labels, value in _samples(encode_prometheus_text(data))["shaped"]}
+    scope = {"otel_scope_name": "shapes", "otel_scope_version": "1.0"}
+    assert samples == {
+        0: {"a": "1", "b": "2", **scope},
+        1: {"a": "4", "b": "3", **scope},
+        2: {"a": "5", "c": "6", **scope},
+        3: {"a": "7", **scope},
+        4: scope,
+        5: {"a": 'q"uote', "b": "back\\slash", "c": "new\nline", **scope},
+        6: {"a": "true", "b": "1", "c": "1.0", **scope},
+        7: {"a": "1", "b": "true", "c": "1.5", **scope},
+        8: {"a": '["x", "y"]', "b": "list", **scope},
+        9: {"a": "1", "b": "2", "c": "3", "d": "4", **scope},
+        10: {"x_y": "dotted;underscored", **scope},
+        11: {"a": "8", "b": "9", **scope},
+    }
