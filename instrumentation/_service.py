@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,13 +21,13 @@ from telemetry_otel import (
 )
 from telemetry_otel.instrumentation._snapshots import MetricKind, SnapshotMetric, SnapshotMetrics, truncate
 from telemetry_otel.instrumentation._timer import RequestTimer
+from telemetry_otel.instrumentation._uptime import UptimeProducer
 from telemetry_otel.instrumentation._vitals import RequestVitals, VitalsProducer
 from telemetry_otel.vocabulary import (
     HEALTH_STATUS,
     SERVICE_CATEGORY,
     SERVICE_HEALTH,
     SERVICE_NAME,
-    SERVICE_UPTIME,
     VITALS_SCOPE_NAME,
 )
 
@@ -39,7 +38,6 @@ _Callback = Callable[[CallbackOptions], Iterable[Observation]]
 #: Instrumentation scope of every metric this package records for services.
 SCOPE_NAME = VITALS_SCOPE_NAME
 
-UPTIME_METRIC = (SERVICE_UPTIME, "s", "Time since the service was instrumented.")
 HEALTH_METRIC = (
     SERVICE_HEALTH,
     "{status}",
@@ -141,25 +139,12 @@ def _state_for(telemetry: Telemetry) -> _State:
             )
             state = _State(VitalsProducer(scope), snapshots)
             telemetry.add_producer(state.vitals)
-            meter.create_observable_gauge(
-                UPTIME_METRIC[0], [_uptime_callback(telemetry)], UPTIME_METRIC[1], UPTIME_METRIC[2]
-            )
+            telemetry.add_producer(UptimeProducer(scope, telemetry.components.registered))
             meter.create_observable_gauge(
                 HEALTH_METRIC[0], [_health_callback(telemetry)], HEALTH_METRIC[1], HEALTH_METRIC[2]
             )
             _states[telemetry] = state
         return state
-
-
-def _uptime_callback(telemetry: Telemetry) -> _Callback:
-    def observe(options: CallbackOptions) -> Iterable[Observation]:
-        now = time.time_ns()
-        return [
-            Observation((now - component.started_unix_nano) / 1e9, dict(component.attributes))
-            for component in telemetry.components
-        ]
-
-    return observe
 
 
 def _health_callback(telemetry: Telemetry) -> _Callback:
