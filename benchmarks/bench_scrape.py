@@ -53,7 +53,7 @@ import gzip
 import math
 import random
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -62,10 +62,11 @@ from _harness import Comparison, compare, write_results
 from bench_render import differences
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.metrics.view import View
+from prometheus_client.metrics_core import Metric as PromMetric
 from prometheus_client.openmetrics import exposition as openmetrics_exposition
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.openmetrics import parser as openmetrics_parser
 from starlette.testclient import TestClient
 
 from telemetry_otel import Telemetry, TelemetryConfig
@@ -85,6 +86,11 @@ SEED = 20_240_601
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 Scrape = Callable[[], bytes]
+#: prometheus_client's OpenMetrics parser and exposition (untyped modules), typed here.
+parse_openmetrics: Callable[[str], Iterable[PromMetric]] = openmetrics_parser.text_string_to_metric_families
+generate_openmetrics: Callable[[prometheus_client.CollectorRegistry], bytes] = (
+    openmetrics_exposition.generate_latest
+)
 _Sample = tuple[str, tuple[tuple[str, str], ...], float]
 
 
@@ -252,7 +258,7 @@ def check_equivalence(sides: Sides, client: TestClient) -> list[str]:
     problems += [f"gzip: {p}" for p in differences(theirs, ours_gzip)]
     problems += [f"gzip: {p}" for p in _collector_only(extra_gzip, openmetrics=False)]
 
-    theirs_om = openmetrics_exposition.generate_latest(sides.registry).decode("utf-8")
+    theirs_om = generate_openmetrics(sides.registry).decode("utf-8")
     om = get(client, accept=OPENMETRICS).decode("utf-8")
     ours_om, extra_om = _split_extras(om, theirs_om, openmetrics=True)
     problems += [f"openmetrics: {p}" for p in _openmetrics_differences(theirs_om, ours_om)]
@@ -355,7 +361,7 @@ def run_data_set(name: str, counters: int, histograms: int, target: float, round
         sides.close()
 
 
-def _collected(sides: Sides) -> object:
+def _collected(sides: Sides) -> MetricsData:
     data = sides.plain.get_metrics_data()
     if data is None:
         raise RuntimeError("the plain reader collected nothing")
