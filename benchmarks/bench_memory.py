@@ -1,0 +1,184 @@
+"""Peak resident memory per series during a scrape, our runtime against a plain SDK and one reader.
+
+Each side runs in a fresh subprocess of its own (this file with ``--child``), which imports every
+module both sides use (so imports cost the same), then notes its resident set (``ru_maxrss``, the
+peak so far, equal to the resident set once the imports are done), builds the mix of
+``_runtime_mix`` (40,000 series by default: services with their vitals and uptime, and ordinary
+counter series), notes the resident set again (steady), scrapes once, and notes ``ru_maxrss``:
+
+* ``reference``: a plain SDK ``MeterProvider`` holding the mix through SDK instruments, with the
+  reference exporter's ``PrometheusMetricReader`` as its one reader; the scrape is
+  ``prometheus_client.generate_latest`` of its registry. THE BASELINE.
+* ``ours``: our runtime holding the mix; the scrape is ``GET /metrics`` (identity) on the app of
+  ``create_app`` through Starlette's ``TestClient``, a fresh collection cycle and its body.
+
+Per series: peak = (``ru_maxrss`` after the scrape - ``ru_maxrss`` before building) / series;
+steady = (resident set after building - before) / series. Each round runs both children (in an
+order alternating per round); the figure is the median of the per-round ratios ours / reference.
+Both children check that their scrape held every series of the mix.
+
+Target (issue 17): peak ours / reference <= 0.7. Steady is reported.
+
+Run: ``python benchmarks/bench_memory.py [--series N] [--rounds N] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCHMARK = "memory"
+TARGET = 0.7
+SERIES = 40_000
+SIDES = ("reference", "ours")
+
+
+def _resident_kib() -> int:
+    """The current resident set, in KiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def child(side: str, series: int) -> dict[str, float]:
+    """Build the mix on ``side``, scrape it once, and return the memory figures in KiB."""
+    import gc
+    import resource
+
+    import prometheus_client
+    from _runtime_mix import build_ours, build_plain, shape
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client.parser import text_string_to_metric_families
+    from starlette.testclient import TestClient
+
+    from telemetry_otel.views import create_app
+
+    gc.collect()
+    before_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _resident_kib()
+    if side == "ours":
+        telemetry = build_ours(series)
+        gc.collect()
+        steady = _resident_kib()
+        with TestClient(create_app(telemetry, cache_ttl_seconds=0)) as client:
+            response = client.get("/metrics", headers={"Accept-Encoding": "identity"})
+            body = response.content
+            if response.status_code != 200:
+                raise RuntimeError(f"GET /metrics answered {response.status_code}")
+    else:
+        registry = prometheus_client.CollectorRegistry()
+        build_plain(series, PrometheusMetricReader(registry=registry))
+        gc.collect()
+        steady = _resident_kib()
+        body = prometheus_client.generate_latest(registry)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    services, counters = shape(series)
+    names = {
+        "service_requests",
+        "service_errors",
+        "service_request_duration_seconds",
+        "service_uptime_seconds",
+    }
+    found = {name: 0 for name in (*names, "bench_items")}
+    for family in text_string_to_metric_families(body.decode("utf-8")):
+        if family.name in found:
+            found[family.name] = len(
+                {tuple(sorted(s.labels.items())) for s in family.samples if "le" not in s.labels}
+            )
+    expected = {**dict.fromkeys(names, services), "bench_items": counters}
+    if found != expected:
+        raise RuntimeError(f"{side}: the scrape held {found}, expected {expected}")
+    return {
+        "before_kib": before,
+        "before_peak_kib": before_peak,
+        "steady_kib": steady,
+        "peak_kib": peak,
+        "body_bytes": len(body),
+    }
+
+
+@dataclass(frozen=True)
+class Round:
+    """Both sides' figures in one round, in bytes per series."""
+
+    peak: dict[str, float]
+    steady: dict[str, float]
+    body: dict[str, int]
+
+
+def run_round(series: int, order: tuple[str, ...]) -> Round:
+    """One fresh subprocess per side, in ``order``."""
+    peak: dict[str, float] = {}
+    steady: dict[str, float] = {}
+    body: dict[str, int] = {}
+    for side in order:
+        output = subprocess.run(
+            [sys.executable, __file__, "--child", side, "--series", str(series)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        figures = json.loads(output.strip().splitlines()[-1])
+        peak[side] = (figures["peak_kib"] - figures["before_peak_kib"]) * 1024 / series
+        steady[side] = (figures["steady_kib"] - figures["before_kib"]) * 1024 / series
+        body[side] = int(figures["body_bytes"])
+    return Round(peak, steady, body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the rounds (or, with ``--child``, one side) and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--series", type=int, default=SERIES, help=f"series in the mix (default {SERIES})")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds, each one subprocess per side (default 3)"
+    )
+    parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="also write the results under results/")
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.series)))
+        return 0
+    rounds = [
+        run_round(args.series, SIDES if index % 2 == 0 else SIDES[::-1]) for index in range(args.rounds)
+    ]
+    peak_ratios = [r.peak["ours"] / r.peak["reference"] for r in rounds]
+    steady_ratios = [r.steady["ours"] / r.steady["reference"] for r in rounds]
+    print(f"{BENCHMARK}: {args.rounds} rounds, {args.series} series, one fresh subprocess per side per round")
+    for index, r in enumerate(rounds):
+        print(
+            f"  round {index + 1}: peak per series ours {r.peak['ours']:.0f} B,"
+            f" reference {r.peak['reference']:.0f} B; steady ours {r.steady['ours']:.0f} B,"
+            f" reference {r.steady['reference']:.0f} B; body ours {r.body['ours']} B,"
+            f" reference {r.body['reference']} B"
+        )
+    peak = statistics.median(peak_ratios)
+    steady = statistics.median(steady_ratios)
+    spread = f"min {min(peak_ratios):.3f}, max {max(peak_ratios):.3f}"
+    print(f"peak per series during a scrape, ours / reference = {peak:.3f} ({spread})")
+    print(f"steady per series, ours / reference = {steady:.3f}")
+    print("targets (median of per-round ratios; reported, never enforced):")
+    print(f"  peak ours / reference = {peak:.3f} (<= {TARGET}) -> {'met' if peak <= TARGET else 'NOT met'}")
+    if args.json:
+        from _harness import RESULTS_DIR, machine_info
+
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        path = RESULTS_DIR / f"{BENCHMARK}.json"
+        data = {
+            "series": args.series,
+            "machine": machine_info(),
+            "peak_ratios": peak_ratios,
+            "steady_ratios": steady_ratios,
+        }
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
