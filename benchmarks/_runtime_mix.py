@@ -1,12 +1,13 @@
 """A runtime's worth of series, built the same way on our runtime and on a plain OTel SDK.
 
-``series`` data points in all: an eighth of them services (each four points: ``service.requests``,
-``service.errors``, ``service.request.duration`` and ``service.uptime``, with ``service.name`` and
-``service.category``), the other half ordinary SDK counter series (``bench.items``, one per
-``item.id``). Ours records the services through ``instrument_service`` (the vitals fast path and the
-runtime's uptime); the plain SDK through two counters, a histogram with the same buckets and an
-observable gauge, exactly as a service author would without this package. Every service handles
-one request (every tenth an error), so every series exists on both sides.
+``series`` data points in all, services (each four points: ``service.requests``, ``service.errors``,
+``service.request.duration`` and ``service.uptime``, with ``service.name`` and ``service.category``)
+and ordinary SDK counter series (``bench.items``, one per ``item.id``): half and half in the
+``runtime`` mix, services only in ``services``, counters only in ``counters``. Ours records the
+services through ``instrument_service`` (the vitals fast path and the runtime's uptime); the plain
+SDK through two counters, a histogram with the same buckets and an observable gauge, exactly as a
+service author would without this package. Every service handles one request (every tenth an
+error), so every series exists on both sides.
 """
 
 from __future__ import annotations
@@ -25,16 +26,20 @@ from opentelemetry.sdk.resources import Resource
 from telemetry_otel import Telemetry, TelemetryConfig
 from telemetry_otel.instrumentation import LATENCY_BUCKETS, SCOPE_NAME, instrument_service
 
-__all__ = ["SERIES_PER_SERVICE", "build_ours", "build_plain", "shape"]
+__all__ = ["MIXES", "SERIES_PER_SERVICE", "build_ours", "build_plain", "shape"]
 
 SERIES_PER_SERVICE = 4
 SEED = 20_240_601
 COUNTER_SCOPE = "bench.mix"
 
 
-def shape(series: int) -> tuple[int, int]:
-    """(services, counter series) of a mix of ``series`` data points."""
-    services = max(1, series // 8)
+#: Mixes: the share of the data points that are services' (the rest are ordinary counter series).
+MIXES = {"runtime": 0.5, "services": 1.0, "counters": 0.0}
+
+
+def shape(series: int, mix: str = "runtime") -> tuple[int, int]:
+    """(services, counter series) of ``mix`` with ``series`` data points."""
+    services = int(series * MIXES[mix]) // SERIES_PER_SERVICE
     return services, series - SERIES_PER_SERVICE * services
 
 
@@ -52,9 +57,9 @@ def _item(index: int) -> dict[str, str]:
     return {"item.id": f"item-{index:07d}"}
 
 
-def build_ours(series: int) -> Telemetry:
+def build_ours(series: int, mix: str = "runtime") -> Telemetry:
     """Our runtime holding the mix (its cardinality limit above every instrument's series)."""
-    services, counters = shape(series)
+    services, counters = shape(series, mix)
     telemetry = Telemetry(TelemetryConfig(service_name="bench-mix", cardinality_limit=series + 100))
     for index, latency in enumerate(_latencies(services)):
         attributes = _service_attributes(index)
@@ -68,9 +73,11 @@ def build_ours(series: int) -> Telemetry:
     return telemetry
 
 
-def build_plain(series: int, reader: MetricReader, resource: Resource | None = None) -> MeterProvider:
+def build_plain(
+    series: int, reader: MetricReader, resource: Resource | None = None, mix: str = "runtime"
+) -> MeterProvider:
     """A plain SDK ``MeterProvider`` with ``reader`` holding the same mix through SDK instruments."""
-    services, counters = shape(series)
+    services, counters = shape(series, mix)
     provider = MeterProvider(
         metric_readers=[reader],
         resource=resource if resource is not None else Resource.create({"service.name": "bench-mix"}),

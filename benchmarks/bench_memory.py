@@ -4,7 +4,9 @@ Each side runs in a fresh subprocess of its own (this file with ``--child``), wh
 module both sides use (so imports cost the same), then notes its resident set (``ru_maxrss``, the
 peak so far, equal to the resident set once the imports are done), builds the mix of
 ``_runtime_mix`` (40,000 series by default: services with their vitals and uptime, and ordinary
-counter series), notes the resident set again (steady), scrapes once, and notes ``ru_maxrss``:
+counter series), notes the resident set again (steady), scrapes three times (what a server holds
+between scrapes counts: our runtime keeps its newest two collections and the body of the newest),
+and notes ``ru_maxrss``:
 
 * ``reference``: a plain SDK ``MeterProvider`` holding the mix through SDK instruments, with the
   reference exporter's ``PrometheusMetricReader`` as its one reader; the scrape is
@@ -32,10 +34,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from _runtime_mix import MIXES
+
 BENCHMARK = "memory"
 TARGET = 0.7
 SERIES = 40_000
 SIDES = ("reference", "ours")
+#: Scrapes per child: a server in steady state holds what its earlier scrapes left.
+SCRAPES = 3
 
 
 def _resident_kib() -> int:
@@ -46,7 +52,7 @@ def _resident_kib() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def child(side: str, series: int) -> dict[str, float]:
+def child(side: str, series: int, mix: str) -> dict[str, float]:
     """Build the mix on ``side``, scrape it once, and return the memory figures in KiB."""
     import gc
     import resource
@@ -63,22 +69,24 @@ def child(side: str, series: int) -> dict[str, float]:
     before_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     before = _resident_kib()
     if side == "ours":
-        telemetry = build_ours(series)
+        telemetry = build_ours(series, mix)
         gc.collect()
         steady = _resident_kib()
         with TestClient(create_app(telemetry, cache_ttl_seconds=0)) as client:
-            response = client.get("/metrics", headers={"Accept-Encoding": "identity"})
-            body = response.content
-            if response.status_code != 200:
-                raise RuntimeError(f"GET /metrics answered {response.status_code}")
+            for _ in range(SCRAPES):  # each a fresh cycle: the runtime keeps its newest two
+                response = client.get("/metrics", headers={"Accept-Encoding": "identity"})
+                if response.status_code != 200:
+                    raise RuntimeError(f"GET /metrics answered {response.status_code}")
+                body = response.content
     else:
         registry = prometheus_client.CollectorRegistry()
-        build_plain(series, PrometheusMetricReader(registry=registry))
+        build_plain(series, PrometheusMetricReader(registry=registry), mix=mix)
         gc.collect()
         steady = _resident_kib()
-        body = prometheus_client.generate_latest(registry)
+        for _ in range(SCRAPES):
+            body = prometheus_client.generate_latest(registry)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    services, counters = shape(series)
+    services, counters = shape(series, mix)
     names = {
         "service_requests",
         "service_errors",
@@ -92,6 +100,8 @@ def child(side: str, series: int) -> dict[str, float]:
                 {tuple(sorted(s.labels.items())) for s in family.samples if "le" not in s.labels}
             )
     expected = {**dict.fromkeys(names, services), "bench_items": counters}
+    expected = {name: count for name, count in expected.items() if count}
+    found = {name: count for name, count in found.items() if name in expected or count}
     if found != expected:
         raise RuntimeError(f"{side}: the scrape held {found}, expected {expected}")
     return {
@@ -112,14 +122,14 @@ class Round:
     body: dict[str, int]
 
 
-def run_round(series: int, order: tuple[str, ...]) -> Round:
+def run_round(series: int, order: tuple[str, ...], mix: str) -> Round:
     """One fresh subprocess per side, in ``order``."""
     peak: dict[str, float] = {}
     steady: dict[str, float] = {}
     body: dict[str, int] = {}
     for side in order:
         output = subprocess.run(
-            [sys.executable, __file__, "--child", side, "--series", str(series)],
+            [sys.executable, __file__, "--child", side, "--series", str(series), "--mix", mix],
             check=True,
             capture_output=True,
             text=True,
@@ -131,6 +141,14 @@ def run_round(series: int, order: tuple[str, ...]) -> Round:
     return Round(peak, steady, body)
 
 
+def measure(series: int, rounds: int, mix: str) -> tuple[list[Round], list[float], list[float]]:
+    """Run ``rounds`` rounds; return them and the per-round ratios ours / reference (peak, steady)."""
+    done = [run_round(series, SIDES if index % 2 == 0 else SIDES[::-1], mix) for index in range(rounds)]
+    peak_ratios = [r.peak["ours"] / r.peak["reference"] for r in done]
+    steady_ratios = [r.steady["ours"] / r.steady["reference"] for r in done]
+    return done, peak_ratios, steady_ratios
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the rounds (or, with ``--child``, one side) and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -138,18 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds, each one subprocess per side (default 3)"
     )
+    parser.add_argument(
+        "--mix", choices=sorted(MIXES), default="runtime", help="the mix of series (default runtime)"
+    )
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="also write the results under results/")
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.series)))
+        print(json.dumps(child(args.child, args.series, args.mix)))
         return 0
-    rounds = [
-        run_round(args.series, SIDES if index % 2 == 0 else SIDES[::-1]) for index in range(args.rounds)
-    ]
-    peak_ratios = [r.peak["ours"] / r.peak["reference"] for r in rounds]
-    steady_ratios = [r.steady["ours"] / r.steady["reference"] for r in rounds]
-    print(f"{BENCHMARK}: {args.rounds} rounds, {args.series} series, one fresh subprocess per side per round")
+    rounds, peak_ratios, steady_ratios = measure(args.series, args.rounds, args.mix)
+    what = f"{args.series} series ({args.mix} mix)"
+    print(f"{BENCHMARK}: {args.rounds} rounds, {what}, one fresh subprocess per side per round")
     for index, r in enumerate(rounds):
         print(
             f"  round {index + 1}: peak per series ours {r.peak['ours']:.0f} B,"
