@@ -135,13 +135,15 @@ def run_round(series: int, order: tuple[str, ...], mix: str) -> Round:
             text=True,
         ).stdout
         figures = json.loads(output.strip().splitlines()[-1])
+        if figures["peak_kib"] <= figures["before_peak_kib"]:
+            raise SystemExit(f"{side}: {series} series did not raise the peak above the imports': use more")
         peak[side] = (figures["peak_kib"] - figures["before_peak_kib"]) * 1024 / series
         steady[side] = (figures["steady_kib"] - figures["before_kib"]) * 1024 / series
         body[side] = int(figures["body_bytes"])
     return Round(peak, steady, body)
 
 
-def measure(series: int, rounds: int, mix: str) -> tuple[list[Round], list[float], list[float]]:
+def measure(series: int, rounds: int, mix: str = "runtime") -> tuple[list[Round], list[float], list[float]]:
     """Run ``rounds`` rounds; return them and the per-round ratios ours / reference (peak, steady)."""
     done = [run_round(series, SIDES if index % 2 == 0 else SIDES[::-1], mix) for index in range(rounds)]
     peak_ratios = [r.peak["ours"] / r.peak["reference"] for r in done]

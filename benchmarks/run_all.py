@@ -62,18 +62,29 @@ def scrape_rows(rounds: int, quick: bool) -> list[Row]:
 
 
 def memory_rows(series: int, rounds: int) -> list[Row]:
-    """Peak (targeted) and steady (reported) memory per series."""
-    _, peak, steady = bench_memory.measure(series, rounds)
-    peak_ratio, steady_ratio = statistics.median(peak), statistics.median(steady)
-    return [
-        Row(
-            f"peak RSS per series in a scrape, {series} series: ours / reference",
-            peak_ratio,
-            f"<= {bench_memory.TARGET}",
-            peak_ratio <= bench_memory.TARGET,
-        ),
-        Row(f"steady RSS per series, {series} series: ours / reference", steady_ratio, "reported", None),
-    ]
+    """Peak memory per series (the runtime mix targeted, the others reported) and steady (reported)."""
+    rows: list[Row] = []
+    for mix in ("runtime", "services", "counters"):
+        _, peak, steady = bench_memory.measure(series, rounds, mix)
+        peak_ratio, steady_ratio = statistics.median(peak), statistics.median(steady)
+        targeted = mix == "runtime"
+        rows.append(
+            Row(
+                f"peak RSS per series in scrapes, {series} series, {mix} mix: ours / reference",
+                peak_ratio,
+                f"<= {bench_memory.TARGET}" if targeted else "reported",
+                peak_ratio <= bench_memory.TARGET if targeted else None,
+            )
+        )
+        rows.append(
+            Row(
+                f"steady RSS per series, {series} series, {mix} mix: ours / reference",
+                steady_ratio,
+                "reported",
+                None,
+            )
+        )
+    return rows
 
 
 def read_rows(sizes: list[int], rounds: int) -> list[Row]:
@@ -113,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     rows += request_rows(args.rounds or (5 if quick else 21), 2_000 if quick else 20_000)
     rows += scrape_rows(args.rounds or (3 if quick else 9), quick)
-    rows += memory_rows(4_000 if quick else bench_memory.SERIES, 1 if quick else 3)
+    rows += memory_rows(20_000 if quick else bench_memory.SERIES, 1 if quick else 3)
     rows += read_rows(
         [1_000, 10_000] if quick else list(bench_read_cost.SIZES), args.rounds or (3 if quick else 7)
     )

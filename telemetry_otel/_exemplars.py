@@ -4,7 +4,8 @@ The SDK gives every series an exemplar reservoir and collects it with every data
 sort of its buckets and a reset, even when no measurement was ever sampled (the default filter
 samples only measurements made inside a sampled trace). That was a third of a read of counters.
 These reservoirs are the SDK's own (the same sampling, the same exemplars), with one flag: ``offer``
-sets it after storing, ``collect`` returns ``[]`` at once while it is clear, as the SDK's would.
+sets it after storing, ``collect`` returns an empty sequence at once while it is clear, as the
+SDK's would (one shared empty tuple: a data point per series per read need not carry a list).
 
 The flag is set after the stored offer and cleared before the SDK's collect, so an offer racing a
 collection is never lost: at worst the next collection runs the SDK's collect and finds nothing.
@@ -12,7 +13,7 @@ collection is never lost: at worst the next collection runs the SDK's collect an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import (
@@ -25,6 +26,11 @@ from opentelemetry.sdk.metrics.view import View
 from opentelemetry.util.types import Attributes
 
 __all__ = ["read_view"]
+
+
+#: What a quiet reservoir collects: one shared, immutable empty sequence, not a new list per point
+#: (a data point only iterates its exemplars).
+_NONE = cast(list[Exemplar], ())
 
 
 class _QuietSimple(SimpleFixedSizeExemplarReservoir):
@@ -40,7 +46,7 @@ class _QuietSimple(SimpleFixedSizeExemplarReservoir):
 
     def collect(self, point_attributes: Attributes) -> list[Exemplar]:
         if not self._offered:
-            return []
+            return _NONE
         self._offered = False
         return super().collect(point_attributes)
 
@@ -58,7 +64,7 @@ class _QuietAligned(AlignedHistogramBucketExemplarReservoir):
 
     def collect(self, point_attributes: Attributes) -> list[Exemplar]:
         if not self._offered:
-            return []
+            return _NONE
         self._offered = False
         return super().collect(point_attributes)
 

@@ -115,6 +115,7 @@ EXPECTED = {
     "telemetry_otel.formats": {
         "OPENMETRICS_CONTENT_TYPE",
         "PROMETHEUS_TEXT_CONTENT_TYPE",
+        "encode_exposition",
         "encode_graphite",
         "encode_influx",
         "encode_openmetrics",
