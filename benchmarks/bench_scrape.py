@@ -311,19 +311,22 @@ class DataSetResult:
     repeat: Comparison
     target: float
     sizes: Mapping[str, int]
+    counters: int
+    histograms: int
 
     def rows(self) -> list[tuple[str, float, str, bool | None]]:
         """(figure, value, target text, met or None when only reported)."""
+        label = f"{self.name} ({self.counters} counters + {self.histograms} histograms)"
         speedup = 1 / self.fresh.result("route").median_ratio
         gzip_speedup = self.fresh.ratio("reference_gzip", "route_gzip")
         repeat = 1 / self.repeat.result("route_repeat").median_ratio
         floor = 1 / self.fresh.result("sdk_collect").median_ratio
         return [
-            (f"{self.name}: reference / route", speedup, f">= {self.target:g}", speedup >= self.target),
-            (f"{self.name}: reference / sdk_collect (the cap)", floor, "reported", None),
-            (f"{self.name}: reference_gzip / route_gzip", gzip_speedup, "reported", None),
+            (f"{label}: reference / route", speedup, f">= {self.target:g}", speedup >= self.target),
+            (f"{label}: reference / sdk_collect (the cap)", floor, "reported", None),
+            (f"{label}: reference_gzip / route_gzip", gzip_speedup, "reported", None),
             (
-                f"{self.name}: reference / route_repeat",
+                f"{label}: reference / route_repeat",
                 repeat,
                 f">= {REPEAT_TARGET:g}",
                 repeat >= REPEAT_TARGET,
@@ -356,7 +359,7 @@ def run_data_set(name: str, counters: int, histograms: int, target: float, round
                 "route_repeat": lambda: get(client),
             }
             repeat, _ = _run(f"{name}_repeat", repeat_scrapes, rounds, {"route_repeat": expected["route"]})
-        return DataSetResult(name, fresh, repeat, target, sizes)
+        return DataSetResult(name, fresh, repeat, target, sizes, counters, histograms)
     finally:
         sides.close()
 
