@@ -31,8 +31,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
 
+from telemetry_otel import Telemetry, TelemetryConfig
 from telemetry_otel.formats import PROMETHEUS_TEXT_CONTENT_TYPE, encode_prometheus_text
+from telemetry_otel.views import create_app
 
 HOSTILE_VALUES: tuple[str, ...] = (
     "with space",
@@ -629,3 +632,37 @@ def test_points_of_one_metric_with_different_attribute_shapes_each_get_their_own
         10: {"x_y": "dotted;underscored", **scope},
         11: {"a": "8", "b": "9", **scope},
     }
+
+
+# --- 11. oracle on the real route: GET /metrics of a runtime against the reference exporter -----
+
+
+def test_metrics_route_matches_reference_exporter() -> None:
+    telemetry = Telemetry(TelemetryConfig(service_name="checkout"))
+    registry = CollectorRegistry()
+    provider = MeterProvider(
+        metric_readers=[PrometheusMetricReader(registry=registry)], resource=telemetry.resource
+    )
+    try:
+        _record_hostile(telemetry.meter_provider)  # type: ignore[arg-type]
+        _record_hostile(provider)
+        with TestClient(create_app(telemetry, cache_ttl_seconds=0)) as client:
+            response = client.get("/metrics", headers={"Accept-Encoding": "identity"})
+        theirs = generate_latest(registry).decode("utf-8")
+    finally:
+        provider.shutdown()
+        telemetry.shutdown()
+
+    ours_families = _normalised(response.text, _RATIO_RENAMES)
+    theirs_families = _normalised(theirs)
+    runtime_own = {name for name, (_, _, samples) in ours_families.items() if name not in theirs_families}
+    # The only families the reference lacks are the runtime's own collector series.
+    assert runtime_own
+    for name in runtime_own:
+        assert all(
+            dict(labels)["otel_scope_name"] == "telemetry_otel.collector"
+            for _, labels, _ in ours_families[name][2]
+        ), name
+    assert [name for name in ours_families if name not in runtime_own] == list(theirs_families)
+    for name, family in theirs_families.items():
+        assert ours_families[name] == family, name
