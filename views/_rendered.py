@@ -92,7 +92,9 @@ class Renderings:
         key = ("metrics", content_type, gzipped)
         body = self._scrapes.get(key)
         if body is None:
-            body = encode_exposition(served.collection.metrics, content_type)
+            # gzip compresses the plain body when one is cached, else a plain body made for it.
+            plain = self._scrapes.get(("metrics", content_type, False)) if gzipped else None
+            body = plain or encode_exposition(served.collection.metrics, content_type)
             if gzipped:
                 compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
                 body = (b"".join([*map(compressor.compress, body), compressor.flush()]),)
