@@ -320,13 +320,14 @@ class _Labels:
     def writer(self, keys: tuple[str, ...], name: str) -> tuple[int, _Writer] | None:
         """How to write a sample line of ``name`` for attributes with exactly ``keys`` (any order).
 
-        None when the general path is needed: colliding labels, more than three attributes.
+        None when the general path is needed: more than three attributes, or not one label per
+        attribute (colliding labels, a key that makes no label).
         """
         plan = self._plans.get(keys)
         if plan is None:
             plan = self._plans[keys] = _make_plan(keys, self._scope, self._histogram, self._label_cache)
         entries, scope_suffix = plan
-        if len(entries) > 3 or any(len(indices) != 1 for _, indices in entries):
+        if len(entries) != len(keys) or len(entries) > 3 or any(len(indices) != 1 for _, indices in entries):
             return None
         # A label plan depends on the set of keys, not their order, so the writer fits any point
         # whose attributes have these keys and no other.

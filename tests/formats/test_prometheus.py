@@ -589,6 +589,8 @@ def test_points_of_one_metric_with_different_attribute_shapes_each_get_their_own
         {"a": "1", "b": "2", "c": "3", "d": "4"},  # more keys than the fast writers take
         {"x.y": "dotted", "x_y": "underscored"},  # colliding labels
         {"a": "8", "b": "9"},
+        {"": "no label", "a": "10"},  # an empty key makes no label
+        {"a": "11", "b": "12"},  # as many keys as the one before, one of them another
     ]
     points = [
         NumberDataPoint(attributes=shape, start_time_unix_nano=1, time_unix_nano=2, value=index)  # type: ignore[arg-type]
@@ -631,6 +633,8 @@ def test_points_of_one_metric_with_different_attribute_shapes_each_get_their_own
         9: {"a": "1", "b": "2", "c": "3", "d": "4", **scope},
         10: {"x_y": "dotted;underscored", **scope},
         11: {"a": "8", "b": "9", **scope},
+        12: {"a": "10", **scope},
+        13: {"a": "11", "b": "12", **scope},
     }
 
 
