@@ -291,7 +291,19 @@ def test_a_waiter_gives_up_after_the_longest_cycle(telemetry: Telemetry, gated: 
 
 def test_a_ttl_of_zero_is_not_stale_while_a_healthy_cycle_may_still_run(telemetry: Telemetry) -> None:
     clock = _Clock()
-    cycle = CollectionCycle(telemetry.collect, clock=clock, longest_cycle_seconds=7, stale_after_ttls=3)
+    release = threading.Event()
+    cycles = 0
+
+    async def collect() -> Collection:
+        # The refreshes the status calls start stay in flight (a cycle that completed would end
+        # the staleness this test is about), until the test is done.
+        nonlocal cycles
+        cycles += 1
+        if cycles > 1:
+            await asyncio.get_running_loop().run_in_executor(None, release.wait, 30)
+        return await telemetry.collect()
+
+    cycle = CollectionCycle(collect, clock=clock, longest_cycle_seconds=7, stale_after_ttls=3)
     try:
         asyncio.run(cycle.get(0))
         with cycle._lock:  # a refresh due since now, as a request would make it
@@ -302,6 +314,7 @@ def test_a_ttl_of_zero_is_not_stale_while_a_healthy_cycle_may_still_run(telemetr
         clock.now += 17  # 22 s: past 3 x 7 s
         assert cycle.status(0).stale is True  # type: ignore[union-attr]
     finally:
+        release.set()
         cycle.close()
 
 
