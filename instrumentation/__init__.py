@@ -36,6 +36,7 @@ from telemetry_otel.instrumentation._snapshots import (
     gauge,
     updown_counter,
 )
+from telemetry_otel.instrumentation._timer import RequestTimer
 from telemetry_otel.instrumentation._vitals import LATENCY_BUCKETS
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "HTTPMetricsMiddleware",
     "InstrumentedService",
     "MetricKind",
+    "RequestTimer",
     "SnapshotMetric",
     "counter",
     "from_catalog",

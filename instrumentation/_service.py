@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,13 +22,14 @@ from telemetry_otel import (
 )
 from telemetry_otel.instrumentation._exemplars import ALWAYS_ON, TRACE_BASED, exemplar_mode
 from telemetry_otel.instrumentation._snapshots import MetricKind, SnapshotMetric, SnapshotMetrics, truncate
+from telemetry_otel.instrumentation._timer import RequestTimer
+from telemetry_otel.instrumentation._uptime import UptimeProducer
 from telemetry_otel.instrumentation._vitals import RequestVitals, VitalsProducer
 from telemetry_otel.vocabulary import (
     HEALTH_STATUS,
     SERVICE_CATEGORY,
     SERVICE_HEALTH,
     SERVICE_NAME,
-    SERVICE_UPTIME,
     VITALS_SCOPE_NAME,
 )
 
@@ -41,7 +40,6 @@ _Callback = Callable[[CallbackOptions], Iterable[Observation]]
 #: Instrumentation scope of every metric this package records for services.
 SCOPE_NAME = VITALS_SCOPE_NAME
 
-UPTIME_METRIC = (SERVICE_UPTIME, "s", "Time since the service was instrumented.")
 HEALTH_METRIC = (
     SERVICE_HEALTH,
     "{status}",
@@ -80,20 +78,14 @@ class InstrumentedService:
         """The service's name, the value of its ``service.name`` attribute."""
         return self.component.name
 
-    @contextmanager
-    def request(self) -> Iterator[None]:
-        """Time the enclosed block as one request; an exception counts as an error and propagates.
+    def request(self) -> RequestTimer:
+        """Time one request: ``with service.request():``, ``async with service.request():``, or
+        ``@service.request()`` on a sync or async function (each call is one request).
 
-        Cancellation and interrupts (``BaseException`` that is not an ``Exception``) record nothing.
+        An exception counts as an error and propagates. Cancellation and interrupts
+        (``BaseException`` that is not an ``Exception``) record nothing.
         """
-        started = time.perf_counter()
-        try:
-            yield
-        except Exception:
-            self.record_request(time.perf_counter() - started, True)
-            raise
-        # A cancelled or interrupted block (BaseException) did not complete: nothing is recorded.
-        self.record_request(time.perf_counter() - started, False)
+        return RequestTimer(self.record_request)
 
     def report_health(self, status: HealthStatus, reason: str | None = None) -> None:
         """Set the health this service reports (``pass``, ``warn`` or ``fail``) with its reason."""
@@ -164,25 +156,12 @@ def _state_for(telemetry: Telemetry) -> _State:
             )
             state = _State(VitalsProducer(scope), snapshots)
             telemetry.add_producer(state.vitals)
-            meter.create_observable_gauge(
-                UPTIME_METRIC[0], [_uptime_callback(telemetry)], UPTIME_METRIC[1], UPTIME_METRIC[2]
-            )
+            telemetry.add_producer(UptimeProducer(scope, telemetry.components.registered))
             meter.create_observable_gauge(
                 HEALTH_METRIC[0], [_health_callback(telemetry)], HEALTH_METRIC[1], HEALTH_METRIC[2]
             )
             _states[telemetry] = state
         return state
-
-
-def _uptime_callback(telemetry: Telemetry) -> _Callback:
-    def observe(options: CallbackOptions) -> Iterable[Observation]:
-        now = time.time_ns()
-        return [
-            Observation((now - component.started_unix_nano) / 1e9, dict(component.attributes))
-            for component in telemetry.components
-        ]
-
-    return observe
 
 
 def _health_callback(telemetry: Telemetry) -> _Callback:

@@ -28,6 +28,7 @@ from telemetry_otel._collector_metrics import CollectorMetrics
 from telemetry_otel._components import ComponentRegistry
 from telemetry_otel._config import TelemetryConfig
 from telemetry_otel._cycle import CachedCollection, CollectionCycle, run_coroutine_on
+from telemetry_otel._exemplars import read_view
 from telemetry_otel._export_hooks import ExportSeries, ExportSeriesHooks, build_pipeline
 from telemetry_otel._fork import (
     process_instance_id,
@@ -116,6 +117,7 @@ class Telemetry:
                 resource=self.resource,
                 metric_readers=[self._reader],
                 exemplar_filter=_EXEMPLAR_FILTERS[config.exemplar_filter](),
+                views=[read_view()],
             )
         longest = (config.service_timeout_millis + config.collection_timeout_millis) / 1000
         #: This process's own collection cycles (a worker's reports are made from them).

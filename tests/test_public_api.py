@@ -54,6 +54,7 @@ EXPECTED = {
         "SCOPE_NAME",
         "InstrumentedService",
         "MetricKind",
+        "RequestTimer",
         "SnapshotMetric",
         "counter",
         "from_catalog",
@@ -145,6 +146,7 @@ EXPECTED = {
     "telemetry_otel.formats": {
         "OPENMETRICS_CONTENT_TYPE",
         "PROMETHEUS_TEXT_CONTENT_TYPE",
+        "encode_exposition",
         "encode_graphite",
         "encode_influx",
         "encode_openmetrics",

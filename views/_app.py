@@ -32,6 +32,7 @@ from telemetry_otel import (
 )
 from telemetry_otel.formats import wants_gzip
 from telemetry_otel.views._auth import BearerTokenMiddleware, check_token
+from telemetry_otel.views._body import ChunkedBody
 from telemetry_otel.views._detailed import iso_time
 from telemetry_otel.views._errors import error_response, http_error
 from telemetry_otel.views._export import EXPORT_SERIES_KEY, export_series
@@ -211,7 +212,7 @@ class _Endpoint:
         headers = {"Vary": "Accept, Accept-Encoding"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
-        return Response(body, media_type=content_type, headers=headers)
+        return ChunkedBody(body, content_type, headers)
 
     async def _collect(self, *, live: bool) -> CachedCollection | Response:
         try:

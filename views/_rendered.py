@@ -7,12 +7,12 @@ Everything a response adds per request (its age, ``generated_at``) is added by t
 
 from __future__ import annotations
 
-import gzip
+import zlib
 from collections.abc import Hashable
 from typing import Any
 
 from telemetry_otel import CachedCollection, Collection
-from telemetry_otel.formats import encode_influx, label_agent, negotiate_exposition
+from telemetry_otel.formats import encode_exposition, encode_influx, label_agent, negotiate_exposition
 from telemetry_otel.views._build import build_model
 from telemetry_otel.views._formats import ENCODERS
 from telemetry_otel.views._inputs import ViewInputs
@@ -36,6 +36,7 @@ class Renderings:
         self._models: dict[_Filter, Model] = {}
         self._views: dict[Hashable, tuple[ViewInputs, RenderedView]] = {}
         self._bodies: dict[Hashable, bytes] = {}
+        self._scrapes: dict[Hashable, tuple[bytes, ...]] = {}
 
     def inputs(self, served: CachedCollection, category: str | None, service: str | None) -> ViewInputs:
         """The view inputs of ``served`` for a filter: the collection as of its own read."""
@@ -81,18 +82,24 @@ class Renderings:
             self._bodies[key] = body
         return body
 
-    def metrics_body(self, served: CachedCollection, accept: str | None, gzipped: bool) -> tuple[bytes, str]:
-        """The ``/metrics`` body for an ``Accept`` header, gzipped or not, and its content type."""
+    def metrics_body(
+        self, served: CachedCollection, accept: str | None, gzipped: bool
+    ) -> tuple[tuple[bytes, ...], str]:
+        """The ``/metrics`` body for an ``Accept`` header, gzipped or not, as chunks (never held whole
+        twice), and its content type."""
         self._switch(served.collection)
-        encode, content_type = negotiate_exposition(accept)
+        _, content_type = negotiate_exposition(accept)
         key = ("metrics", content_type, gzipped)
-        body = self._bodies.get(key)
+        body = self._scrapes.get(key)
         if body is None:
-            # Every sample names its agent, so one TSDB can hold a fleet (docs/fleet.md).
-            body = encode(label_agent(served.collection.metrics)).encode("utf-8")
+            # gzip compresses the plain body when one is cached, else a plain body made for it. Every
+            # sample names its agent, so one TSDB can hold a fleet (docs/fleet.md).
+            plain = self._scrapes.get(("metrics", content_type, False)) if gzipped else None
+            body = plain or encode_exposition(label_agent(served.collection.metrics), content_type)
             if gzipped:
-                body = gzip.compress(body, compresslevel=6)
-            self._bodies[key] = body
+                compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+                body = (b"".join([*map(compressor.compress, body), compressor.flush()]),)
+            self._scrapes[key] = body
         return body, content_type
 
     def model(self, served: CachedCollection, category: str | None, service: str | None) -> Model:
@@ -124,3 +131,4 @@ class Renderings:
     def _switch(self, collection: Collection) -> None:
         if collection is not self._collection:
             self._collection, self._models, self._views, self._bodies = collection, {}, {}, {}
+            self._scrapes = {}

@@ -15,10 +15,18 @@ from typing import Final
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from telemetry_otel.formats._openmetrics import OPENMETRICS_CONTENT_TYPE, encode_openmetrics
-from telemetry_otel.formats._prometheus import PROMETHEUS_TEXT_CONTENT_TYPE, encode_prometheus_text
+from telemetry_otel.formats._openmetrics import (
+    OPENMETRICS_CONTENT_TYPE,
+    encode_openmetrics,
+    openmetrics_lines,
+)
+from telemetry_otel.formats._prometheus import (
+    PROMETHEUS_TEXT_CONTENT_TYPE,
+    encode_prometheus_text,
+    prometheus_text_lines,
+)
 
-__all__ = ["negotiate_exposition", "wants_gzip"]
+__all__ = ["encode_exposition", "negotiate_exposition", "wants_gzip"]
 
 _OPENMETRICS: Final = (encode_openmetrics, OPENMETRICS_CONTENT_TYPE)
 _TEXT: Final = (encode_prometheus_text, PROMETHEUS_TEXT_CONTENT_TYPE)
@@ -37,6 +45,32 @@ def negotiate_exposition(accept: str | None) -> tuple[Callable[[MetricsData], st
     if accept and _prefers_openmetrics(accept):
         return _OPENMETRICS
     return _TEXT
+
+
+#: Lines per chunk of an encoded exposition: big enough that a chunk is one large allocation.
+_CHUNK_LINES: Final = 1024
+_LINES: Final[dict[str, Callable[[MetricsData], list[str]]]] = {
+    PROMETHEUS_TEXT_CONTENT_TYPE: prometheus_text_lines,
+    OPENMETRICS_CONTENT_TYPE: openmetrics_lines,
+}
+
+
+def encode_exposition(data: MetricsData, content_type: str) -> tuple[bytes, ...]:
+    """``data`` in the exposition format ``content_type`` names (one that ``negotiate_exposition``
+    returns), as UTF-8 chunks whose concatenation is the encoder's text.
+
+    The text is never held whole, twice: each chunk is encoded while the lines it came from are
+    released, so a scrape's body costs about its size once (a server sends the chunks in turn).
+    """
+    lines = _LINES[content_type](data)
+    lines.reverse()  # take chunks off the end: no line is moved
+    chunks: list[bytes] = []
+    while lines:
+        part = lines[-_CHUNK_LINES:]
+        del lines[-_CHUNK_LINES:]
+        part.reverse()
+        chunks.append("".join(part).encode("utf-8"))
+    return tuple(chunks)
 
 
 def wants_gzip(accept_encoding: str | None) -> bool:

@@ -35,7 +35,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from telemetry_otel.formats._prometheus_core import build_families
 
-__all__ = ["OPENMETRICS_CONTENT_TYPE", "encode_openmetrics"]
+__all__ = ["OPENMETRICS_CONTENT_TYPE", "encode_openmetrics", "openmetrics_lines"]
 
 OPENMETRICS_CONTENT_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -48,6 +48,11 @@ def encode_openmetrics(data: MetricsData) -> str:
     description and unit win) and conflicting ones are dropped with a logged warning, as in
     ``encode_prometheus_text``. Exponential histograms and delta temporality data are skipped.
     """
+    return "".join(openmetrics_lines(data))
+
+
+def openmetrics_lines(data: MetricsData) -> list[str]:
+    """The text of ``encode_openmetrics`` as its pieces, in order (each ends a line)."""
     out: list[str] = []
     for name, family in build_families(data, openmetrics=True).items():
         if family.help:
@@ -57,4 +62,4 @@ def encode_openmetrics(data: MetricsData) -> str:
             out.append(f"# UNIT {name} {family.unit}\n")
         out.extend(family.lines)
     out.append("# EOF\n")
-    return "".join(out)
+    return out

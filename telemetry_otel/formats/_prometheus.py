@@ -14,7 +14,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from telemetry_otel.formats._prometheus_core import build_families
 
-__all__ = ["PROMETHEUS_TEXT_CONTENT_TYPE", "encode_prometheus_text"]
+__all__ = ["PROMETHEUS_TEXT_CONTENT_TYPE", "encode_prometheus_text", "prometheus_text_lines"]
 
 PROMETHEUS_TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -29,10 +29,15 @@ def encode_prometheus_text(data: MetricsData) -> str:
     temporality data are skipped. Returns ``""`` when there is nothing to expose, otherwise text
     ending in exactly one newline.
     """
+    return "".join(prometheus_text_lines(data))
+
+
+def prometheus_text_lines(data: MetricsData) -> list[str]:
+    """The text of ``encode_prometheus_text`` as its pieces, in order (each ends a line)."""
     out: list[str] = []
     for name, family in build_families(data, openmetrics=False).items():
         if family.help:
             out.append(f"# HELP {name} {family.help}\n")
         out.append(f"# TYPE {name} {family.kind}\n")
         out.extend(family.lines)
-    return "".join(out)
+    return out

@@ -44,9 +44,10 @@ import math
 import re
 import sys
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Final
+from itertools import accumulate
+from typing import Any, Final
 
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
@@ -185,7 +186,7 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
     """
     families: dict[str, Family] = {}  # insertion order is output order
     reserved: set[str] = set()  # every sample name the families so far may use
-    escape_cache: dict[str, str] = {}
+    escape_cache = _Escapes()
     label_cache: dict[str, str] = {}
     created: dict[int, str] = {}  # start time -> _created value text
     escape_help = _escape_label_value if openmetrics else _escape_help
@@ -278,6 +279,27 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
     return families
 
 
+class _Escapes(dict[object, str]):
+    """Escaped label text by attribute value, filled on first use; only strings are kept.
+
+    A non-string value is converted each time and never stored: ``True``, ``1`` and ``1.0`` are
+    equal dictionary keys but different label texts.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, value: object) -> str:
+        if type(value) is str:
+            escaped = self[value] = _escape_label_value(value)
+            return escaped
+        return _escape_label_value(_label_value(value))
+
+
+# Writes the sample line of one point from its attributes and its formatted value: the labels of
+# one attribute key set, spelled out once (see ``_writer``).
+_Writer = Callable[[Any, str], str]
+
+
 class _Labels:
     """Renders the labels (without braces) of the data points of one metric: attributes, then scope."""
 
@@ -289,7 +311,7 @@ class _Labels:
         all_scope_labels: str,
         histogram: bool,
         label_cache: dict[str, str],
-        escape_cache: dict[str, str],
+        escape_cache: _Escapes,
     ) -> None:
         self._scope = scope_labels
         self._scope_only = all_scope_labels
@@ -307,13 +329,112 @@ class _Labels:
             plan = self._plans[keys] = _make_plan(keys, self._scope, self._histogram, self._label_cache)
         return _render_labels(plan, tuple(attributes.values()), self._escape_cache)
 
+    def writer(self, keys: tuple[str, ...], name: str) -> tuple[int, _Writer] | None:
+        """How to write a sample line of ``name`` for attributes with exactly ``keys`` (any order).
+
+        None when the general path is needed: more than three attributes, or not one label per
+        attribute (colliding labels, a key that makes no label).
+        """
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plans[keys] = _make_plan(keys, self._scope, self._histogram, self._label_cache)
+        entries, scope_suffix = plan
+        if len(entries) != len(keys) or len(entries) > 3 or any(len(indices) != 1 for _, indices in entries):
+            return None
+        # A label plan depends on the set of keys, not their order, so the writer fits any point
+        # whose attributes have these keys and no other.
+        ordered = tuple(keys[indices[0]] for _, indices in entries)
+        texts = [f"{name}{{{entries[0][0]}"] if entries else []
+        texts += [f'",{prefix}' for prefix, _ in entries[1:]]
+        if entries:
+            closing = f'"{scope_suffix}}} '
+        else:
+            closing = f"{name}{{{scope_suffix[1:]}}} " if scope_suffix else f"{name} "
+        return len(keys), _writer(ordered, (*texts, closing), self._escape_cache)
+
+
+def _writer(keys: tuple[str, ...], texts: tuple[str, ...], escaped: _Escapes) -> _Writer:
+    """A sample line writer for up to three labels: one f-string, values escaped through the cache."""
+    if len(keys) == 3:
+        k0, k1, k2 = keys
+        t0, t1, t2, end = texts
+
+        def write3(attributes: Any, value: str) -> str:
+            v0, v1, v2 = escaped[attributes[k0]], escaped[attributes[k1]], escaped[attributes[k2]]
+            return f"{t0}{v0}{t1}{v1}{t2}{v2}{end}{value}\n"
+
+        return write3
+    if len(keys) == 2:
+        k0, k1 = keys
+        t0, t1, end = texts
+
+        def write2(attributes: Any, value: str) -> str:
+            return f"{t0}{escaped[attributes[k0]]}{t1}{escaped[attributes[k1]]}{end}{value}\n"
+
+        return write2
+    if len(keys) == 1:
+        (k0,) = keys
+        t0, end = texts
+
+        def write1(attributes: Any, value: str) -> str:
+            return f"{t0}{escaped[attributes[k0]]}{end}{value}\n"
+
+        return write1
+    (head,) = texts
+
+    def write0(attributes: Any, value: str) -> str:
+        return f"{head}{value}\n"
+
+    return write0
+
 
 def _append_numbers(lines: list[str], name: str, points: Sequence[NumberDataPoint], labels: _Labels) -> None:
-    render = labels.render
+    # The hot loop of a scrape. Points of one metric usually share their attribute keys: the writer
+    # of the previous point is tried first (right when the point has as many keys and every one the
+    # writer reads), otherwise the writer of the point's keys is made or found. Colliding labels and
+    # unhashable values take the general path.
+    append = lines.append
+    writers: dict[tuple[str, ...], tuple[int, _Writer] | None] = {}
+    size, write = -1, _no_writer
     for point in points:
-        rendered = render(point.attributes)
-        value = _format_number(point.value)
-        lines.append(f"{name}{{{rendered}}} {value}\n" if rendered else f"{name} {value}\n")
+        value = point.value
+        kind = type(value)
+        # A finite float or an int in the float range is its repr; the rest as _format_number says.
+        if (kind is float and value - value == 0) or (
+            kind is int and -_MAX_FLOAT_INT <= value <= _MAX_FLOAT_INT
+        ):
+            text = repr(value)
+        else:
+            text = _format_number(value)
+        attributes = point.attributes or _NO_ATTRIBUTES
+        if len(attributes) == size:
+            try:
+                append(write(attributes, text))
+                continue
+            except (KeyError, TypeError):  # other keys, or an unhashable value
+                pass
+        keys = tuple(attributes)
+        found = writers.get(keys, _UNSEEN)
+        if found is _UNSEEN:
+            found = writers[keys] = labels.writer(keys, name)
+        if found is not None:
+            size, write = found
+            try:
+                append(write(attributes, text))
+                continue
+            except TypeError:  # an unhashable attribute value
+                pass
+        rendered = labels.render(attributes)
+        append(f"{name}{{{rendered}}} {text}\n" if rendered else f"{name} {text}\n")
+
+
+def _no_writer(attributes: Any, value: str) -> str:
+    raise KeyError("no writer yet")
+
+
+_NO_ATTRIBUTES: Final[Mapping[str, Any]] = {}
+#: Marks an attribute key tuple not yet seen by ``_append_numbers``.
+_UNSEEN: Final[Any] = object()
 
 
 def _append_openmetrics_counters(
@@ -372,13 +493,13 @@ def _append_histogram(
     lines: list[str], name: str, labels: str, le_suffixes: tuple[str, ...], point: HistogramDataPoint
 ) -> None:
     bucket_prefix = f'{name}_bucket{{{labels},le="' if labels else f'{name}_bucket{{le="'
-    cumulative = 0
-    for le_suffix, count in zip(le_suffixes, point.bucket_counts, strict=False):
-        cumulative += count
-        lines.append(f"{bucket_prefix}{le_suffix}{cumulative}\n")
+    # One string per point (fewer objects held until the body is joined): buckets, sum, count.
+    buckets = zip(le_suffixes, accumulate(point.bucket_counts), strict=False)
     suffix = f"{{{labels}}} " if labels else " "
-    lines.append(f"{name}_sum{suffix}{_format_number(point.sum)}\n")
-    lines.append(f"{name}_count{suffix}{point.count}\n")
+    lines.append(
+        "".join([f"{bucket_prefix}{le_suffix}{cumulative}\n" for le_suffix, cumulative in buckets])
+        + f"{name}_sum{suffix}{_format_number(point.sum)}\n{name}_count{suffix}{point.count}\n"
+    )
 
 
 def _append_openmetrics_histogram(
@@ -527,7 +648,7 @@ def _label_value(value: object) -> str:
     return json.dumps(value, default=str)
 
 
-def _render_labels(plan: _Plan, values: tuple[object, ...], escape_cache: dict[str, str]) -> str:
+def _render_labels(plan: _Plan, values: tuple[object, ...], escape_cache: dict[object, str]) -> str:
     entries, scope_suffix = plan
     parts: list[str] = []
     for prefix, indices in entries:

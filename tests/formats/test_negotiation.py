@@ -16,6 +16,7 @@ from telemetry_otel import Telemetry, TelemetryConfig
 from telemetry_otel.formats import (
     OPENMETRICS_CONTENT_TYPE,
     PROMETHEUS_TEXT_CONTENT_TYPE,
+    encode_exposition,
     encode_openmetrics,
     encode_prometheus_text,
     negotiate_exposition,
@@ -176,3 +177,42 @@ def test_metrics_refused_gzip_is_plain(client: TestClient) -> None:
     )
     assert "content-encoding" not in response.headers
     assert response.content.endswith(b"# EOF\n")
+
+
+# --- the chunked body ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encode", [encode_prometheus_text, encode_openmetrics])
+def test_encode_exposition_is_the_encoders_text_in_chunks(encode: object) -> None:
+    telemetry = Telemetry(TelemetryConfig(service_name="t", cardinality_limit=5_000))
+    try:
+        counter = telemetry.get_meter("chunks").create_counter("items", "{item}", "Items.")
+        for index in range(3_000):  # several chunks of lines
+            counter.add(index, {"item.id": f"item-{index}", "note": 'say "hi"\n'})
+        data = telemetry.read_metrics()
+    finally:
+        telemetry.shutdown()
+    content_type = OPENMETRICS_CONTENT_TYPE if encode is encode_openmetrics else PROMETHEUS_TEXT_CONTENT_TYPE
+    chunks = encode_exposition(data, content_type)
+    assert len(chunks) > 2
+    assert all(chunk.endswith(b"\n") for chunk in chunks)  # chunks end at line ends
+    assert b"".join(chunks).decode("utf-8") == encode(data)  # type: ignore[operator]
+
+
+def test_metrics_body_in_many_chunks_has_its_length_and_gzips_whole() -> None:
+    telemetry = Telemetry(TelemetryConfig(service_name="t", cardinality_limit=5_000))
+    try:
+        counter = telemetry.get_meter("chunks").create_counter("items")
+        for index in range(3_000):
+            counter.add(1, {"item.id": f"item-{index}"})
+        with TestClient(create_app(telemetry, agent="demo")) as test_client:
+            with test_client.stream("GET", "/metrics", headers={"Accept-Encoding": "identity"}) as response:
+                raw = b"".join(response.iter_raw())
+                length = int(response.headers["content-length"])
+            zipped = test_client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    finally:
+        telemetry.shutdown()
+    assert length == len(raw)
+    samples = [s for f in parse_text(raw.decode("utf-8")) if f.name == "items" for s in f.samples]
+    assert len(samples) == 3_000
+    assert zipped.content == raw  # decompressed by the client: the same body

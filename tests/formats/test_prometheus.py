@@ -31,8 +31,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
 
+from telemetry_otel import Telemetry, TelemetryConfig
 from telemetry_otel.formats import PROMETHEUS_TEXT_CONTENT_TYPE, encode_prometheus_text
+from telemetry_otel.views import create_app
 
 HOSTILE_VALUES: tuple[str, ...] = (
     "with space",
@@ -567,3 +570,103 @@ def test_non_finite_values() -> None:
 
 def test_content_type() -> None:
     assert PROMETHEUS_TEXT_CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
+
+
+# --- 10. one metric, points of many shapes (the per-key-set writers and the general path) -------
+
+
+def test_points_of_one_metric_with_different_attribute_shapes_each_get_their_own_labels() -> None:
+    shapes: list[dict[str, object]] = [
+        {"a": "1", "b": "2"},
+        {"b": "3", "a": "4"},  # the same keys in another order
+        {"a": "5", "c": "6"},  # as many keys, another one
+        {"a": "7"},
+        {},
+        {"a": 'q"uote', "b": "back\\slash", "c": "new\nline"},
+        {"a": True, "b": 1, "c": 1.0},  # equal as keys, different as label text
+        {"a": 1, "b": True, "c": 1.5},
+        {"a": ["x", "y"], "b": "list"},  # an unhashable value (a producer may hand one over)
+        {"a": "1", "b": "2", "c": "3", "d": "4"},  # more keys than the fast writers take
+        {"x.y": "dotted", "x_y": "underscored"},  # colliding labels
+        {"a": "8", "b": "9"},
+        {"": "no label", "a": "10"},  # an empty key makes no label
+        {"a": "11", "b": "12"},  # as many keys as the one before, one of them another
+    ]
+    points = [
+        NumberDataPoint(attributes=shape, start_time_unix_nano=1, time_unix_nano=2, value=index)  # type: ignore[arg-type]
+        for index, shape in enumerate(shapes)
+    ]
+    data = MetricsData(
+        resource_metrics=[
+            ResourceMetrics(
+                resource=Resource({}),
+                scope_metrics=[
+                    ScopeMetrics(
+                        scope=InstrumentationScope("shapes", "1.0"),
+                        metrics=[
+                            Metric(
+                                name="shaped",
+                                description="",
+                                unit="",
+                                data=Gauge(data_points=points),
+                            )
+                        ],
+                        schema_url="",
+                    )
+                ],
+                schema_url="",
+            )
+        ]
+    )
+    samples = {value: labels for _, labels, value in _samples(encode_prometheus_text(data))["shaped"]}
+    scope = {"otel_scope_name": "shapes", "otel_scope_version": "1.0"}
+    assert samples == {
+        0: {"a": "1", "b": "2", **scope},
+        1: {"a": "4", "b": "3", **scope},
+        2: {"a": "5", "c": "6", **scope},
+        3: {"a": "7", **scope},
+        4: scope,
+        5: {"a": 'q"uote', "b": "back\\slash", "c": "new\nline", **scope},
+        6: {"a": "true", "b": "1", "c": "1.0", **scope},
+        7: {"a": "1", "b": "true", "c": "1.5", **scope},
+        8: {"a": '["x", "y"]', "b": "list", **scope},
+        9: {"a": "1", "b": "2", "c": "3", "d": "4", **scope},
+        10: {"x_y": "dotted;underscored", **scope},
+        11: {"a": "8", "b": "9", **scope},
+        12: {"a": "10", **scope},
+        13: {"a": "11", "b": "12", **scope},
+    }
+
+
+# --- 11. oracle on the real route: GET /metrics of a runtime against the reference exporter -----
+
+
+def test_metrics_route_matches_reference_exporter() -> None:
+    telemetry = Telemetry(TelemetryConfig(service_name="checkout"))
+    registry = CollectorRegistry()
+    provider = MeterProvider(
+        metric_readers=[PrometheusMetricReader(registry=registry)], resource=telemetry.resource
+    )
+    try:
+        _record_hostile(telemetry.meter_provider)  # type: ignore[arg-type]
+        _record_hostile(provider)
+        with TestClient(create_app(telemetry, cache_ttl_seconds=0)) as client:
+            response = client.get("/metrics", headers={"Accept-Encoding": "identity"})
+        theirs = generate_latest(registry).decode("utf-8")
+    finally:
+        provider.shutdown()
+        telemetry.shutdown()
+
+    ours_families = _normalised(response.text, _RATIO_RENAMES)
+    theirs_families = _normalised(theirs)
+    runtime_own = {name for name, (_, _, samples) in ours_families.items() if name not in theirs_families}
+    # The only families the reference lacks are the runtime's own collector series.
+    assert runtime_own
+    for name in runtime_own:
+        assert all(
+            dict(labels)["otel_scope_name"] == "telemetry_otel.collector"
+            for _, labels, _ in ours_families[name][2]
+        ), name
+    assert [name for name in ours_families if name not in runtime_own] == list(theirs_families)
+    for name, family in theirs_families.items():
+        assert ours_families[name] == family, name

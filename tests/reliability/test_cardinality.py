@@ -208,7 +208,7 @@ def test_producer_metrics_respect_the_same_limit(telemetry_factory: Any) -> None
     assert isinstance(folded, HistogramDataPoint)
     assert (folded.count, sum(folded.bucket_counts)) == (sum(range(21, 31)), sum(range(21, 31)))
     assert (folded.min, folded.max) == pytest.approx((0.21, 0.30))
-    assert len(_points(data, "service.uptime")) == 21  # an SDK observable: the SDK's own limit
+    assert len(_points(data, "service.uptime")) == 21  # produced: capped like every produced metric
     assert all(isinstance(point, NumberDataPoint) for point in requests)
 
 
