@@ -63,6 +63,7 @@ def serve_workers(
             exporters=exporters_from_env(export_timeout_millis=config.export_timeout_millis),
             export_interval_millis=config.export_interval_millis,
             export_timeout_millis=config.export_timeout_millis,
+            config=config,
         )
     except (ValueError, ConfigurationError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
@@ -95,5 +96,5 @@ def serve_workers(
         Multiprocess(uvicorn_config, sockets=[sock]).run()
     finally:
         aggregator.drain(_DRAIN_SECONDS)
-        aggregator.close(config.export_timeout_millis)
+        aggregator.close(config.shutdown_timeout_millis)
     return 0

@@ -31,9 +31,13 @@ def build_pipeline(
     config: TelemetryConfig,
     source: Callable[[ExportDemand], MetricsData],
     exporters: Sequence[PushExporter],
-    derive: Callable[[MetricsData], MetricsData | None],
+    derive: Callable[[MetricsData], MetricsData | None] | None = None,
+    *,
+    spool: bool = True,
 ) -> ExportPipeline:
-    """The export pipeline of ``exporters`` with the configured interval, deadline and retry policy."""
+    """The export pipeline of ``exporters`` with the configured interval, deadline and retry policy;
+    without ``spool`` undelivered batches stay in memory only (a forked child: the spool directory is
+    its parent's)."""
     return ExportPipeline(
         source,
         exporters,
@@ -44,7 +48,7 @@ def build_pipeline(
             max_backoff_seconds=config.export_retry_max_millis / 1000,
             max_buffer_seconds=config.export_buffer_seconds,
             max_buffer_bytes=config.export_buffer_bytes,
-            spool_directory=config.export_spool_dir,
+            spool_directory=config.export_spool_dir if spool else None,
             max_spool_bytes=config.export_spool_bytes,
         ),
         derive=derive,

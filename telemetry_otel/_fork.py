@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -111,7 +111,7 @@ def renew_instance_id(provider: MeterProvider, instance_id: str) -> None:
     config.resource = config.resource.merge(Resource({SERVICE_INSTANCE_ID: instance_id}))
 
 
-def reset_after_fork(parts: list[object]) -> None:
+def reset_after_fork(parts: Sequence[object]) -> None:
     """Call ``reset_after_fork`` on each of ``parts`` that has one (producers, aggregators)."""
     for part in parts:
         if isinstance(part, ForkAware):

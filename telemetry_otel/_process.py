@@ -97,6 +97,13 @@ class ProcessMetrics:
         """The instrumentation scope of the produced metrics."""
         return self._scope
 
+    def reset_after_fork(self) -> None:
+        """A forked child measures itself, not its parent: its own process, start time and lock."""
+        self._lock = threading.Lock()
+        self._process = psutil.Process()
+        self._start_unix_nano = int(self._process.create_time() * 1e9)
+        self._failed = set()
+
     def read(self) -> dict[str, _Values]:
         """This process now: metric name -> (attributes, value) for every reading it could take."""
         values: dict[str, _Values] = {}

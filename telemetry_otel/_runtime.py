@@ -478,10 +478,10 @@ class Telemetry:
             server.abandon()
         self._export_hooks.reset_after_fork()
         if self.exports.exporters:
-            exporters = self._exporter_objects
-            self.exports = build_pipeline(
-                self.config, self.export_source, exporters, self._export_hooks.derive
-            )
+            # Connections and locks of its own; the spool stays the parent's (docs/exporters.md).
+            reset_after_fork(self._exporter_objects)
+            exporters, derive = self._exporter_objects, self._export_hooks.derive
+            self.exports = build_pipeline(self.config, self.export_source, exporters, derive, spool=False)
             self._start_exports()
         if self._host is not None:
             self._host.after_fork_in_child()

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
 from telemetry_otel import SERVICE_INSTANCE_ID, Telemetry, TelemetryConfig
+from telemetry_otel.exporters import GraphiteExporter
 from telemetry_otel.instrumentation import Bus, instrument_service
 from telemetry_otel.instrumentation._asgi import http_server_metrics
 
@@ -125,6 +130,50 @@ def test_a_forked_child_counts_http_requests_from_zero(telemetry: Telemetry) -> 
     assert seen["at_fork"].get("http.server.request.duration", 0) == 0
     assert seen["after"]["http.server.request.duration"] == 1
     assert _values(telemetry.read_metrics())["http.server.request.duration"] == 4
+
+
+def test_a_forked_child_pushes_over_a_connection_of_its_own_without_the_parents_spool(
+    tmp_path: Path,
+) -> None:
+    """The child's Graphite exporter opens its own connection (two processes never write into one
+    stream) and does not take the parent's spooled batches (they would be delivered twice)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    spool = tmp_path / "spool"
+    config = TelemetryConfig(
+        service_name="fork-push", export_interval_millis=200, export_spool_dir=str(spool)
+    )
+    runtime = Telemetry(config, [GraphiteExporter("127.0.0.1", port)])
+    try:
+        deadline = time.monotonic() + 10
+        while not accepted:  # the parent's connection
+            assert time.monotonic() < deadline, "the parent never connected"
+            time.sleep(0.05)
+
+        def child() -> dict[str, Any]:
+            spools = [exporter.policy.spool_directory for exporter in runtime.exports.exporters]
+            time.sleep(1.0)  # a few export intervals of the child's own pipeline
+            return {"spools": spools}
+
+        seen = _in_child(child)
+        assert len(accepted) >= 2, "the child wrote into the parent's connection"
+        assert seen["spools"] == [None]
+        assert [exporter.policy.spool_directory for exporter in runtime.exports.exporters] == [str(spool)]
+    finally:
+        runtime.shutdown(2_000)
+        listener.close()
+        for connection in accepted:
+            connection.close()
 
 
 def test_an_instance_id_set_in_the_environment_is_kept_by_a_single_process_child() -> None:

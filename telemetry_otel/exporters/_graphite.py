@@ -63,6 +63,16 @@ class GraphiteExporter:
         #: Payloads of a connection found dead, sent first on the next one.
         self._resend: list[bytes] = []
 
+    def reset_after_fork(self) -> None:
+        """A forked child opens a connection of its own (the parent's stays the parent's) and makes
+        its lock anew (a parent thread may have held it)."""
+        self._lock = threading.Lock()
+        if self._socket is not None:
+            self._socket.close()  # the child's copy of the descriptor only: the parent's stays open
+        self._socket = None
+        self._recent = deque()
+        self._resend = []
+
     def encode(self, data: MetricsData) -> bytes:
         """The batch as plaintext lines (empty when it has no line)."""
         text = encode_graphite(data, prefix=self.prefix, tagged=self.tagged, resource_tags=self.resource_tags)

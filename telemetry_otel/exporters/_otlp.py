@@ -91,16 +91,8 @@ class OTLPExporter:
         #: The ``timeout`` (s) handed to the OTLP exporter: the caller's, or the bound computed here;
         #: None when an ``OTEL_EXPORTER_OTLP_*TIMEOUT`` variable sets it.
         self.timeout_seconds: float | None = exporter_options.get("timeout")
-        if self.protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
-
-            self._exporter: MetricExporter = Grpc(**exporter_options)
-        elif self.protocol == "http/protobuf":
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
-
-            self._exporter = Http(**exporter_options)
-        else:
-            raise ValueError(f"OTLP protocol {self.protocol!r} is not one of {', '.join(_PROTOCOLS)}")
+        self._options = dict(exporter_options)
+        self._exporter: MetricExporter = self._make_exporter()
         self.name = f"otlp({self.protocol})"
         preferred = getattr(self._exporter, "_preferred_temporality", {}) or {}
         wants_delta = preferred.get(Counter) is AggregationTemporality.DELTA
@@ -109,6 +101,25 @@ class OTLPExporter:
         #: Batches are deltas: a dropped one loses its change for good (counted apart).
         self.delta_batches = self.delta is not None
         self._tls: ssl.SSLContext | None = None
+
+    def _make_exporter(self) -> MetricExporter:
+        """The SDK's OTLP exporter of the protocol, with the options given (its channel or session)."""
+        if self.protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+
+            return Grpc(**self._options)
+        if self.protocol == "http/protobuf":
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
+
+            return Http(**self._options)
+        raise ValueError(f"OTLP protocol {self.protocol!r} is not one of {', '.join(_PROTOCOLS)}")
+
+    def reset_after_fork(self) -> None:
+        """A forked child gets a channel or session of its own (never the parent's connection) and,
+        for deltas, starts from its own zero counts."""
+        self._exporter = self._make_exporter()
+        if self.delta is not None:
+            self.delta = DeltaConverter()
 
     def encode(self, data: MetricsData) -> bytes:
         """The batch as ``ExportMetricsServiceRequest`` bytes (as deltas when preferred)."""

@@ -37,7 +37,12 @@ from urllib.parse import parse_qs
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from telemetry_otel._config import DEFAULT_EXPORT_INTERVAL_MILLIS, DEFAULT_EXPORT_TIMEOUT_MILLIS
+from telemetry_otel._config import (
+    DEFAULT_EXPORT_INTERVAL_MILLIS,
+    DEFAULT_EXPORT_TIMEOUT_MILLIS,
+    TelemetryConfig,
+)
+from telemetry_otel._export_hooks import build_pipeline
 from telemetry_otel.exporters import ExportDemand, ExportPipeline, PushExporter
 from telemetry_otel.host._fold import DEFAULT_HOST_GAUGE_RULE, HostFold, HostGaugeRule
 from telemetry_otel.host._otlp import OTLP_CONTENT_TYPE, decode_request, encode_request
@@ -98,6 +103,7 @@ class HostAggregator:
         retire_after_seconds: float = DEFAULT_RETIRE_AFTER_SECONDS,
         idle_exit_seconds: float | None = None,
         alive: Callable[[int, int | None], bool] = process_alive,
+        config: TelemetryConfig | None = None,
     ) -> None:
         self.instance_id = str(uuid.uuid4())
         self.fold = HostFold(
@@ -123,11 +129,16 @@ class HostAggregator:
         #: Reports received, and reports refused (not OTLP, wrong content type).
         self.reports = 0
         self.refused = 0
-        self.exports = ExportPipeline(
-            self._export_source,
-            exporters,
-            interval_millis=export_interval_millis,
-            timeout_millis=export_timeout_millis,
+        # With the runtime's settings, the exporters keep its retry policy, buffers and spool.
+        self.exports = (
+            ExportPipeline(
+                self._export_source,
+                exporters,
+                interval_millis=export_interval_millis,
+                timeout_millis=export_timeout_millis,
+            )
+            if config is None
+            else build_pipeline(config, self._export_source, exporters)
         )
 
     @classmethod

@@ -65,8 +65,15 @@ from telemetry_otel.vocabulary import (
     SERVICE_INSTANCE_ID,
     SERVICE_UPTIME,
     TELEMETRY_COLLECTION_DURATION,
+    TELEMETRY_COLLECTION_OUTCOME,
     TELEMETRY_COLLECTION_SNAPSHOT_AGE,
+    TELEMETRY_COLLECTION_SNAPSHOT_DURATION,
+    TELEMETRY_COLLECTION_TIMESTAMP,
     TELEMETRY_COLLECTION_UP,
+    TELEMETRY_COMPONENT_BUS,
+    TELEMETRY_COMPONENT_HEALTH,
+    TELEMETRY_COMPONENT_HEALTH_TIMESTAMP,
+    TELEMETRY_COMPONENT_INFO,
 )
 
 __all__ = [
@@ -92,6 +99,15 @@ BUILTIN_HOST_GAUGE_RULES: Mapping[str, HostGaugeRule] = {
     BUS_PROVIDERS: "max",
     BUS_PROVIDERS_HEALTHY: "min",
     BUS_PROVIDERS_UNKNOWN: "max",
+    # What /metrics says of a collection (docs/fleet.md): every worker runs the same components, so
+    # an info or state-set series is 1 when any worker says so (never 2), a time the newest.
+    TELEMETRY_COMPONENT_INFO: "max",
+    TELEMETRY_COMPONENT_BUS: "max",
+    TELEMETRY_COMPONENT_HEALTH: "max",
+    TELEMETRY_COMPONENT_HEALTH_TIMESTAMP: "max",
+    TELEMETRY_COLLECTION_OUTCOME: "max",
+    TELEMETRY_COLLECTION_SNAPSHOT_DURATION: "max",
+    TELEMETRY_COLLECTION_TIMESTAMP: "max",
 }
 
 _CUMULATIVE = AggregationTemporality.CUMULATIVE

@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             export_interval_millis=config.export_interval_millis,
             export_timeout_millis=config.export_timeout_millis,
             idle_exit_seconds=idle,
+            config=config,
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE and args.exit_when_idle:
@@ -86,5 +87,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("telemetry_otel.host").warning(
             "workers still report after %.0f s; the final export goes without them", args.drain_seconds
         )
-    aggregator.close(config.export_timeout_millis)
+    aggregator.close(config.shutdown_timeout_millis)
     return 0

@@ -136,6 +136,25 @@ def test_an_undeclared_gauge_sums_like_on_a_bus() -> None:
     assert _value(fold, "queue") == 6.0
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "telemetry.component.info",
+        "telemetry.component.bus",
+        "telemetry.component.health",
+        "telemetry.collection.outcome",
+        "telemetry.collection.timestamp",
+    ],
+)
+def test_the_series_describing_a_collection_are_never_added_over_workers(name: str) -> None:
+    """Every worker says the same of its components: one worker's 1 stays 1, a time stays a time."""
+    fold = _fold()
+    first, second = (1_700_000_000.0, 1_700_000_001.0) if name.endswith("timestamp") else (1.0, 1.0)
+    fold.report(_report("a", [_gauge(name, first)]), pid=None, now_unix_nano=1)
+    fold.report(_report("b", [_gauge(name, second)]), pid=None, now_unix_nano=1)
+    assert _value(fold, name) == second
+
+
 def test_a_retired_worker_keeps_its_counts_and_costs_no_memory_per_respawn() -> None:
     fold = _fold()
     fold.report(
