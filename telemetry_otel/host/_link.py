@@ -306,6 +306,9 @@ class HostLink:
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # not in the worker's process group: it outlives any one worker
             close_fds=True,
+            # "-m" puts the working directory first on sys.path: run from "/" so the aggregator is
+            # the installed package, never a telemetry_otel folder that happens to be here.
+            cwd="/",
         )
         deadline = time.monotonic() + _AUTOSTART_WAIT_SECONDS
         while time.monotonic() < deadline:

@@ -55,6 +55,7 @@ def _start() -> subprocess.Popen[bytes]:
             str(os.getpid()),
         ],
         stdin=subprocess.DEVNULL,
+        cwd="/",  # "-m" puts the working directory first on sys.path: the installed package runs
     )
     deadline = time.monotonic() + _START_SECONDS
     while time.monotonic() < deadline:
