@@ -113,7 +113,10 @@ def test_a_worker_whose_process_is_gone_is_retired_with_its_counts(aggregator: H
         time.sleep(0.5)
         """
     )
-    worker = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True, check=False)
+    # cwd "/": "-c" puts the working directory first on sys.path, and the test is of the installed package.
+    worker = subprocess.run(
+        [sys.executable, "-c", script], timeout=60, capture_output=True, check=False, cwd="/"
+    )
     assert worker.returncode == 0, worker.stderr.decode()
     deadline = time.monotonic() + 10
     while aggregator.fold.retired_workers < 1:
