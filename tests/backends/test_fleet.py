@@ -238,6 +238,44 @@ def test_fleet_over_prometheus_gives_each_agents_own_counts(rig: Rig) -> None:
     assert 'id="agent-fleet-a"' in page.text
 
 
+def test_every_fleet_route_answers_in_each_format_or_refuses_naming_what_is_allowed(rig: Rig) -> None:
+    """Past the counts: an agent's and the fleet's other views and formats, their health, and the
+    refusals (4xx JSON naming what is allowed, never a 500) once the TSDB answers."""
+    base = rig.fleet_cli.url
+    name = next(iter(AGENTS))
+    agent = f"{base}/api/{name}/v1/telemetry"
+    fleet = f"{base}/api/fleet/v1/telemetry"
+    _fleet_after_freeze(rig, base, lambda: None)
+    for url, params, status, kind in (
+        (agent, {"format": "html"}, 200, "text/html"),
+        (agent, {"format": "prometheus"}, 200, "text/plain"),
+        (agent, {"format": "influxdb", "precision": "s"}, 200, "text/plain"),
+        (agent, {"view": "operational"}, 200, "application/json"),
+        (fleet, {"view": "operational"}, 200, "application/json"),
+        (fleet, {"view": "health", "format": "openmetrics"}, 200, "application/openmetrics-text"),
+        (f"{base}/api/fleet/v1/telemetry/health", {}, None, "application/health+json"),
+        (f"{agent}/health", {}, None, "application/health+json"),
+    ):
+        answer = _get(url, **params)
+        assert answer.status_code == status if status is not None else answer.status_code in (200, 503)
+        assert answer.headers["content-type"].startswith(kind), (url, params, answer.headers)
+    for url, params, status, allowed in (
+        (f"{base}/api/no-such-agent/v1/telemetry", {}, 404, None),
+        (f"{base}/api/no-such-agent/v1/telemetry/health", {}, 404, None),
+        (agent, {"precision": "s"}, 400, ["influxdb"]),
+        (agent, {"format": "html", "view": "operational"}, 400, ["summary", "health"]),
+        (agent, {"category": "no-such-category"}, 400, None),
+        (fleet, {"precision": "s"}, 400, ["influxdb"]),
+        (fleet, {"view": "operational", "category": "no-such-category"}, 400, None),
+        (f"{agent}/health", {"view": "summary"}, 400, []),
+    ):
+        answer = _get(url, **params)
+        assert answer.status_code == status, (url, params, answer.text[:300])
+        assert "error" in answer.json()
+        if allowed is not None:
+            assert answer.json()["allowed"] == allowed
+
+
 def test_fleet_over_victoria_metrics_fed_by_agent_mode_gives_each_agents_own_counts(
     rig: Rig, live_server: Callable[..., Any]
 ) -> None:
