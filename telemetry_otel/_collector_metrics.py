@@ -45,6 +45,10 @@ class CollectorMetrics:
 
     def __init__(self) -> None:
         self._scope = InstrumentationScope(COLLECTOR_SCOPE_NAME, __version__, None, None)
+        self._counting_from_zero()
+
+    def _counting_from_zero(self) -> None:
+        """Every count and reading as at start: a new process, or a forked child."""
         self._lock = threading.Lock()
         self._start = time.time_ns()
         self._cycles = 0
@@ -59,7 +63,7 @@ class CollectorMetrics:
 
     def reset_after_fork(self) -> None:
         """A forked child counts its own cycles from zero."""
-        self.__init__()  # type: ignore[misc]
+        self._counting_from_zero()
 
     @property
     def scope(self) -> InstrumentationScope:
