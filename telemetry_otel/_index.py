@@ -6,6 +6,11 @@ with ``bus.provider``). A point that names a service belongs to that service wha
 carries. Everything else is unowned. Buses, views, the detailed document and catalog coverage read
 a collection through this index instead of each walking ``MetricsData`` on its own; a bus then
 touches only the points of its providers, however many series the read holds.
+
+Building the index still visits every point once, to find the owned ones. A runtime that reads the
+same SDK storage again and again keeps an :class:`IndexMemo`: the SDK's cumulative storage hands out
+the same attributes object for a series on every read and only appends new series, so a metric whose
+points were all unowned last time is checked again only from its first new point.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel.vocabulary import BUS_NAME, BUS_PROVIDER, SERVICE_NAME
 
-__all__ = ["DataPoint", "OwnedMetric", "OwnerIndex"]
+__all__ = ["DataPoint", "IndexMemo", "OwnedMetric", "OwnerIndex"]
 
 #: A data point the index keeps.
 DataPoint: TypeAlias = NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint
@@ -55,6 +60,47 @@ class OwnedMetric:
 
 _Groups: TypeAlias = dict[str, list[OwnedMetric]]
 
+#: Which metric a memo entry is about: its scope's name, version and schema, and the metric's name.
+_MetricKey: TypeAlias = tuple[str, str | None, str | None, str]
+
+
+class IndexMemo:
+    """What earlier indexes learned: the metrics whose points all belonged to no owner.
+
+    An entry is ``(count, first, last)``: the metric's first ``count`` points were unowned, and
+    ``first`` and ``last`` are the attributes objects of its first and ``count``-th point. It is used
+    only while the metric's points still start with those very objects at those places: the SDK's
+    cumulative storage keeps one attributes object per series for its lifetime and only appends
+    series, so the same objects at the same places mean the same leading series. Anything else (a
+    producer's fresh points, storage emptied after a fork, a delta reader) fails the check and the
+    metric is indexed in full. Entries hold references to the two objects, so they cannot be freed
+    and their identity reused. Safe to share between threads: a stale entry still checks itself.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[_MetricKey, tuple[int, object, object]] = {}
+
+    def unowned_prefix(self, key: _MetricKey, points: Sequence[DataPoint]) -> int:
+        """How many leading ``points`` are known to be unowned (0 when nothing is known)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return 0
+        count, first, last = entry
+        if len(points) < count:
+            return 0
+        if points[0].attributes is not first or points[count - 1].attributes is not last:
+            return 0
+        return count
+
+    def remember(self, entries: dict[_MetricKey, tuple[int, object, object]]) -> None:
+        """Replace what is known with ``entries`` (the metrics of the latest index only)."""
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
 
 class OwnerIndex:
     """Every point of one ``MetricsData`` by owner: services, buses, bus providers, and the rest.
@@ -81,13 +127,18 @@ class OwnerIndex:
         self._resource = resource
 
     @classmethod
-    def of(cls, data: MetricsData) -> OwnerIndex:
-        """Index ``data`` in one pass over its points."""
+    def of(cls, data: MetricsData, memo: IndexMemo | None = None) -> OwnerIndex:
+        """Index ``data`` in one pass over its points.
+
+        With ``memo`` (kept by the caller between reads of the same storage), points an earlier
+        index of that memo found unowned are not visited again, and the memo learns this read.
+        """
         services: _Groups = {}
         buses: _Groups = {}
         providers: dict[tuple[str, str], list[OwnedMetric]] = {}
         unowned: list[OwnedMetric] = []
         names: set[str] = set()
+        learned: dict[_MetricKey, tuple[int, object, object]] = {}
         position = 0
         resource: Resource | None = None
         for resource_metrics in data.resource_metrics:
@@ -96,8 +147,15 @@ class OwnerIndex:
                 scope = scope_metrics.scope
                 for metric in scope_metrics.metrics:
                     names.add(metric.name)
-                    _index_metric(scope, metric, position, services, buses, providers, unowned)
+                    points: Sequence[DataPoint] = metric.data.data_points
+                    key = (scope.name, scope.version, scope.schema_url, metric.name)
+                    known = 0 if memo is None else memo.unowned_prefix(key, points)
+                    groups = (services, buses, providers, unowned)
+                    if _index_metric(scope, metric, position, known, *groups) and points and memo is not None:
+                        learned[key] = (len(points), points[0].attributes, points[-1].attributes)
                     position += 1
+        if memo is not None:
+            memo.remember(learned)
         return cls(services, buses, providers, unowned, frozenset(names), resource)
 
     @property
@@ -154,22 +212,27 @@ def _index_metric(
     scope: InstrumentationScope,
     metric: Metric,
     position: int,
+    known_unowned: int,
     services: _Groups,
     buses: _Groups,
     providers: dict[tuple[str, str], list[OwnedMetric]],
     unowned: list[OwnedMetric],
-) -> None:
-    """Split one metric's points by owner and append a group per owner."""
+) -> bool:
+    """Split one metric's points by owner and append a group per owner; True when none is owned.
+
+    The first ``known_unowned`` points are known to be unowned and are not looked at.
+    """
     points: Sequence[DataPoint] = metric.data.data_points
     # Most points of a large read belong to nobody: find the owned ones in one cheap pass first.
+    unread = points[known_unowned:] if known_unowned else points
     owned_points = [
         point
-        for point in points
+        for point in unread
         if (attributes := point.attributes) and (SERVICE_NAME in attributes or BUS_NAME in attributes)
     ]
     if not owned_points:  # a metric without points is listed too: it was emitted
         unowned.append(OwnedMetric(scope, metric, points, position))
-        return
+        return True
     by_service: dict[str, list[DataPoint]] = {}
     by_bus: dict[str, list[DataPoint]] = {}
     by_provider: dict[tuple[str, str], list[DataPoint]] = {}
@@ -201,3 +264,4 @@ def _index_metric(
         providers.setdefault(key, []).append(OwnedMetric(scope, metric, owned, position))
     if rest:
         unowned.append(OwnedMetric(scope, metric, rest, position))
+    return False

@@ -37,7 +37,7 @@ from telemetry_otel._fork import (
     reset_after_fork,
     zero_sdk_counts,
 )
-from telemetry_otel._index import OwnerIndex
+from telemetry_otel._index import IndexMemo, OwnerIndex
 from telemetry_otel._pool import DaemonThreadPool
 from telemetry_otel._process import ProcessMetrics
 from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
@@ -91,6 +91,7 @@ class Telemetry:
         self.components = ComponentRegistry()
         self._producers: list[MetricProducer] = []
         self._aggregators: list[MetricAggregator] = []
+        self._index_memo = IndexMemo()  # what earlier reads found unowned (see OwnerIndex.of)
         #: How collection cycles went, as metrics (``telemetry.collection.*``).
         self.collector_metrics = CollectorMetrics()
         #: Warnings about failed snapshots and dropped values, rate-limited per service and subject.
@@ -246,7 +247,8 @@ class Telemetry:
         if not aggregators:
             return merged
         derived: dict[InstrumentationScope, list[Metric]] = {}
-        index = OwnerIndex.of(merged)  # once for every aggregator: each reads only its owners
+        # Once for every aggregator (each reads only its owners), skipping what earlier reads found unowned.
+        index = OwnerIndex.of(merged, self._index_memo)
         for aggregator in aggregators:
             derived.setdefault(aggregator.scope, []).extend(aggregator.aggregate(merged, index))
         return merge_produced(merged, self.resource, list(derived.items()), limit)
@@ -456,6 +458,7 @@ class Telemetry:
         self._lifecycle_lock = threading.RLock()
         self._host_loop = None
         self._snapshot_log = SnapshotLog()
+        self._index_memo = IndexMemo()  # the emptied storage may be refilled in any order
         self.components.reset_after_fork()
         if self._shut_down:
             return

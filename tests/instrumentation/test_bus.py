@@ -300,3 +300,22 @@ def test_the_collectors_series_about_a_provider_are_not_aggregated_as_its_own(te
     names = {key[0] for key in _series(data)}
     assert "bus.queue.depth" in names
     assert not [name for name in names if "collection" in name]
+
+
+def test_a_provider_series_appearing_among_many_unowned_ones_is_aggregated(telemetry: Telemetry) -> None:
+    # Reads remember which points belonged to nobody; a provider's point added to the same metric
+    # later is still found and aggregated.
+    provider = instrument_service("openai_primary", telemetry=telemetry)
+    bus = Bus("llm", telemetry=telemetry)
+    bus.attach(provider)
+    items = telemetry.get_meter("app").create_counter("app.items", unit="{item}")
+    for index in range(500):  # within the default cardinality limit
+        items.add(1, {"item.id": index})
+    assert not any(name == "bus.app.items" for name, _ in _series(telemetry.read_metrics()))
+    items.add(7, {"service.name": "openai_primary", "kind": "batch"})
+    for index in range(500, 600):
+        items.add(1, {"item.id": index})
+    series = _series(telemetry.read_metrics())
+    assert _get(series, "bus.app.items", bus__name="llm", kind="batch") == 7
+    items.add(3, {"service.name": "openai_primary", "kind": "batch"})
+    assert _get(_series(telemetry.read_metrics()), "bus.app.items", bus__name="llm", kind="batch") == 10
