@@ -253,7 +253,15 @@ def test_influxdb_down_at_start_killed_and_restarted(
         values = [row["value"] for row in rows]
         assert values == sorted(values), name  # cumulative: never backwards in time order
         assert values[-1] == final, (name, values[-3:], final)
-        assert len(values) == outcome.stats[name].sent, name  # every batch sent is stored, once
+        stats = outcome.stats[name]
+        if name == "roomy":
+            assert len(values) == stats.sent, name  # every batch sent is stored, once
+        else:
+            # Every batch sent is stored, once. A batch the server stored while it was being killed,
+            # whose answer never came, counts as failed: the roomy pipeline sends it again (the same
+            # timestamps overwrite it), the tight one may drop it before the server is back, so the
+            # server may hold a batch counted as dropped, never one counted nowhere.
+            assert stats.sent <= len(values) <= stats.sent + stats.dropped, (name, len(values), stats)
         errors = influxdb.rows(database, 'SELECT last(value) FROM "service.errors"')
         assert errors[0]["last"] == (final + 9) // 10
     # No data lost: nothing dropped or held (checked above), every batch sent stored once, and the
