@@ -5,18 +5,23 @@ pre-bound ``record_request`` once. An ``Exception`` counts as an error and propa
 ``BaseException`` (cancellation, ``KeyboardInterrupt``, ``SystemExit``) means the request did not
 complete, so nothing is recorded. The same object decorates sync and async functions; each call of
 the decorated function is one request.
+
+Each service has its own subclass of :class:`RequestTimer` holding its recorder as a class
+attribute (:func:`timer_class`), and ``service.request`` *is* that class: making a timer is a
+C-level type call that runs no Python ``__init__``, and leaving reads the recorder from the class.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-__all__ = ["RequestTimer"]
+__all__ = ["RequestTimer", "timer_class"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -29,21 +34,28 @@ class _Done:
     """An awaitable that completes at once with ``None``, without suspending."""
 
     __slots__ = ()
-    # Not a function, so not bound: ``await`` calls it with no argument and gets an empty iterator,
-    # all in C.
-    __await__ = functools.partial(iter, ())
+    # Not a function, so not bound: ``await`` calls it with no argument and gets the same exhausted
+    # iterator every time (it never yields, so tasks and threads can share it), all in C and with
+    # nothing allocated.
+    __await__ = itertools.repeat(iter(())).__next__
 
 
 _DONE: Awaitable[None] = cast(Awaitable[None], _Done())
 
 
 class RequestTimer:
-    """Times one request: ``with``, ``async with``, or a decorator of sync and async functions."""
+    """Times one request: ``with``, ``async with``, or a decorator of sync and async functions.
 
-    __slots__ = ("_record", "_started")
+    Made by ``service.request()``: each service's timers are instances of its own subclass, bound to
+    its ``record_request``.
+    """
 
-    def __init__(self, record: Recorder) -> None:
-        self._record = record
+    __slots__ = ("_started",)
+
+    @staticmethod
+    def _record(seconds: float, error: bool) -> None:
+        """The service's ``record_request(seconds, error)``: each service's subclass sets it."""
+        raise TypeError("a RequestTimer is made by InstrumentedService.request(), not constructed directly")
 
     def __enter__(self) -> None:
         self._started = perf_counter()
@@ -115,3 +127,9 @@ class RequestTimer:
             return result
 
         return timed
+
+
+def timer_class(record: Recorder) -> type[RequestTimer]:
+    """The :class:`RequestTimer` subclass of one service: calling it makes a timer bound to ``record``."""
+    namespace = {"__slots__": (), "__module__": __name__, "_record": staticmethod(record)}
+    return type(RequestTimer.__name__, (RequestTimer,), namespace)

@@ -193,3 +193,39 @@ def test_timer_of_a_disabled_runtime_records_nothing_and_lets_exceptions_through
             raise ValueError("x")
     finally:
         runtime.shutdown()
+
+
+def test_each_service_times_into_its_own_series_when_timers_interleave(telemetry: Telemetry) -> None:
+    first = instrument_service("first", telemetry=telemetry)
+    second = instrument_service("second", telemetry=telemetry)
+    outer, inner = first.request(), second.request()
+    assert isinstance(outer, RequestTimer)
+    assert isinstance(inner, RequestTimer)
+    with outer:
+        with inner:
+            pass
+        with pytest.raises(ValueError, match="second fails"), second.request():
+            raise ValueError("second fails")
+    assert _counts(telemetry, "first")[:3] == (1, 0, 1)
+    assert _counts(telemetry, "second")[:3] == (2, 1, 2)
+
+
+def test_a_timer_reentered_times_each_entry_from_its_own_start(
+    telemetry: Telemetry, service: InstrumentedService
+) -> None:
+    timer = service.request()
+    time.sleep(0.05)  # made long before it is entered: the wait is not part of any request
+    started = time.perf_counter()
+    with timer:
+        pass
+    with timer:
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    requests, errors, count, total = _counts(telemetry, "timed")
+    assert (requests, errors, count) == (2, 0, 2)
+    assert 0.02 <= total <= elapsed
+
+
+def test_a_timer_not_made_by_a_service_refuses_to_record() -> None:
+    with pytest.raises(TypeError, match=r"InstrumentedService\.request\(\)"), RequestTimer():
+        pass
