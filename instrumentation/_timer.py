@@ -19,7 +19,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 __all__ = ["RequestTimer", "timer_class"]
 
@@ -43,6 +43,9 @@ class _Done:
 _DONE: Awaitable[None] = cast(Awaitable[None], _Done())
 
 
+_NOT_BOUND = "a RequestTimer is made by InstrumentedService.request(), not constructed directly"
+
+
 class RequestTimer:
     """Times one request: ``with``, ``async with``, or a decorator of sync and async functions.
 
@@ -55,22 +58,10 @@ class RequestTimer:
     @staticmethod
     def _record(seconds: float, error: bool) -> None:
         """The service's ``record_request(seconds, error)``: each service's subclass sets it."""
-        raise TypeError("a RequestTimer is made by InstrumentedService.request(), not constructed directly")
+        raise TypeError(_NOT_BOUND)
 
     def __enter__(self) -> None:
         self._started = perf_counter()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self._record(perf_counter() - self._started, False)
-        elif issubclass(kind, Exception):
-            self._record(perf_counter() - self._started, True)
-        # Any other BaseException (cancellation, interrupt): the request did not complete.
 
     # Plain methods returning an awaitable that is already done: ``async with`` awaits their result,
     # and no coroutine object is made per request.
@@ -78,17 +69,21 @@ class RequestTimer:
         self._started = perf_counter()
         return _DONE
 
-    def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> Awaitable[None]:
-        if kind is None:
-            self._record(perf_counter() - self._started, False)
-        elif issubclass(kind, Exception):
-            self._record(perf_counter() - self._started, True)
-        return _DONE
+    if TYPE_CHECKING:  # each service's subclass defines them, with its recorder as a closure variable
+
+        def __exit__(
+            self,
+            kind: type[BaseException] | None,
+            error: BaseException | None,
+            traceback: TracebackType | None,
+        ) -> None: ...
+
+        def __aexit__(
+            self,
+            kind: type[BaseException] | None,
+            error: BaseException | None,
+            traceback: TracebackType | None,
+        ) -> Awaitable[None]: ...
 
     @overload
     def __call__(self, function: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]: ...
@@ -98,6 +93,8 @@ class RequestTimer:
 
     def __call__(self, function: Callable[_P, Any]) -> Callable[_P, Any]:
         """Decorate ``function``: every call of it is one request (coroutine functions awaited)."""
+        if type(self) is RequestTimer:
+            raise TypeError(_NOT_BOUND)
         record = self._record
         if inspect.iscoroutinefunction(function):
             coroutine_function = cast(Callable[_P, Awaitable[Any]], function)
@@ -131,5 +128,35 @@ class RequestTimer:
 
 def timer_class(record: Recorder) -> type[RequestTimer]:
     """The :class:`RequestTimer` subclass of one service: calling it makes a timer bound to ``record``."""
-    namespace = {"__slots__": (), "__module__": __name__, "_record": staticmethod(record)}
-    return type(RequestTimer.__name__, (RequestTimer,), namespace)
+
+    class ServiceRequestTimer(RequestTimer):
+        __slots__ = ()
+        _record = staticmethod(record)  # type: ignore[assignment]  # mypy: a def vs a staticmethod
+
+        # ``record`` is a closure variable here, not looked up on the class: leaving is the hot path.
+        def __exit__(
+            self,
+            kind: type[BaseException] | None,
+            error: BaseException | None,
+            traceback: TracebackType | None,
+        ) -> None:
+            if kind is None:
+                record(perf_counter() - self._started, False)
+            elif issubclass(kind, Exception):
+                record(perf_counter() - self._started, True)
+            # Any other BaseException (cancellation, interrupt): the request did not complete.
+
+        def __aexit__(
+            self,
+            kind: type[BaseException] | None,
+            error: BaseException | None,
+            traceback: TracebackType | None,
+        ) -> Awaitable[None]:
+            if kind is None:
+                record(perf_counter() - self._started, False)
+            elif issubclass(kind, Exception):
+                record(perf_counter() - self._started, True)
+            return _DONE
+
+    ServiceRequestTimer.__name__ = ServiceRequestTimer.__qualname__ = RequestTimer.__name__
+    return ServiceRequestTimer

@@ -226,6 +226,10 @@ def test_a_timer_reentered_times_each_entry_from_its_own_start(
     assert 0.02 <= total <= elapsed
 
 
-def test_a_timer_not_made_by_a_service_refuses_to_record() -> None:
-    with pytest.raises(TypeError, match=r"InstrumentedService\.request\(\)"), RequestTimer():
-        pass
+def test_a_timer_not_made_by_a_service_is_refused_before_anything_runs() -> None:
+    ran: list[str] = []
+    with pytest.raises(TypeError, match="context manager"), RequestTimer():
+        ran.append("block")
+    with pytest.raises(TypeError, match=r"made by InstrumentedService\.request\(\)"):
+        RequestTimer()(lambda: ran.append("function"))
+    assert ran == []
