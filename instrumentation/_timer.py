@@ -6,9 +6,10 @@ pre-bound ``record_request`` once. An ``Exception`` counts as an error and propa
 complete, so nothing is recorded. The same object decorates sync and async functions; each call of
 the decorated function is one request.
 
-Each service has its own subclass of :class:`RequestTimer` holding its recorder as a class
-attribute (:func:`timer_class`), and ``service.request`` *is* that class: making a timer is a
-C-level type call that runs no Python ``__init__``, and leaving reads the recorder from the class.
+Each service has its own subclass of :class:`RequestTimer` (:func:`timer_class`), whose
+``__exit__`` and ``__aexit__`` hold the service's recorder as a closure variable, and
+``service.request`` *is* that class: making a timer is a C-level type call that runs no Python
+``__init__``. One object per request is what lets threads and tasks time concurrent requests.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 
 import pytest
@@ -233,3 +235,31 @@ def test_a_timer_not_made_by_a_service_is_refused_before_anything_runs() -> None
     with pytest.raises(TypeError, match=r"made by InstrumentedService\.request\(\)"):
         RequestTimer()(lambda: ran.append("function"))
     assert ran == []
+
+
+def test_threads_timing_requests_at_once_lose_none(
+    telemetry: Telemetry, service: InstrumentedService
+) -> None:
+    per_thread, threads_count = 5_000, 4
+    start = threading.Barrier(threads_count)
+
+    @service.request()
+    def handle(index: int) -> None:
+        if index % 10 == 0:
+            raise ValueError(index)
+
+    def work() -> None:
+        start.wait()
+        for index in range(per_thread):
+            with service.request():
+                pass
+            with contextlib.suppress(ValueError):
+                handle(index)
+
+    threads = [threading.Thread(target=work) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    total = 2 * per_thread * threads_count  # one block and one decorated call per iteration
+    assert _counts(telemetry, "timed")[:3] == (total, per_thread * threads_count // 10, total)
