@@ -22,7 +22,7 @@ from telemetry_otel import (
 )
 from telemetry_otel.instrumentation._exemplars import ALWAYS_ON, TRACE_BASED, exemplar_mode
 from telemetry_otel.instrumentation._snapshots import MetricKind, SnapshotMetric, SnapshotMetrics, truncate
-from telemetry_otel.instrumentation._timer import RequestTimer
+from telemetry_otel.instrumentation._timer import RequestTimer, timer_class
 from telemetry_otel.instrumentation._uptime import UptimeProducer
 from telemetry_otel.instrumentation._vitals import RequestVitals, VitalsProducer
 from telemetry_otel.vocabulary import (
@@ -50,12 +50,12 @@ HEALTH_METRIC = (
 class InstrumentedService:
     """A service (or bus provider) with its standard vitals.
 
-    Record each request with :meth:`record_request` (or the :meth:`request` context manager),
-    report health with :meth:`report_health`; uptime is published automatically and the
-    snapshot function, when given, is read once per collection cycle.
+    Record each request with :meth:`record_request` (or ``service.request()``: ``with``,
+    ``async with`` or a decorator), report health with :meth:`report_health`; uptime is published
+    automatically and the snapshot function, when given, is read once per collection cycle.
     """
 
-    __slots__ = ("_closed", "_state", "_telemetry", "_vitals", "component", "record_request")
+    __slots__ = ("_closed", "_state", "_telemetry", "_vitals", "component", "record_request", "request")
 
     def __init__(
         self,
@@ -72,20 +72,17 @@ class InstrumentedService:
         #: ``record_request(seconds, error=False)``: count one request and its latency (no-op when
         #: the SDK is disabled). Bound once, so a call costs one method dispatch.
         self.record_request = _recorder(vitals, exemplar_mode(telemetry.config.exemplar_filter))
+        #: ``request()``: time one request: ``with service.request():``, ``async with
+        #: service.request():``, or ``@service.request()`` on a sync or async function (each call
+        #: is one request). An exception counts as an error and propagates; cancellation and
+        #: interrupts (``BaseException`` that is not an ``Exception``) record nothing. It is this
+        #: service's :class:`RequestTimer` class, so making a timer runs no Python code.
+        self.request: Callable[[], RequestTimer] = timer_class(self.record_request)
 
     @property
     def name(self) -> str:
         """The service's name, the value of its ``service.name`` attribute."""
         return self.component.name
-
-    def request(self) -> RequestTimer:
-        """Time one request: ``with service.request():``, ``async with service.request():``, or
-        ``@service.request()`` on a sync or async function (each call is one request).
-
-        An exception counts as an error and propagates. Cancellation and interrupts
-        (``BaseException`` that is not an ``Exception``) record nothing.
-        """
-        return RequestTimer(self.record_request)
 
     def report_health(self, status: HealthStatus, reason: str | None = None) -> None:
         """Set the health this service reports (``pass``, ``warn`` or ``fail``) with its reason."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 
 import pytest
@@ -193,3 +195,71 @@ def test_timer_of_a_disabled_runtime_records_nothing_and_lets_exceptions_through
             raise ValueError("x")
     finally:
         runtime.shutdown()
+
+
+def test_each_service_times_into_its_own_series_when_timers_interleave(telemetry: Telemetry) -> None:
+    first = instrument_service("first", telemetry=telemetry)
+    second = instrument_service("second", telemetry=telemetry)
+    outer, inner = first.request(), second.request()
+    assert isinstance(outer, RequestTimer)
+    assert isinstance(inner, RequestTimer)
+    with outer:
+        with inner:
+            pass
+        with pytest.raises(ValueError, match="second fails"), second.request():
+            raise ValueError("second fails")
+    assert _counts(telemetry, "first")[:3] == (1, 0, 1)
+    assert _counts(telemetry, "second")[:3] == (2, 1, 2)
+
+
+def test_a_timer_reentered_times_each_entry_from_its_own_start(
+    telemetry: Telemetry, service: InstrumentedService
+) -> None:
+    timer = service.request()
+    time.sleep(0.05)  # made long before it is entered: the wait is not part of any request
+    started = time.perf_counter()
+    with timer:
+        pass
+    with timer:
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    requests, errors, count, total = _counts(telemetry, "timed")
+    assert (requests, errors, count) == (2, 0, 2)
+    assert 0.02 <= total <= elapsed
+
+
+def test_a_timer_not_made_by_a_service_is_refused_before_anything_runs() -> None:
+    ran: list[str] = []
+    with pytest.raises(TypeError, match="context manager"), RequestTimer():
+        ran.append("block")
+    with pytest.raises(TypeError, match=r"made by InstrumentedService\.request\(\)"):
+        RequestTimer()(lambda: ran.append("function"))
+    assert ran == []
+
+
+def test_threads_timing_requests_at_once_lose_none(
+    telemetry: Telemetry, service: InstrumentedService
+) -> None:
+    per_thread, threads_count = 5_000, 4
+    start = threading.Barrier(threads_count)
+
+    @service.request()
+    def handle(index: int) -> None:
+        if index % 10 == 0:
+            raise ValueError(index)
+
+    def work() -> None:
+        start.wait()
+        for index in range(per_thread):
+            with service.request():
+                pass
+            with contextlib.suppress(ValueError):
+                handle(index)
+
+    threads = [threading.Thread(target=work) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    total = 2 * per_thread * threads_count  # one block and one decorated call per iteration
+    assert _counts(telemetry, "timed")[:3] == (total, per_thread * threads_count // 10, total)
