@@ -22,6 +22,9 @@ what ``opentelemetry-exporter-prometheus`` (``PrometheusMetricReader``) exposes,
   (Prometheus treats an empty label value as an absent label, so this is the same series).
   A data point attribute that maps to one of these label names wins over the scope label.
 * On histograms an attribute that maps to ``le`` is dropped (it would clash with the bucket label).
+* With ``agent_label`` every sample of a resource with a ``service.name`` also carries ``agent``, the
+  output ``label_agent`` gives (``_agent.py``: a point's own different ``agent`` becomes
+  ``exported_agent``), written by the encoder as one more label instead of a copy of every point.
 * ``target_info`` (value 1, HELP "Target metadata") carries the sanitised resource attributes of all
   resources in the data, merged, and nothing else: like the reference exporter and the specification
   for SDK exporters, ``service.name``/``service.instance.id`` are *not* turned into ``job``/``instance``
@@ -61,6 +64,9 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.util.types import Attributes
+
+from telemetry_otel.formats._agent import agent_attributes, agent_of
+from telemetry_otel.vocabulary import AGENT_LABEL
 
 __all__ = [
     "COUNTER",
@@ -171,7 +177,7 @@ class Family:
         self.lines = lines
 
 
-def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
+def build_families(data: MetricsData, openmetrics: bool, *, agent_label: bool = False) -> dict[str, Family]:
     """The metric families of ``data`` by the name their metadata lines use, in output order.
 
     Families appear in first-seen order (``target_info`` first) and samples in data point order.
@@ -183,6 +189,9 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
     ``openmetrics`` switches to OpenMetrics 1.0: counter families are named without ``_total``,
     ``target`` is an ``info`` family, units are kept, HELP escapes ``"``, counters and histograms get
     ``_created`` samples, and points OpenMetrics cannot carry are dropped or trimmed.
+
+    ``agent_label`` labels every sample as ``encode(label_agent(data))`` would, at the cost of one
+    more label (no data point is copied).
     """
     families: dict[str, Family] = {}  # insertion order is output order
     reserved: set[str] = set()  # every sample name the families so far may use
@@ -205,6 +214,7 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
             families[_TARGET_INFO_NAME] = Family(GAUGE, _TARGET_INFO_HELP, "", lines)
 
     for resource_metrics in data.resource_metrics:
+        agent = agent_of(resource_metrics.resource) if agent_label else None
         for scope_metrics in resource_metrics.scope_metrics:
             scope_labels = _scope_labels(scope_metrics.scope)
             all_scope_labels = ",".join(rendered for _, rendered in scope_labels)
@@ -259,7 +269,9 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
                     family.help = escape_help(metric.description)
                 if not family.unit:
                     family.unit = unit_word
-                labels = _Labels(scope_labels, all_scope_labels, kind == HISTOGRAM, label_cache, escape_cache)
+                labels = _Labels(
+                    scope_labels, all_scope_labels, kind == HISTOGRAM, label_cache, escape_cache, agent
+                )
                 if isinstance(metric_data, Histogram):
                     _append_histograms(
                         family.lines, name, metric_data.data_points, labels, openmetrics, created
@@ -301,9 +313,12 @@ _Writer = Callable[[Any, str], str]
 
 
 class _Labels:
-    """Renders the labels (without braces) of the data points of one metric: attributes, then scope."""
+    """Renders the labels (without braces) of the data points of one metric: attributes, then scope.
 
-    __slots__ = ("_escape_cache", "_histogram", "_label_cache", "_plans", "_scope", "_scope_only")
+    With an ``agent`` every point also gets the ``agent`` attribute the way ``label_agent`` adds it.
+    """
+
+    __slots__ = ("_agent", "_escape_cache", "_histogram", "_label_cache", "_plans", "_scope", "_scope_only")
 
     def __init__(
         self,
@@ -312,48 +327,75 @@ class _Labels:
         histogram: bool,
         label_cache: dict[str, str],
         escape_cache: _Escapes,
+        agent: str | None = None,
     ) -> None:
         self._scope = scope_labels
         self._scope_only = all_scope_labels
         self._histogram = histogram
         self._label_cache = label_cache
         self._escape_cache = escape_cache
+        self._agent = agent
         self._plans: dict[tuple[str, ...], _Plan] = {}
 
     def render(self, attributes: Attributes) -> str:
-        if not attributes:
-            return self._scope_only
-        keys = tuple(attributes)
+        agent = self._agent
+        if agent is None:
+            if not attributes:
+                return self._scope_only
+            keys = tuple(attributes)
+            values = tuple(attributes.values())
+        elif attributes and AGENT_LABEL in attributes:  # the point's own agent: as label_agent does
+            labelled = agent_attributes(attributes, agent)
+            keys = tuple(labelled)
+            values = tuple(labelled.values())
+        elif attributes:
+            keys = (*attributes, AGENT_LABEL)
+            values = (*attributes.values(), agent)
+        else:
+            keys, values = _AGENT_KEYS, (agent,)
         plan = self._plans.get(keys)
         if plan is None:
             plan = self._plans[keys] = _make_plan(keys, self._scope, self._histogram, self._label_cache)
-        return _render_labels(plan, tuple(attributes.values()), self._escape_cache)
+        return _render_labels(plan, values, self._escape_cache)
 
     def writer(self, keys: tuple[str, ...], name: str) -> tuple[int, _Writer] | None:
         """How to write a sample line of ``name`` for attributes with exactly ``keys`` (any order).
 
-        None when the general path is needed: more than three attributes, or not one label per
-        attribute (colliding labels, a key that makes no label).
+        None when the general path is needed: more than three attributes, not one label per
+        attribute (colliding labels, a key that makes no label), or an own ``agent`` attribute.
+        The agent label, when there is one, is written into the writer's fixed text.
         """
-        plan = self._plans.get(keys)
-        if plan is None:
-            plan = self._plans[keys] = _make_plan(keys, self._scope, self._histogram, self._label_cache)
-        entries, scope_suffix = plan
-        if len(entries) != len(keys) or len(entries) > 3 or any(len(indices) != 1 for _, indices in entries):
+        agent = self._agent
+        if agent is not None and AGENT_LABEL in keys:
             return None
+        planned = keys if agent is None else (*keys, AGENT_LABEL)
+        plan = self._plans.get(planned)
+        if plan is None:
+            plan = self._plans[planned] = _make_plan(planned, self._scope, self._histogram, self._label_cache)
+        entries, scope_suffix = plan
+        if len(entries) != len(planned) or len(keys) > 3 or any(len(indices) != 1 for _, indices in entries):
+            return None
+        if not entries:
+            return 0, _writer((), (f"{name}{{{scope_suffix[1:]}}} " if scope_suffix else f"{name} ",), {})
         # A label plan depends on the set of keys, not their order, so the writer fits any point
-        # whose attributes have these keys and no other.
-        ordered = tuple(keys[indices[0]] for _, indices in entries)
-        texts = [f"{name}{{{entries[0][0]}"] if entries else []
-        texts += [f'",{prefix}' for prefix, _ in entries[1:]]
-        if entries:
-            closing = f'"{scope_suffix}}} '
-        else:
-            closing = f"{name}{{{scope_suffix[1:]}}} " if scope_suffix else f"{name} "
-        return len(keys), _writer(ordered, (*texts, closing), self._escape_cache)
+        # whose attributes have these keys and no other. Texts between the values they read: the
+        # label names, and the agent's label whole.
+        ordered: list[str] = []
+        texts: list[str] = []
+        text = f"{name}{{"
+        for position, (prefix, (index,)) in enumerate(entries):
+            text += f",{prefix}" if position else prefix
+            if index < len(keys):
+                ordered.append(keys[index])
+                texts.append(text)
+                text = '"'
+            else:
+                text += f'{self._escape_cache[agent]}"'
+        texts.append(f"{text}{scope_suffix}}} ")
+        return len(keys), _writer(tuple(ordered), tuple(texts), self._escape_cache)
 
 
-def _writer(keys: tuple[str, ...], texts: tuple[str, ...], escaped: _Escapes) -> _Writer:
+def _writer(keys: tuple[str, ...], texts: tuple[str, ...], escaped: Mapping[object, str]) -> _Writer:
     """A sample line writer for up to three labels: one f-string, values escaped through the cache."""
     if len(keys) == 3:
         k0, k1, k2 = keys
@@ -433,6 +475,7 @@ def _no_writer(attributes: Any, value: str) -> str:
 
 
 _NO_ATTRIBUTES: Final[Mapping[str, Any]] = {}
+_AGENT_KEYS: Final = (AGENT_LABEL,)
 #: Marks an attribute key tuple not yet seen by ``_append_numbers``.
 _UNSEEN: Final[Any] = object()
 
