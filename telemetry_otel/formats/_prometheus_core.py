@@ -316,9 +316,23 @@ class _Labels:
     """Renders the labels (without braces) of the data points of one metric: attributes, then scope.
 
     With an ``agent`` every point also gets the ``agent`` attribute the way ``label_agent`` adds it.
+    Points of one metric usually share their attribute keys: for up to three keys that each make
+    one label, the labels are spelled out once per key set (a writer; the agent's label is part of
+    its fixed text) and a point only fills in its escaped values.
     """
 
-    __slots__ = ("_agent", "_escape_cache", "_histogram", "_label_cache", "_plans", "_scope", "_scope_only")
+    __slots__ = (
+        "_agent",
+        "_escape_cache",
+        "_histogram",
+        "_label_cache",
+        "_last",
+        "_last_size",
+        "_plans",
+        "_renderers",
+        "_scope",
+        "_scope_only",
+    )
 
     def __init__(
         self,
@@ -336,8 +350,34 @@ class _Labels:
         self._escape_cache = escape_cache
         self._agent = agent
         self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._renderers: dict[tuple[str, ...], tuple[int, _Renderer] | None] = {}
+        self._last_size, self._last = -1, _no_renderer
 
     def render(self, attributes: Attributes) -> str:
+        attributes = attributes or _NO_ATTRIBUTES
+        # The renderer of the previous point is right when the point has as many keys and every
+        # one it reads (then the key sets are equal).
+        if len(attributes) == self._last_size:
+            try:
+                return self._last(attributes)
+            except (KeyError, TypeError):  # other keys, or an unhashable value
+                pass
+        keys = tuple(attributes)
+        found = self._renderers.get(keys, _UNSEEN)
+        if found is _UNSEEN:
+            layout = self._layout(keys)
+            found = self._renderers[keys] = (
+                None if layout is None else (len(keys), _renderer(*layout, self._escape_cache))
+            )
+        if found is not None:
+            self._last_size, self._last = found
+            try:
+                return self._last(attributes)
+            except TypeError:  # an unhashable attribute value
+                pass
+        return self._render_general(attributes)
+
+    def _render_general(self, attributes: Attributes) -> str:
         agent = self._agent
         if agent is None:
             if not attributes:
@@ -353,46 +393,84 @@ class _Labels:
             values = (*attributes.values(), agent)
         else:
             keys, values = _AGENT_KEYS, (agent,)
+        return _render_labels(self._plan(keys), values, self._escape_cache)
+
+    def _plan(self, keys: tuple[str, ...]) -> _Plan:
         plan = self._plans.get(keys)
         if plan is None:
             plan = self._plans[keys] = _make_plan(keys, self._scope, self._histogram, self._label_cache)
-        return _render_labels(plan, values, self._escape_cache)
+        return plan
 
-    def writer(self, keys: tuple[str, ...], name: str) -> tuple[int, _Writer] | None:
-        """How to write a sample line of ``name`` for attributes with exactly ``keys`` (any order).
+    def _layout(self, keys: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """The labels of attributes with exactly ``keys`` (any order) as the keys whose values they
+        read, in label order, and the texts around those values (one more than the keys).
 
         None when the general path is needed: more than three attributes, not one label per
         attribute (colliding labels, a key that makes no label), or an own ``agent`` attribute.
-        The agent label, when there is one, is written into the writer's fixed text.
         """
         agent = self._agent
         if agent is not None and AGENT_LABEL in keys:
             return None
         planned = keys if agent is None else (*keys, AGENT_LABEL)
-        plan = self._plans.get(planned)
-        if plan is None:
-            plan = self._plans[planned] = _make_plan(planned, self._scope, self._histogram, self._label_cache)
-        entries, scope_suffix = plan
+        entries, scope_suffix = self._plan(planned)
         if len(entries) != len(planned) or len(keys) > 3 or any(len(indices) != 1 for _, indices in entries):
             return None
         if not entries:
-            return 0, _writer((), (f"{name}{{{scope_suffix[1:]}}} " if scope_suffix else f"{name} ",), {})
-        # A label plan depends on the set of keys, not their order, so the writer fits any point
-        # whose attributes have these keys and no other. Texts between the values they read: the
-        # label names, and the agent's label whole.
+            return (), (scope_suffix[1:],)
+        # A label plan depends on the set of keys, not their order, so the layout fits any point
+        # whose attributes have these keys and no other.
         ordered: list[str] = []
         texts: list[str] = []
-        text = f"{name}{{"
+        text = ""
         for position, (prefix, (index,)) in enumerate(entries):
             text += f",{prefix}" if position else prefix
             if index < len(keys):
                 ordered.append(keys[index])
                 texts.append(text)
                 text = '"'
-            else:
+            else:  # the agent's label, whole
                 text += f'{self._escape_cache[agent]}"'
-        texts.append(f"{text}{scope_suffix}}} ")
-        return len(keys), _writer(tuple(ordered), tuple(texts), self._escape_cache)
+        texts.append(text + scope_suffix)
+        return tuple(ordered), tuple(texts)
+
+    def writer(self, keys: tuple[str, ...], name: str) -> tuple[int, _Writer] | None:
+        """How to write a sample line of ``name`` for attributes with exactly ``keys`` (any order);
+        None when the general path is needed (see ``_layout``)."""
+        layout = self._layout(keys)
+        if layout is None:
+            return None
+        ordered, texts = layout
+        if len(texts) == 1:
+            head = f"{name}{{{texts[0]}}} " if texts[0] else f"{name} "
+            return len(keys), _writer((), (head,), self._escape_cache)
+        framed = (f"{name}{{{texts[0]}", *texts[1:-1], f"{texts[-1]}}} ")
+        return len(keys), _writer(ordered, framed, self._escape_cache)
+
+
+# Renders the labels of one point of a known key set (see ``_Labels``).
+_Renderer = Callable[[Any], str]
+
+
+def _no_renderer(attributes: Any) -> str:
+    raise KeyError("no renderer yet")
+
+
+def _renderer(keys: tuple[str, ...], texts: tuple[str, ...], escaped: Mapping[object, str]) -> _Renderer:
+    """The labels of a point whose attributes have exactly ``keys``: ``texts`` around their values."""
+    if len(keys) == 3:
+        k0, k1, k2 = keys
+        t0, t1, t2, end = texts
+        return lambda a: f"{t0}{escaped[a[k0]]}{t1}{escaped[a[k1]]}{t2}{escaped[a[k2]]}{end}"
+    if len(keys) == 2:
+        k0, k1 = keys
+        t0, t1, end = texts
+        return lambda a: f"{t0}{escaped[a[k0]]}{t1}{escaped[a[k1]]}{end}"
+    if len(keys) == 1:
+        (k0,) = keys
+        t0, end = texts
+        return lambda a: f"{t0}{escaped[a[k0]]}{end}"
+    (only,) = texts
+    return lambda a: only
 
 
 def _writer(keys: tuple[str, ...], texts: tuple[str, ...], escaped: Mapping[object, str]) -> _Writer:
@@ -537,12 +615,28 @@ def _append_histogram(
 ) -> None:
     bucket_prefix = f'{name}_bucket{{{labels},le="' if labels else f'{name}_bucket{{le="'
     # One string per point (fewer objects held until the body is joined): buckets, sum, count.
-    buckets = zip(le_suffixes, accumulate(point.bucket_counts), strict=False)
     suffix = f"{{{labels}}} " if labels else " "
     lines.append(
-        "".join([f"{bucket_prefix}{le_suffix}{cumulative}\n" for le_suffix, cumulative in buckets])
+        _bucket_lines(bucket_prefix, le_suffixes, point.bucket_counts)
         + f"{name}_sum{suffix}{_format_number(point.sum)}\n{name}_count{suffix}{point.count}\n"
     )
+
+
+def _bucket_lines(bucket_prefix: str, le_suffixes: tuple[str, ...], counts: Sequence[int]) -> str:
+    """The bucket lines of one point: ``<bucket_prefix><le suffix><cumulative count>`` each."""
+    if len(counts) == len(le_suffixes):
+        # The common case in C: the counts formatted into the bounds' template, then the prefix
+        # put in each line's place (``replace`` does not rescan what it inserts).
+        return (_bucket_template(le_suffixes) % tuple(accumulate(counts))).replace("\0", bucket_prefix)
+    buckets = zip(le_suffixes, accumulate(counts), strict=False)  # counts and bounds disagree
+    return "".join([f"{bucket_prefix}{le_suffix}{cumulative}\n" for le_suffix, cumulative in buckets])
+
+
+@lru_cache(maxsize=256)
+def _bucket_template(le_suffixes: tuple[str, ...]) -> str:
+    r"""``\0<le suffix>%s\n`` per bucket: a point's bucket lines are ``template % counts`` with
+    ``\0`` replaced by the point's prefix (no bound's text holds ``\0``; ``%`` is escaped)."""
+    return "".join(f"\0{le_suffix.replace('%', '%%')}%s\n" for le_suffix in le_suffixes)
 
 
 def _append_openmetrics_histogram(
@@ -569,9 +663,7 @@ def _append_openmetrics_histogram(
             cumulative += count
             lines.append(f"{bucket_prefix}{le_suffix}{cumulative}{exemplars.get(index, '')}\n")
     else:
-        for le_suffix, count in zip(le_suffixes, point.bucket_counts, strict=False):
-            cumulative += count
-            lines.append(f"{bucket_prefix}{le_suffix}{cumulative}\n")
+        lines.append(_bucket_lines(bucket_prefix, le_suffixes, point.bucket_counts))
     suffix = f"{{{labels}}} " if labels else " "
     total = point.sum
     if not negative_bound and total >= 0:  # False for NaN too
