@@ -568,6 +568,7 @@ def _append_openmetrics_counters(
 ) -> int:
     """Append ``_total`` and ``_created`` samples; return how many points were dropped as invalid."""
     render = labels.render
+    append = lines.append
     dropped = 0
     for point in points:
         value = point.value
@@ -576,11 +577,20 @@ def _append_openmetrics_counters(
             continue
         rendered = render(point.attributes)
         tail = f"{{{rendered}}} " if rendered else " "
-        exemplar = _exemplar_text(max(point.exemplars, key=_exemplar_time)) if point.exemplars else ""
-        lines.append(f"{name}{tail}{_format_number(value)}{exemplar}\n")
+        # A finite float or an int in the float range is its repr; the rest as _format_number says.
+        kind = type(value)
+        if (kind is float and value - value == 0) or (kind is int and value <= _MAX_FLOAT_INT):
+            text = repr(value)
+        else:
+            text = _format_number(value)
+        if point.exemplars:
+            text += _exemplar_text(max(point.exemplars, key=_exemplar_time))
         start = point.start_time_unix_nano
-        if start > 0:
-            lines.append(f"{created_name}{tail}{_created(start, created)}\n")
+        if start > 0:  # one string per point: the total and its _created sample
+            since = created.get(start) or _created(start, created)
+            append(f"{name}{tail}{text}\n{created_name}{tail}{since}\n")
+        else:
+            append(f"{name}{tail}{text}\n")
     return dropped
 
 
@@ -706,8 +716,14 @@ def _created(start_time_unix_nano: int, cache: dict[int, str]) -> str:
     """A start time as exact decimal seconds since the epoch (``1712345678.5``), cached per call."""
     text = cache.get(start_time_unix_nano)
     if text is None:
-        seconds, nanos = divmod(int(start_time_unix_nano), _NANOS)
-        text = cache[start_time_unix_nano] = f"{seconds}.{nanos:09d}".rstrip("0") if nanos else f"{seconds}.0"
+        digits = str(int(start_time_unix_nano))
+        if len(digits) > 9:  # the seconds, then nine digits of nanoseconds: split the text
+            nanos = digits[-9:].rstrip("0")
+            text = f"{digits[:-9]}.{nanos or '0'}"
+        else:
+            seconds, remainder = divmod(int(start_time_unix_nano), _NANOS)
+            text = f"{seconds}.{remainder:09d}".rstrip("0") if remainder else f"{seconds}.0"
+        cache[start_time_unix_nano] = text
     return text
 
 
