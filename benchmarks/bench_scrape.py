@@ -25,12 +25,16 @@ Per data set, two comparisons (side by side in one process, see ``_harness``; on
    * ``route_gzip``: ``GET /metrics`` with ``Accept-Encoding: gzip``.
    * ``sdk_collect``: a plain ``InMemoryMetricReader`` collection of the same data, the floor both
      sides pay (it caps what an encoder can gain).
+   * ``route_asgi`` (reported): the same app called through ASGI on its event loop, as a server
+     calls it (``bench_memory.scrape``), without the test client's HTTP model and thread hops.
 
 2. Repeat scrapes of one collection, ``create_app(cache_ttl_seconds=3600)``: the cycle's collection
    is served again and the body comes from the per-collection cache.
 
    * ``reference``: as above. THE BASELINE.
    * ``route_repeat``: ``GET /metrics`` (identity) of the same collection.
+   * ``route_repeat_asgi`` (reported): the same through ASGI directly; what the route itself costs
+     (the test client's fixed cost per request dominates ``route_repeat``).
 
 Targets (issue 17): ``reference / route`` >= 4 (counters) and >= 8 (mixed); ``reference /
 route_repeat`` >= 50. The gzip figures are reported, not targeted.
@@ -59,6 +63,7 @@ from dataclasses import dataclass
 
 import prometheus_client
 from _harness import Comparison, compare, write_results
+from bench_memory import scrape as asgi_scrape
 from bench_render import differences
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
@@ -85,7 +90,8 @@ COLLECTOR_SCOPE = "telemetry_otel.collector"
 SEED = 20_240_601
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
-Scrape = Callable[[], bytes]
+#: One scrape; the length of the body it got.
+Scrape = Callable[[], int]
 #: prometheus_client's OpenMetrics parser and exposition (untyped modules), typed here.
 parse_openmetrics: Callable[[str], Iterable[PromMetric]] = openmetrics_parser.text_string_to_metric_families
 generate_openmetrics: Callable[[prometheus_client.CollectorRegistry], bytes] = (
@@ -167,6 +173,18 @@ def get(client: TestClient, *, gzipped: bool = False, accept: str | None = None)
         if (response.headers.get("content-encoding") == "gzip") != gzipped:
             raise RuntimeError(f"GET /metrics gzip={gzipped} got {response.headers}")
         return b"".join(response.iter_raw())
+
+
+def get_asgi(client: TestClient) -> int:
+    """One ``GET /metrics`` (identity) through the app's ASGI interface on its event loop; the
+    body's length (its chunks are dropped as a server writes them out)."""
+    portal = client.portal
+    if portal is None:
+        raise RuntimeError("the test client has no event loop")
+    status, length = portal.call(asgi_scrape, client.app)
+    if status != 200:
+        raise RuntimeError(f"GET /metrics answered {status}")
+    return int(length)
 
 
 # --- equivalence ----------------------------------------------------------------------------------
@@ -290,7 +308,7 @@ def _timed(name: str, scrape: Scrape, sizes: dict[str, int]) -> Callable[[int], 
     def run(n: int) -> None:
         size = 0
         for _ in range(n):
-            size = len(scrape())
+            size = scrape()
         sizes[name] = size
 
     return run
@@ -338,9 +356,12 @@ class DataSetResult:
         gzip_speedup = self.fresh.ratio("reference_gzip", "route_gzip")
         repeat = 1 / self.repeat.result("route_repeat").median_ratio
         floor = 1 / self.fresh.result("sdk_collect").median_ratio
+        asgi = 1 / self.fresh.result("route_asgi").median_ratio
+        repeat_asgi = 1 / self.repeat.result("route_repeat_asgi").median_ratio
         return [
             (f"{label}: reference / route", speedup, f">= {self.target:g}", speedup >= self.target),
             (f"{label}: reference / sdk_collect (the cap)", floor, "reported", None),
+            (f"{label}: reference / route_asgi (no test client)", asgi, "reported", None),
             (f"{label}: reference_gzip / route_gzip", gzip_speedup, "reported", None),
             (
                 f"{label}: reference / route_repeat",
@@ -348,6 +369,7 @@ class DataSetResult:
                 f">= {REPEAT_TARGET:g}",
                 repeat >= REPEAT_TARGET,
             ),
+            (f"{label}: reference / route_repeat_asgi (no test client)", repeat_asgi, "reported", None),
         ]
 
 
@@ -362,20 +384,25 @@ def run_data_set(name: str, counters: int, histograms: int, target: float, round
                 shown = "\n  ".join(problems[:20])
                 raise SystemExit(f"{name}: the route's output is not equivalent to the reference:\n  {shown}")
             fresh_scrapes: dict[str, Scrape] = {
-                BASELINE: lambda: prometheus_client.generate_latest(registry),
-                "route": lambda: get(client),
-                "reference_gzip": lambda: gzip.compress(prometheus_client.generate_latest(registry)),
-                "route_gzip": lambda: get(client, gzipped=True),
-                "sdk_collect": lambda: b"x" * len(_collected(sides).resource_metrics),
+                BASELINE: lambda: len(prometheus_client.generate_latest(registry)),
+                "route": lambda: len(get(client)),
+                "route_asgi": lambda: get_asgi(client),
+                "reference_gzip": lambda: len(gzip.compress(prometheus_client.generate_latest(registry))),
+                "route_gzip": lambda: len(get(client, gzipped=True)),
+                "sdk_collect": lambda: len(_collected(sides).resource_metrics),
             }
-            expected = {alt: len(scrape()) for alt, scrape in fresh_scrapes.items() if alt != "sdk_collect"}
+            expected = {alt: scrape() for alt, scrape in fresh_scrapes.items() if alt != "sdk_collect"}
+            if not _close(expected["route_asgi"], expected["route"]):
+                raise RuntimeError(f"{name}: the ASGI call and the test client got different bodies")
             fresh, sizes = _run(f"{name}_fresh", fresh_scrapes, rounds, expected)
         with route(sides, 3600) as client:
             repeat_scrapes: dict[str, Scrape] = {
-                BASELINE: lambda: prometheus_client.generate_latest(registry),
-                "route_repeat": lambda: get(client),
+                BASELINE: lambda: len(prometheus_client.generate_latest(registry)),
+                "route_repeat": lambda: len(get(client)),
+                "route_repeat_asgi": lambda: get_asgi(client),
             }
-            repeat, _ = _run(f"{name}_repeat", repeat_scrapes, rounds, {"route_repeat": expected["route"]})
+            repeated = {"route_repeat": expected["route"], "route_repeat_asgi": expected["route"]}
+            repeat, _ = _run(f"{name}_repeat", repeat_scrapes, rounds, repeated)
         return DataSetResult(name, fresh, repeat, target, sizes, counters, histograms)
     finally:
         sides.close()

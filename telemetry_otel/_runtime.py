@@ -45,7 +45,6 @@ from telemetry_otel._scrape_server import ScrapeServer
 from telemetry_otel._snapshot_log import SnapshotLog
 from telemetry_otel.exporters import ExportDemand, PushExporter
 from telemetry_otel.exporters._metrics import ExportMetrics
-from telemetry_otel.formats import label_agent
 from telemetry_otel.host._cycle import HostCycle
 from telemetry_otel.host._link import HostLink, parse_endpoint
 from telemetry_otel.vocabulary import SERVICE_INSTANCE_ID, SERVICE_NAME
@@ -157,7 +156,6 @@ class Telemetry:
         if config.process_metrics:
             self.enable_process_metrics()
         #: The newest collection served by the scrape server, with its metrics labelled by agent.
-        self._labelled: tuple[Collection, MetricsData] | None = None
         #: Series derived from a collection for push exporters (the views' status, health score and
         #: alerts), registered with :meth:`set_export_series` (the core never imports the views).
         self._export_hooks = ExportSeriesHooks(lambda: self.resource)
@@ -277,11 +275,7 @@ class Telemetry:
         share a cycle), waiting at most a cycle's own bounds for it."""
         bound = (self.config.service_timeout_millis + self.config.collection_timeout_millis) / 1000
         served = self.cycle.get_blocking(self.cycle.live_min_interval_seconds, bound)
-        labelled = self._labelled
-        if labelled is None or labelled[0] is not served.collection:  # once per collection
-            # Every sample names its agent (docs/fleet.md).
-            labelled = self._labelled = (served.collection, label_agent(served.collection.metrics))
-        return labelled[1]
+        return served.collection.metrics  # the encoder labels every sample with its agent
 
     def report_to_host(self) -> bool:
         """A worker of a multi-process host: send its counts to the host aggregator now (a final

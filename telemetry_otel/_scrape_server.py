@@ -54,7 +54,8 @@ def prometheus_address(environ: Mapping[str, str] | None = None) -> tuple[str, i
 
 
 class ScrapeServer:
-    """Serves ``GET /metrics`` from ``source`` on a daemon thread until :meth:`close`."""
+    """Serves ``GET /metrics`` from ``source`` on a daemon thread until :meth:`close`; every sample
+    carries the ``agent`` label (its resource's ``service.name``, docs/fleet.md)."""
 
     def __init__(self, server: _Server) -> None:
         self._server = server
@@ -141,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(503, {"error": f"collection failed: {type(exc).__name__}: {exc}"})
             return
         encode, content_type = negotiate_exposition(self.headers.get("Accept"))
-        body = encode(data).encode("utf-8")
+        body = encode(data, agent_label=True).encode("utf-8")  # every sample names its agent
         headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
         if wants_gzip(self.headers.get("Accept-Encoding")):
             body = gzip.compress(body, compresslevel=6)

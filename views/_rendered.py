@@ -12,7 +12,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from telemetry_otel import CachedCollection, Collection
-from telemetry_otel.formats import encode_exposition, encode_influx, label_agent, negotiate_exposition
+from telemetry_otel.formats import encode_exposition, encode_influx, negotiate_exposition
 from telemetry_otel.views._build import build_model
 from telemetry_otel.views._formats import ENCODERS
 from telemetry_otel.views._inputs import ViewInputs
@@ -93,9 +93,10 @@ class Renderings:
         body = self._scrapes.get(key)
         if body is None:
             # gzip compresses the plain body when one is cached, else a plain body made for it. Every
-            # sample names its agent, so one TSDB can hold a fleet (docs/fleet.md).
+            # sample names its agent, so one TSDB can hold a fleet (docs/fleet.md): the encoder
+            # writes the label, no point is copied for it.
             plain = self._scrapes.get(("metrics", content_type, False)) if gzipped else None
-            body = plain or encode_exposition(label_agent(served.collection.metrics), content_type)
+            body = plain or encode_exposition(served.collection.metrics, content_type, agent_label=True)
             if gzipped:
                 compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
                 body = (b"".join([*map(compressor.compress, body), compressor.flush()]),)

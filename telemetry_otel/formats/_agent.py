@@ -7,6 +7,10 @@ internal service). One scrape job per agent then needs no relabelling. The proce
 by ``service.instance.id`` on ``target_info``, whose ``service_name`` label is the agent. A data point that
 already has an ``agent`` attribute of another value keeps it as ``exported_agent``, as Prometheus
 itself renames a clashing target label: nothing is dropped.
+
+``label_agent`` copies every data point with the label added; the Prometheus encoders write the same
+label themselves when asked (``encode_exposition(..., agent_label=True)``), which is what ``/metrics``
+does: the output is the same, and no point is copied.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from __future__ import annotations
 import dataclasses
 
 from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from telemetry_otel.vocabulary import AGENT_LABEL, SERVICE_NAME
 
-__all__ = ["EXPORTED_AGENT_LABEL", "label_agent"]
+__all__ = ["EXPORTED_AGENT_LABEL", "agent_attributes", "agent_of", "label_agent"]
 
 #: Where a data point's own ``agent`` attribute goes when it differs from the resource's.
 EXPORTED_AGENT_LABEL = f"exported_{AGENT_LABEL}"
@@ -31,8 +36,8 @@ def label_agent(data: MetricsData) -> MetricsData:
     """
     labelled = []
     for resource_metrics in data.resource_metrics:
-        agent = resource_metrics.resource.attributes.get(SERVICE_NAME)
-        if not isinstance(agent, str) or not agent:
+        agent = agent_of(resource_metrics.resource)
+        if agent is None:
             labelled.append(resource_metrics)
             continue
         scopes = [
@@ -50,7 +55,7 @@ def label_agent(data: MetricsData) -> MetricsData:
 def _labelled(metric: Metric, agent: str) -> Metric:
     data = metric.data
     points = [
-        dataclasses.replace(point, attributes=_attributes(point.attributes, agent))
+        dataclasses.replace(point, attributes=agent_attributes(point.attributes, agent))
         for point in data.data_points
     ]
     return Metric(
@@ -61,7 +66,13 @@ def _labelled(metric: Metric, agent: str) -> Metric:
     )
 
 
-def _attributes(attributes: Attributes, agent: str) -> dict[str, AttributeValue]:
+def agent_of(resource: Resource) -> str | None:
+    """The agent a resource's samples are labelled with: its ``service.name``; None when it has none."""
+    agent = resource.attributes.get(SERVICE_NAME)
+    return agent if isinstance(agent, str) and agent else None
+
+
+def agent_attributes(attributes: Attributes, agent: str) -> dict[str, AttributeValue]:
     """The point's attributes with the agent; a different own ``agent`` moves to ``exported_agent``."""
     own = {key: value for key, value in (attributes or {}).items() if key != AGENT_LABEL}
     clash = (attributes or {}).get(AGENT_LABEL)

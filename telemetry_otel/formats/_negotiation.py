@@ -9,9 +9,11 @@ neither and a malformed header. Parsing never raises: malformed entries are igno
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from functools import lru_cache
-from typing import Final
+from itertools import accumulate
+from typing import Final, Protocol
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
@@ -26,14 +28,21 @@ from telemetry_otel.formats._prometheus import (
     prometheus_text_lines,
 )
 
-__all__ = ["encode_exposition", "negotiate_exposition", "wants_gzip"]
+__all__ = ["ExpositionEncoder", "encode_exposition", "negotiate_exposition", "wants_gzip"]
 
-_OPENMETRICS: Final = (encode_openmetrics, OPENMETRICS_CONTENT_TYPE)
-_TEXT: Final = (encode_prometheus_text, PROMETHEUS_TEXT_CONTENT_TYPE)
+
+class ExpositionEncoder(Protocol):
+    """An exposition encoder: ``encode_prometheus_text`` or ``encode_openmetrics``."""
+
+    def __call__(self, data: MetricsData, *, agent_label: bool = False) -> str: ...
+
+
+_OPENMETRICS: Final[tuple[ExpositionEncoder, str]] = (encode_openmetrics, OPENMETRICS_CONTENT_TYPE)
+_TEXT: Final[tuple[ExpositionEncoder, str]] = (encode_prometheus_text, PROMETHEUS_TEXT_CONTENT_TYPE)
 _GZIP_CODINGS: Final = frozenset({"gzip", "x-gzip"})
 
 
-def negotiate_exposition(accept: str | None) -> tuple[Callable[[MetricsData], str], str]:
+def negotiate_exposition(accept: str | None) -> tuple[ExpositionEncoder, str]:
     """The encoder and ``Content-Type`` to answer a scrape whose ``Accept`` header is ``accept``.
 
     For each format the most specific media range matching it sets its q-value (``text/plain;
@@ -47,29 +56,44 @@ def negotiate_exposition(accept: str | None) -> tuple[Callable[[MetricsData], st
     return _TEXT
 
 
-#: Lines per chunk of an encoded exposition: big enough that a chunk is one large allocation.
-_CHUNK_LINES: Final = 1024
-_LINES: Final[dict[str, Callable[[MetricsData], list[str]]]] = {
+#: Characters (UTF-8 bytes, about) per chunk of an encoded exposition: few chunks for a server to
+#: send, each one allocation, and never more than this held twice while a body is encoded.
+CHUNK_CHARS: Final = 1 << 20
+_LINES: Final[dict[str, Callable[..., list[str]]]] = {
     PROMETHEUS_TEXT_CONTENT_TYPE: prometheus_text_lines,
     OPENMETRICS_CONTENT_TYPE: openmetrics_lines,
 }
 
 
-def encode_exposition(data: MetricsData, content_type: str) -> tuple[bytes, ...]:
+def encode_exposition(
+    data: MetricsData, content_type: str, *, agent_label: bool = False, chunk_chars: int = CHUNK_CHARS
+) -> tuple[bytes, ...]:
     """``data`` in the exposition format ``content_type`` names (one that ``negotiate_exposition``
-    returns), as UTF-8 chunks whose concatenation is the encoder's text.
+    returns), as UTF-8 chunks of whole lines, about ``chunk_chars`` each, whose concatenation is the
+    encoder's text. ``agent_label``: every sample names its agent (``label_agent``; ``/metrics``).
 
     The text is never held whole, twice: each chunk is encoded while the lines it came from are
     released, so a scrape's body costs about its size once (a server sends the chunks in turn).
     """
-    lines = _LINES[content_type](data)
-    lines.reverse()  # take chunks off the end: no line is moved
+    lines = _LINES[content_type](data, agent_label=agent_label)
+    # Where each chunk ends: the first line end at or past each multiple of chunk_chars.
+    ends = list(accumulate(map(len, lines)))
+    cuts: list[int] = []
+    target = chunk_chars
+    while ends and target < ends[-1]:
+        cut = bisect_left(ends, target) + 1
+        if cut >= len(ends):
+            break
+        cuts.append(cut)
+        target = ends[cut - 1] + chunk_chars
+    del ends
     chunks: list[bytes] = []
-    while lines:
-        part = lines[-_CHUNK_LINES:]
-        del lines[-_CHUNK_LINES:]
-        part.reverse()
-        chunks.append("".join(part).encode("utf-8"))
+    for cut in reversed(cuts):  # take chunks off the end: no line is moved
+        chunks.append("".join(lines[cut:]).encode("utf-8"))
+        del lines[cut:]
+    if lines:
+        chunks.append("".join(lines).encode("utf-8"))
+    chunks.reverse()
     return tuple(chunks)
 
 

@@ -40,21 +40,22 @@ __all__ = ["OPENMETRICS_CONTENT_TYPE", "encode_openmetrics", "openmetrics_lines"
 OPENMETRICS_CONTENT_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
-def encode_openmetrics(data: MetricsData) -> str:
+def encode_openmetrics(data: MetricsData, *, agent_label: bool = False) -> str:
     """Encode ``data`` as OpenMetrics 1.0 text, ending with ``# EOF\\n``.
 
     Families appear in first-seen order (``target`` first) and samples in data point order; families
     with the same name are merged under one ``# HELP``/``# TYPE``/``# UNIT`` (the first non-empty
     description and unit win) and conflicting ones are dropped with a logged warning, as in
     ``encode_prometheus_text``. Exponential histograms and delta temporality data are skipped.
+    ``agent_label``: every sample names its agent, as ``encode_openmetrics(label_agent(data))``.
     """
-    return "".join(openmetrics_lines(data))
+    return "".join(openmetrics_lines(data, agent_label=agent_label))
 
 
-def openmetrics_lines(data: MetricsData) -> list[str]:
+def openmetrics_lines(data: MetricsData, *, agent_label: bool = False) -> list[str]:
     """The text of ``encode_openmetrics`` as its pieces, in order (each ends a line)."""
     out: list[str] = []
-    for name, family in build_families(data, openmetrics=True).items():
+    for name, family in build_families(data, openmetrics=True, agent_label=agent_label).items():
         if family.help:
             out.append(f"# HELP {name} {family.help}\n")
         out.append(f"# TYPE {name} {family.kind}\n")

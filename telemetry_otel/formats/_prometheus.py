@@ -19,7 +19,7 @@ __all__ = ["PROMETHEUS_TEXT_CONTENT_TYPE", "encode_prometheus_text", "prometheus
 PROMETHEUS_TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def encode_prometheus_text(data: MetricsData) -> str:
+def encode_prometheus_text(data: MetricsData, *, agent_label: bool = False) -> str:
     """Encode ``data`` as Prometheus text exposition format 0.0.4.
 
     Families appear in first-seen order (``target_info`` first) and samples in data point order.
@@ -27,15 +27,16 @@ def encode_prometheus_text(data: MetricsData) -> str:
     ``# HELP``/``# TYPE`` (the first non-empty description wins); a later family whose type differs from the
     first one with that name is dropped with a logged warning. Exponential histograms and delta
     temporality data are skipped. Returns ``""`` when there is nothing to expose, otherwise text
-    ending in exactly one newline.
+    ending in exactly one newline. ``agent_label``: every sample names its agent, as
+    ``encode_prometheus_text(label_agent(data))`` (``/metrics`` does this).
     """
-    return "".join(prometheus_text_lines(data))
+    return "".join(prometheus_text_lines(data, agent_label=agent_label))
 
 
-def prometheus_text_lines(data: MetricsData) -> list[str]:
+def prometheus_text_lines(data: MetricsData, *, agent_label: bool = False) -> list[str]:
     """The text of ``encode_prometheus_text`` as its pieces, in order (each ends a line)."""
     out: list[str] = []
-    for name, family in build_families(data, openmetrics=False).items():
+    for name, family in build_families(data, openmetrics=False, agent_label=agent_label).items():
         if family.help:
             out.append(f"# HELP {name} {family.help}\n")
         out.append(f"# TYPE {name} {family.kind}\n")

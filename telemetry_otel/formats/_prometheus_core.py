@@ -22,6 +22,9 @@ what ``opentelemetry-exporter-prometheus`` (``PrometheusMetricReader``) exposes,
   (Prometheus treats an empty label value as an absent label, so this is the same series).
   A data point attribute that maps to one of these label names wins over the scope label.
 * On histograms an attribute that maps to ``le`` is dropped (it would clash with the bucket label).
+* With ``agent_label`` every sample of a resource with a ``service.name`` also carries ``agent``, the
+  output ``label_agent`` gives (``_agent.py``: a point's own different ``agent`` becomes
+  ``exported_agent``), written by the encoder as one more label instead of a copy of every point.
 * ``target_info`` (value 1, HELP "Target metadata") carries the sanitised resource attributes of all
   resources in the data, merged, and nothing else: like the reference exporter and the specification
   for SDK exporters, ``service.name``/``service.instance.id`` are *not* turned into ``job``/``instance``
@@ -61,6 +64,9 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.util.types import Attributes
+
+from telemetry_otel.formats._agent import agent_attributes, agent_of
+from telemetry_otel.vocabulary import AGENT_LABEL
 
 __all__ = [
     "COUNTER",
@@ -171,7 +177,7 @@ class Family:
         self.lines = lines
 
 
-def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
+def build_families(data: MetricsData, openmetrics: bool, *, agent_label: bool = False) -> dict[str, Family]:
     """The metric families of ``data`` by the name their metadata lines use, in output order.
 
     Families appear in first-seen order (``target_info`` first) and samples in data point order.
@@ -183,6 +189,9 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
     ``openmetrics`` switches to OpenMetrics 1.0: counter families are named without ``_total``,
     ``target`` is an ``info`` family, units are kept, HELP escapes ``"``, counters and histograms get
     ``_created`` samples, and points OpenMetrics cannot carry are dropped or trimmed.
+
+    ``agent_label`` labels every sample as ``encode(label_agent(data))`` would, at the cost of one
+    more label (no data point is copied).
     """
     families: dict[str, Family] = {}  # insertion order is output order
     reserved: set[str] = set()  # every sample name the families so far may use
@@ -205,6 +214,7 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
             families[_TARGET_INFO_NAME] = Family(GAUGE, _TARGET_INFO_HELP, "", lines)
 
     for resource_metrics in data.resource_metrics:
+        agent = agent_of(resource_metrics.resource) if agent_label else None
         for scope_metrics in resource_metrics.scope_metrics:
             scope_labels = _scope_labels(scope_metrics.scope)
             all_scope_labels = ",".join(rendered for _, rendered in scope_labels)
@@ -259,7 +269,9 @@ def build_families(data: MetricsData, openmetrics: bool) -> dict[str, Family]:
                     family.help = escape_help(metric.description)
                 if not family.unit:
                     family.unit = unit_word
-                labels = _Labels(scope_labels, all_scope_labels, kind == HISTOGRAM, label_cache, escape_cache)
+                labels = _Labels(
+                    scope_labels, all_scope_labels, kind == HISTOGRAM, label_cache, escape_cache, agent
+                )
                 if isinstance(metric_data, Histogram):
                     _append_histograms(
                         family.lines, name, metric_data.data_points, labels, openmetrics, created
@@ -301,9 +313,26 @@ _Writer = Callable[[Any, str], str]
 
 
 class _Labels:
-    """Renders the labels (without braces) of the data points of one metric: attributes, then scope."""
+    """Renders the labels (without braces) of the data points of one metric: attributes, then scope.
 
-    __slots__ = ("_escape_cache", "_histogram", "_label_cache", "_plans", "_scope", "_scope_only")
+    With an ``agent`` every point also gets the ``agent`` attribute the way ``label_agent`` adds it.
+    Points of one metric usually share their attribute keys: for up to three keys that each make
+    one label, the labels are spelled out once per key set (a writer; the agent's label is part of
+    its fixed text) and a point only fills in its escaped values.
+    """
+
+    __slots__ = (
+        "_agent",
+        "_escape_cache",
+        "_histogram",
+        "_label_cache",
+        "_last",
+        "_last_size",
+        "_plans",
+        "_renderers",
+        "_scope",
+        "_scope_only",
+    )
 
     def __init__(
         self,
@@ -312,48 +341,139 @@ class _Labels:
         histogram: bool,
         label_cache: dict[str, str],
         escape_cache: _Escapes,
+        agent: str | None = None,
     ) -> None:
         self._scope = scope_labels
         self._scope_only = all_scope_labels
         self._histogram = histogram
         self._label_cache = label_cache
         self._escape_cache = escape_cache
+        self._agent = agent
         self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._renderers: dict[tuple[str, ...], tuple[int, _Renderer] | None] = {}
+        self._last_size, self._last = -1, _no_renderer
 
     def render(self, attributes: Attributes) -> str:
-        if not attributes:
-            return self._scope_only
+        attributes = attributes or _NO_ATTRIBUTES
+        # The renderer of the previous point is right when the point has as many keys and every
+        # one it reads (then the key sets are equal).
+        if len(attributes) == self._last_size:
+            try:
+                return self._last(attributes)
+            except (KeyError, TypeError):  # other keys, or an unhashable value
+                pass
         keys = tuple(attributes)
+        found = self._renderers.get(keys, _UNSEEN)
+        if found is _UNSEEN:
+            layout = self._layout(keys)
+            found = self._renderers[keys] = (
+                None if layout is None else (len(keys), _renderer(*layout, self._escape_cache))
+            )
+        if found is not None:
+            self._last_size, self._last = found
+            try:
+                return self._last(attributes)
+            except TypeError:  # an unhashable attribute value
+                pass
+        return self._render_general(attributes)
+
+    def _render_general(self, attributes: Attributes) -> str:
+        agent = self._agent
+        if agent is None:
+            if not attributes:
+                return self._scope_only
+            keys = tuple(attributes)
+            values = tuple(attributes.values())
+        elif attributes and AGENT_LABEL in attributes:  # the point's own agent: as label_agent does
+            labelled = agent_attributes(attributes, agent)
+            keys = tuple(labelled)
+            values = tuple(labelled.values())
+        elif attributes:
+            keys = (*attributes, AGENT_LABEL)
+            values = (*attributes.values(), agent)
+        else:
+            keys, values = _AGENT_KEYS, (agent,)
+        return _render_labels(self._plan(keys), values, self._escape_cache)
+
+    def _plan(self, keys: tuple[str, ...]) -> _Plan:
         plan = self._plans.get(keys)
         if plan is None:
             plan = self._plans[keys] = _make_plan(keys, self._scope, self._histogram, self._label_cache)
-        return _render_labels(plan, tuple(attributes.values()), self._escape_cache)
+        return plan
+
+    def _layout(self, keys: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """The labels of attributes with exactly ``keys`` (any order) as the keys whose values they
+        read, in label order, and the texts around those values (one more than the keys).
+
+        None when the general path is needed: more than three attributes, not one label per
+        attribute (colliding labels, a key that makes no label), or an own ``agent`` attribute.
+        """
+        agent = self._agent
+        if agent is not None and AGENT_LABEL in keys:
+            return None
+        planned = keys if agent is None else (*keys, AGENT_LABEL)
+        entries, scope_suffix = self._plan(planned)
+        if len(entries) != len(planned) or len(keys) > 3 or any(len(indices) != 1 for _, indices in entries):
+            return None
+        if not entries:
+            return (), (scope_suffix[1:],)
+        # A label plan depends on the set of keys, not their order, so the layout fits any point
+        # whose attributes have these keys and no other.
+        ordered: list[str] = []
+        texts: list[str] = []
+        text = ""
+        for position, (prefix, (index,)) in enumerate(entries):
+            text += f",{prefix}" if position else prefix
+            if index < len(keys):
+                ordered.append(keys[index])
+                texts.append(text)
+                text = '"'
+            else:  # the agent's label, whole
+                text += f'{self._escape_cache[agent]}"'
+        texts.append(text + scope_suffix)
+        return tuple(ordered), tuple(texts)
 
     def writer(self, keys: tuple[str, ...], name: str) -> tuple[int, _Writer] | None:
-        """How to write a sample line of ``name`` for attributes with exactly ``keys`` (any order).
-
-        None when the general path is needed: more than three attributes, or not one label per
-        attribute (colliding labels, a key that makes no label).
-        """
-        plan = self._plans.get(keys)
-        if plan is None:
-            plan = self._plans[keys] = _make_plan(keys, self._scope, self._histogram, self._label_cache)
-        entries, scope_suffix = plan
-        if len(entries) != len(keys) or len(entries) > 3 or any(len(indices) != 1 for _, indices in entries):
+        """How to write a sample line of ``name`` for attributes with exactly ``keys`` (any order);
+        None when the general path is needed (see ``_layout``)."""
+        layout = self._layout(keys)
+        if layout is None:
             return None
-        # A label plan depends on the set of keys, not their order, so the writer fits any point
-        # whose attributes have these keys and no other.
-        ordered = tuple(keys[indices[0]] for _, indices in entries)
-        texts = [f"{name}{{{entries[0][0]}"] if entries else []
-        texts += [f'",{prefix}' for prefix, _ in entries[1:]]
-        if entries:
-            closing = f'"{scope_suffix}}} '
-        else:
-            closing = f"{name}{{{scope_suffix[1:]}}} " if scope_suffix else f"{name} "
-        return len(keys), _writer(ordered, (*texts, closing), self._escape_cache)
+        ordered, texts = layout
+        if len(texts) == 1:
+            head = f"{name}{{{texts[0]}}} " if texts[0] else f"{name} "
+            return len(keys), _writer((), (head,), self._escape_cache)
+        framed = (f"{name}{{{texts[0]}", *texts[1:-1], f"{texts[-1]}}} ")
+        return len(keys), _writer(ordered, framed, self._escape_cache)
 
 
-def _writer(keys: tuple[str, ...], texts: tuple[str, ...], escaped: _Escapes) -> _Writer:
+# Renders the labels of one point of a known key set (see ``_Labels``).
+_Renderer = Callable[[Any], str]
+
+
+def _no_renderer(attributes: Any) -> str:
+    raise KeyError("no renderer yet")
+
+
+def _renderer(keys: tuple[str, ...], texts: tuple[str, ...], escaped: Mapping[object, str]) -> _Renderer:
+    """The labels of a point whose attributes have exactly ``keys``: ``texts`` around their values."""
+    if len(keys) == 3:
+        k0, k1, k2 = keys
+        t0, t1, t2, end = texts
+        return lambda a: f"{t0}{escaped[a[k0]]}{t1}{escaped[a[k1]]}{t2}{escaped[a[k2]]}{end}"
+    if len(keys) == 2:
+        k0, k1 = keys
+        t0, t1, end = texts
+        return lambda a: f"{t0}{escaped[a[k0]]}{t1}{escaped[a[k1]]}{end}"
+    if len(keys) == 1:
+        (k0,) = keys
+        t0, end = texts
+        return lambda a: f"{t0}{escaped[a[k0]]}{end}"
+    (only,) = texts
+    return lambda a: only
+
+
+def _writer(keys: tuple[str, ...], texts: tuple[str, ...], escaped: Mapping[object, str]) -> _Writer:
     """A sample line writer for up to three labels: one f-string, values escaped through the cache."""
     if len(keys) == 3:
         k0, k1, k2 = keys
@@ -433,6 +553,7 @@ def _no_writer(attributes: Any, value: str) -> str:
 
 
 _NO_ATTRIBUTES: Final[Mapping[str, Any]] = {}
+_AGENT_KEYS: Final = (AGENT_LABEL,)
 #: Marks an attribute key tuple not yet seen by ``_append_numbers``.
 _UNSEEN: Final[Any] = object()
 
@@ -447,6 +568,7 @@ def _append_openmetrics_counters(
 ) -> int:
     """Append ``_total`` and ``_created`` samples; return how many points were dropped as invalid."""
     render = labels.render
+    append = lines.append
     dropped = 0
     for point in points:
         value = point.value
@@ -455,11 +577,20 @@ def _append_openmetrics_counters(
             continue
         rendered = render(point.attributes)
         tail = f"{{{rendered}}} " if rendered else " "
-        exemplar = _exemplar_text(max(point.exemplars, key=_exemplar_time)) if point.exemplars else ""
-        lines.append(f"{name}{tail}{_format_number(value)}{exemplar}\n")
+        # A finite float or an int in the float range is its repr; the rest as _format_number says.
+        kind = type(value)
+        if (kind is float and value - value == 0) or (kind is int and value <= _MAX_FLOAT_INT):
+            text = repr(value)
+        else:
+            text = _format_number(value)
+        if point.exemplars:
+            text += _exemplar_text(max(point.exemplars, key=_exemplar_time))
         start = point.start_time_unix_nano
-        if start > 0:
-            lines.append(f"{created_name}{tail}{_created(start, created)}\n")
+        if start > 0:  # one string per point: the total and its _created sample
+            since = created.get(start) or _created(start, created)
+            append(f"{name}{tail}{text}\n{created_name}{tail}{since}\n")
+        else:
+            append(f"{name}{tail}{text}\n")
     return dropped
 
 
@@ -494,12 +625,28 @@ def _append_histogram(
 ) -> None:
     bucket_prefix = f'{name}_bucket{{{labels},le="' if labels else f'{name}_bucket{{le="'
     # One string per point (fewer objects held until the body is joined): buckets, sum, count.
-    buckets = zip(le_suffixes, accumulate(point.bucket_counts), strict=False)
     suffix = f"{{{labels}}} " if labels else " "
     lines.append(
-        "".join([f"{bucket_prefix}{le_suffix}{cumulative}\n" for le_suffix, cumulative in buckets])
+        _bucket_lines(bucket_prefix, le_suffixes, point.bucket_counts)
         + f"{name}_sum{suffix}{_format_number(point.sum)}\n{name}_count{suffix}{point.count}\n"
     )
+
+
+def _bucket_lines(bucket_prefix: str, le_suffixes: tuple[str, ...], counts: Sequence[int]) -> str:
+    """The bucket lines of one point: ``<bucket_prefix><le suffix><cumulative count>`` each."""
+    if len(counts) == len(le_suffixes):
+        # The common case in C: the counts formatted into the bounds' template, then the prefix
+        # put in each line's place (``replace`` does not rescan what it inserts).
+        return (_bucket_template(le_suffixes) % tuple(accumulate(counts))).replace("\0", bucket_prefix)
+    buckets = zip(le_suffixes, accumulate(counts), strict=False)  # counts and bounds disagree
+    return "".join([f"{bucket_prefix}{le_suffix}{cumulative}\n" for le_suffix, cumulative in buckets])
+
+
+@lru_cache(maxsize=256)
+def _bucket_template(le_suffixes: tuple[str, ...]) -> str:
+    r"""``\0<le suffix>%s\n`` per bucket: a point's bucket lines are ``template % counts`` with
+    ``\0`` replaced by the point's prefix (no bound's text holds ``\0``; ``%`` is escaped)."""
+    return "".join(f"\0{le_suffix.replace('%', '%%')}%s\n" for le_suffix in le_suffixes)
 
 
 def _append_openmetrics_histogram(
@@ -526,9 +673,7 @@ def _append_openmetrics_histogram(
             cumulative += count
             lines.append(f"{bucket_prefix}{le_suffix}{cumulative}{exemplars.get(index, '')}\n")
     else:
-        for le_suffix, count in zip(le_suffixes, point.bucket_counts, strict=False):
-            cumulative += count
-            lines.append(f"{bucket_prefix}{le_suffix}{cumulative}\n")
+        lines.append(_bucket_lines(bucket_prefix, le_suffixes, point.bucket_counts))
     suffix = f"{{{labels}}} " if labels else " "
     total = point.sum
     if not negative_bound and total >= 0:  # False for NaN too
@@ -571,8 +716,14 @@ def _created(start_time_unix_nano: int, cache: dict[int, str]) -> str:
     """A start time as exact decimal seconds since the epoch (``1712345678.5``), cached per call."""
     text = cache.get(start_time_unix_nano)
     if text is None:
-        seconds, nanos = divmod(int(start_time_unix_nano), _NANOS)
-        text = cache[start_time_unix_nano] = f"{seconds}.{nanos:09d}".rstrip("0") if nanos else f"{seconds}.0"
+        digits = str(int(start_time_unix_nano))
+        if len(digits) > 9:  # the seconds, then nine digits of nanoseconds: split the text
+            nanos = digits[-9:].rstrip("0")
+            text = f"{digits[:-9]}.{nanos or '0'}"
+        else:
+            seconds, remainder = divmod(int(start_time_unix_nano), _NANOS)
+            text = f"{seconds}.{remainder:09d}".rstrip("0") if remainder else f"{seconds}.0"
+        cache[start_time_unix_nano] = text
     return text
 
 

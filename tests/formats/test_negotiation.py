@@ -193,9 +193,12 @@ def test_encode_exposition_is_the_encoders_text_in_chunks(encode: object) -> Non
     finally:
         telemetry.shutdown()
     content_type = OPENMETRICS_CONTENT_TYPE if encode is encode_openmetrics else PROMETHEUS_TEXT_CONTENT_TYPE
-    chunks = encode_exposition(data, content_type)
+    chunks = encode_exposition(data, content_type, chunk_chars=20_000)
     assert len(chunks) > 2
     assert all(chunk.endswith(b"\n") for chunk in chunks)  # chunks end at line ends
+    # Each chunk is the whole lines that reach its size, the last one what is left.
+    assert all(20_000 <= len(chunk) < 20_200 for chunk in chunks[:-1])
+    assert 0 < len(chunks[-1]) < 20_200
     assert b"".join(chunks).decode("utf-8") == encode(data)  # type: ignore[operator]
 
 
@@ -203,8 +206,8 @@ def test_metrics_body_in_many_chunks_has_its_length_and_gzips_whole() -> None:
     telemetry = Telemetry(TelemetryConfig(service_name="t", cardinality_limit=5_000))
     try:
         counter = telemetry.get_meter("chunks").create_counter("items")
-        for index in range(3_000):
-            counter.add(1, {"item.id": f"item-{index}"})
+        for index in range(3_000):  # lines of ~480 bytes: a body of a few 1 MiB chunks
+            counter.add(1, {"item.id": f"item-{index}", "padding": "x" * 400})
         with TestClient(create_app(telemetry, agent="demo")) as test_client:
             with test_client.stream("GET", "/metrics", headers={"Accept-Encoding": "identity"}) as response:
                 raw = b"".join(response.iter_raw())
@@ -213,6 +216,7 @@ def test_metrics_body_in_many_chunks_has_its_length_and_gzips_whole() -> None:
     finally:
         telemetry.shutdown()
     assert length == len(raw)
+    assert len(raw) > 1 << 20  # more than one chunk
     samples = [s for f in parse_text(raw.decode("utf-8")) if f.name == "items" for s in f.samples]
     assert len(samples) == 3_000
     assert zipped.content == raw  # decompressed by the client: the same body

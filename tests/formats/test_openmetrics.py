@@ -687,3 +687,22 @@ def test_real_prometheus_scrapes_openmetrics(tmp_path: Path) -> None:
         target.shutdown()
         target.server_close()
         serving.join(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("start_unix_nano", "created"),
+    [
+        (1_712_345_678_500_000_000, "1712345678.5"),
+        (1_712_345_678_000_000_000, "1712345678.0"),
+        (1_712_345_678_000_000_001, "1712345678.000000001"),
+        (1_000_000_000, "1.0"),
+        (999_999_999, "0.999999999"),
+        (5, "0.000000005"),
+    ],
+)
+def test_created_is_the_exact_start_time_in_seconds(start_unix_nano: int, created: str) -> None:
+    point = NumberDataPoint({"k": "v"}, start_unix_nano, start_unix_nano + 1, 3)
+    text = encode_openmetrics(
+        metrics_data(Metric("jobs", "", "", Sum([point], AggregationTemporality.CUMULATIVE, True)))
+    )
+    assert f'jobs_created{{k="v",otel_scope_name="producer"}} {created}\n' in text

@@ -19,6 +19,7 @@ from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownC
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
+    HistogramDataPoint,
     InMemoryMetricReader,
     Metric,
     MetricsData,
@@ -26,6 +27,7 @@ from opentelemetry.sdk.metrics.export import (
     ResourceMetrics,
     ScopeMetrics,
 )
+from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -677,3 +679,29 @@ def test_metrics_route_matches_reference_exporter() -> None:
     assert [name for name in ours_families if name not in runtime_own] == list(theirs_families)
     for name, family in theirs_families.items():
         assert ours_families[name] == family, name
+
+
+def _histogram_text(counts: list[int], bounds: list[float], attributes: dict[str, str]) -> str:
+    point = HistogramDataPoint(attributes, 1, 2, sum(counts), 1.5, counts, bounds, 0.1, 2.0, None)
+    metric = Metric("wait", "", "s", HistogramData([point], AggregationTemporality.CUMULATIVE))
+    scope = InstrumentationScope("s")
+    return encode_prometheus_text(
+        MetricsData([ResourceMetrics(Resource.get_empty(), [ScopeMetrics(scope, [metric], "")], "")])
+    )
+
+
+def test_histogram_bucket_lines_carry_exact_cumulative_counts() -> None:
+    huge = 2**70  # beyond a float's exact integers: written digit for digit
+    text = _histogram_text([1, huge, 0], [0.5, 1.0], {"a": 'x"%s\0'})
+    assert 'wait_seconds_bucket{a="x\\"%s\0",otel_scope_name="s",le="0.5"} 1\n' in text
+    assert f'wait_seconds_bucket{{a="x\\"%s\0",otel_scope_name="s",le="1.0"}} {huge + 1}\n' in text
+    assert f'wait_seconds_bucket{{a="x\\"%s\0",otel_scope_name="s",le="+Inf"}} {huge + 1}\n' in text
+
+
+def test_histogram_with_fewer_counts_than_buckets_writes_the_buckets_it_has() -> None:
+    text = _histogram_text([2, 3], [0.5, 1.0, 2.0], {})
+    buckets = [line for line in text.splitlines() if line.startswith("wait_seconds_bucket")]
+    assert buckets == [
+        'wait_seconds_bucket{otel_scope_name="s",le="0.5"} 2',
+        'wait_seconds_bucket{otel_scope_name="s",le="1.0"} 5',
+    ]
