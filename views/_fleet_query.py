@@ -3,6 +3,11 @@ Mimir and Thanos answer it: instant queries, their samples, and every failure as
 
 Standard library only (``urllib``): the fleet app runs each query on a worker thread. Every query
 is counted, so that a response can say how many it took.
+
+Every query is sent with ``nocache=1``. VictoriaMetrics reads it as "evaluate at the time asked":
+without it, a query within ``-search.latencyOffset`` (default 30 s) of now is moved back by that
+offset and may come from its response cache, so the fleet would see agents as they were 30 s ago
+(a killed agent shown down 30 s late). Prometheus, Mimir and Thanos ignore the parameter.
 """
 
 from __future__ import annotations
@@ -95,7 +100,9 @@ class PrometheusClient:
         names why there is none (unreachable, timed out, refused, an error status, not a vector)."""
         with self._lock:
             self._queries += 1
-        form = urllib.parse.urlencode({"query": promql, "time": f"{at_unix_seconds:.3f}"}).encode("ascii")
+        form = urllib.parse.urlencode(
+            {"query": promql, "time": f"{at_unix_seconds:.3f}", "nocache": "1"}
+        ).encode("ascii")
         request = urllib.request.Request(self._endpoint, data=form, headers=self._headers, method="POST")
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
         where = self.config.url

@@ -3,12 +3,16 @@ traffic frozen after a fixed number of requests), a Prometheus scraping them, an
 agent mode remote-writing the same targets into VictoriaMetrics.
 
 Over each TSDB the fleet endpoint gives, for every agent, exactly the counts that agent's own
-endpoint gives. Rates: the window (5 s, 2.5 scrapes) lies after the freeze, so both the agent's
+endpoint gives. Rates: the window (7.5 s, 2.5 scrapes) lies after the freeze, so both the agent's
 own rate and the TSDB's ``increase`` are 0 (compared to 1e-9). p95: both the views over the TSDB's buckets and
 PromQL's ``histogram_quantile`` interpolate linearly inside the same bucket of the same cumulative
 counts, so they agree with the agent's own p95 up to float rounding (relative 1e-9). Killing an
-agent makes it ``down`` within two scrape intervals (2 s each; plus 1 s for the fleet's own
-queries under load), and its last counts stay in the fleet totals.
+agent makes it ``down`` in the fleet summary within two scrape intervals over both TSDBs (see the
+test's docstring for what is counted), and its last counts stay in the fleet totals.
+
+The engines run the configurations ``docs/deployment.md`` shows: a 3 s scrape interval, agent mode's
+``batch_send_deadline`` of 250 ms, and VictoriaMetrics with its default query flags (the fleet's
+queries carry ``nocache=1``, so no ``-search.latencyOffset`` is needed).
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.backend
 
-SCRAPE_SECONDS = 2.0
-WINDOW_SECONDS = 5.0
+SCRAPE_SECONDS = 3.0
+WINDOW_SECONDS = 7.5
+BATCH_SEND_DEADLINE = "250ms"
 AGENTS = {"fleet-a": 101, "fleet-b": 202, "fleet-c": 303}
 STOP_AFTER = 150
 
@@ -121,11 +126,15 @@ def rig(
     ports = {name: free_port() for name in AGENTS}
     targets = [f"127.0.0.1:{port}" for port in ports.values()]
     interval = f"{SCRAPE_SECONDS:g}s"
-    victoria = start_victoria_metrics()
+    victoria = start_victoria_metrics(search_flags=())  # the defaults, as documented
     # The targets are declared first: discovery is throttled to 5 s, the agents bind meanwhile.
     prometheus = start_prometheus(targets, scrape_interval=interval, job="telemetry-otel")
     agent_mode = start_prometheus_agent(
-        targets, f"{victoria.http_url}/api/v1/write", scrape_interval=interval, job="telemetry-otel"
+        targets,
+        f"{victoria.http_url}/api/v1/write",
+        scrape_interval=interval,
+        job="telemetry-otel",
+        batch_send_deadline=BATCH_SEND_DEADLINE,
     )
     agents = {
         name: start_telemetry_process(
@@ -284,20 +293,39 @@ def test_fleet_over_victoria_metrics_fed_by_agent_mode_gives_each_agents_own_cou
     _check_agents_match(rig, base, fleet)
 
 
+def _first_failed_scrape(url: str, address: str, since_unix: float) -> float | None:
+    """The time of the first ``up == 0`` sample of ``address`` at or after ``since_unix``, as the
+    TSDB at ``url`` holds it (a raw range selector: every scrape's own timestamp)."""
+    answer = _get(f"{url}/api/v1/query", query=f'up{{instance="{address}"}}[60s]', nocache="1").json()
+    times = [
+        float(at)
+        for series in answer["data"]["result"]
+        for at, value in series["values"]
+        if float(value) == 0 and float(at) >= since_unix - 0.001
+    ]
+    return min(times, default=None)
+
+
 def test_a_killed_agent_is_down_within_two_scrapes_and_keeps_its_counts(
     rig: Rig, live_server: Callable[..., Any]
 ) -> None:
+    """What is counted: from the moment just before ``SIGKILL`` is sent (monotonic clock) to the
+    arrival of the first fleet summary (``GET /api/fleet/v1/telemetry``, no cache: every request
+    reads the TSDB) that shows the agent ``down``; one client per TSDB asks from the kill on, a new
+    request 50 ms after each answer. That time holds the wait for the next scrape of the dead
+    target (up to one interval: the phase is random), the TSDB's ingestion (Prometheus: none;
+    agent mode's remote write, at most ``batch_send_deadline`` = 250 ms, then VictoriaMetrics'
+    in-memory buffer, about 1 s, with no ``force_flush``), the fleet's queries and the polling.
+    The second interval (3 s) is the budget for all but the scrape wait: on a loaded 2-core machine
+    the rest measured well under 2 s. The bound asserted is exactly two scrape intervals."""
     victoria_base = _victoria_fleet(rig, live_server)
     total = sum(own["summary"]["requests"]["total"] for own in rig.own.values())
     victim = "fleet-c"
-    bases = {
-        "prometheus": (rig.fleet_cli.url, lambda: None),
-        "victoria-metrics": (victoria_base, rig.victoria.force_flush),
-    }
+    bases = {"prometheus": rig.fleet_cli.url, "victoria-metrics": victoria_base}
+    engines = {"prometheus": rig.prometheus.url, "victoria-metrics": rig.victoria.http_url}
 
-    def until_down(base: str, flush: Callable[[], None], killed: float) -> tuple[float, dict[str, Any]]:
+    def until_down(base: str, killed: float) -> tuple[float, dict[str, Any]]:
         while time.monotonic() - killed < 20:
-            flush()
             fleet = _get(f"{base}/api/fleet/v1/telemetry").json()
             if fleet["by_agent"][victim]["state"] == "down":
                 return time.monotonic() - killed, fleet
@@ -305,15 +333,25 @@ def test_a_killed_agent_is_down_within_two_scrapes_and_keeps_its_counts(
         raise AssertionError(f"{victim} never shown down over {base}: {fleet['by_agent'][victim]}")
 
     with ThreadPoolExecutor(len(bases)) as pool:  # each TSDB watched on its own, from the kill on
-        rig.agents[victim].kill()
+        killed_unix = time.time()
         killed = time.monotonic()
-        watches = {
-            tsdb: pool.submit(until_down, base, flush, killed) for tsdb, (base, flush) in bases.items()
-        }
+        rig.agents[victim].kill()
+        watches = {tsdb: pool.submit(until_down, base, killed) for tsdb, base in bases.items()}
         seen = {tsdb: watch.result() for tsdb, watch in watches.items()}
-    print(f"down after (s): { {tsdb: round(elapsed, 2) for tsdb, (elapsed, _) in seen.items()} }")
+    address = rig.agents[victim].address
+    scraped = {tsdb: _first_failed_scrape(url, address, killed_unix) for tsdb, url in engines.items()}
+    breakdown = {
+        tsdb: {
+            "shown_down_after_s": round(elapsed, 2),
+            "first_failed_scrape_after_s": None
+            if scraped[tsdb] is None
+            else round(scraped[tsdb] - killed_unix, 2),
+        }
+        for tsdb, (elapsed, _) in seen.items()
+    }
+    print(f"killed agent: {breakdown}")
     for tsdb, (elapsed, fleet) in seen.items():
-        assert elapsed <= 2 * SCRAPE_SECONDS + 1.0, (tsdb, elapsed)
+        assert elapsed <= 2 * SCRAPE_SECONDS, (tsdb, breakdown)
         assert fleet["agents"]["down"] == 1
         assert fleet["agents"]["healthy"] == 2
         assert fleet["requests"]["total"] == total  # its last counts stay in the totals
@@ -370,11 +408,19 @@ def test_a_refresh_costs_the_same_queries_whatever_the_agents(prometheus: Promet
     assert client.queries == data.queries == len(QUERIES)
 
 
-def _documented(name: str) -> dict[str, Any]:
+def _documented_block(name: str, language: str) -> str:
     text = (Path(__file__).parents[2] / "docs" / "deployment.md").read_text()
-    block = text.split(f"<!-- fleet-config: {name} -->\n```yaml\n", 1)[1].split("```", 1)[0]
-    loaded: dict[str, Any] = yaml.safe_load(block)
+    return text.split(f"<!-- fleet-config: {name} -->\n```{language}\n", 1)[1].split("```", 1)[0]
+
+
+def _documented(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(_documented_block(name, "yaml"))
     return loaded
+
+
+#: Flags of the harness's VictoriaMetrics that a fleet does not need: the Graphite and Influx
+#: listeners (other tests push there) and a quick shutdown.
+_TEST_ONLY_VM_FLAGS = {"-graphiteListenAddr", "-influxListenAddr", "-http.maxGracefulShutdownDuration"}
 
 
 def test_the_deployment_page_shows_the_configurations_the_tests_run(
@@ -391,6 +437,7 @@ def test_the_deployment_page_shows_the_configurations_the_tests_run(
         "http://127.0.0.1:8428/api/v1/write",
         scrape_interval=interval,
         job="telemetry-otel",
+        batch_send_deadline=BATCH_SEND_DEADLINE,
     )
     for name, harness in (("prometheus", server), ("prometheus-agent", agent)):
         harness._write_config()
@@ -399,6 +446,16 @@ def test_the_deployment_page_shows_the_configurations_the_tests_run(
         assert documented["global"].items() <= written["global"].items(), name
         assert documented["scrape_configs"][0] == written["scrape_configs"][0], name  # the one job
         assert documented.get("remote_write") == written.get("remote_write"), name
+    # VictoriaMetrics: the flags the rig runs (its defaults for every query flag), as documented.
+    victoria = backend_support.VictoriaMetrics(tmp_path / "vm", search_flags=())
+    run = {flag.split("=", 1)[0]: flag for flag in victoria._argv()[1:]}
+    command = _documented_block("victoria-metrics", "sh").split()
+    assert command[0] == "victoria-metrics"
+    shown = {flag.split("=", 1)[0]: flag for flag in command[1:]}
+    assert set(shown) == set(run) - _TEST_ONLY_VM_FLAGS
+    for flag in ("-retentionPeriod",):
+        assert shown[flag] == run[flag]
+    assert not any(flag.startswith("-search.") for flag in run)
 
 
 def _import(
