@@ -138,6 +138,14 @@ def demo_failure_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="end the --demo-fail failures after this long; the services then recover (default: never)",
     )
+    parser.add_argument(
+        "--demo-bad-value",
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="this demo service's snapshot also returns a name it never declared (repeatable): the "
+        "value is dropped and counted, and the service shows warn with the problem as its reason",
+    )
 
 
 def demo_failures(args: argparse.Namespace) -> dict[str, tuple[float, float | None]]:

@@ -58,6 +58,10 @@ SCRAPE_SECONDS = 3.0
 WINDOW_SECONDS = 7.5
 BATCH_SEND_DEADLINE = "250ms"
 AGENTS = {"fleet-a": 101, "fleet-b": 202, "fleet-c": 303}
+#: What makes an agent show a status with a reason: fleet-a's ``memory`` returns a value it never
+#: declared (dropped: ``warn``, the problem as reason), fleet-b's ``llm`` fails (``fail``, its
+#: reported reason); fleet-c is healthy.
+TROUBLE = {"fleet-a": ["--demo-bad-value", "memory"], "fleet-b": ["--demo-fail", "llm"], "fleet-c": []}
 STOP_AFTER = 150
 
 
@@ -78,7 +82,7 @@ def _get(url: str, **params: str) -> httpx.Response:
 
 def _own_documents(agent: TelemetryProcess, name: str) -> dict[str, Any]:
     base = f"{agent.url}/api/{name}/v1/telemetry"
-    return {view: _get(base, view=view).json() for view in ("summary", "operational", "detailed")}
+    return {view: _get(base, view=view).json() for view in ("summary", "operational", "detailed", "health")}
 
 
 def _counts(documents: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +155,7 @@ def rig(
                 str(STOP_AFTER),
                 "--log-level",
                 "warning",
+                *TROUBLE[name],
             ],
             f"/api/{name}/v1/telemetry/health/live",
             port=ports[name],
@@ -204,12 +209,36 @@ def _fleet_after_freeze(rig: Rig, base: str, flush: Callable[[], None]) -> dict[
         time.sleep(0.5)
 
 
+def _reasons(health: dict[str, Any]) -> dict[str, Any]:
+    """Every status and reason of a health view: the runtime's, each category's, service's and bus's."""
+    return {
+        "runtime": (health["status"], health["reason"]),
+        **{
+            f"{kind}/{name}": (entry["status"], entry["reason"])
+            for kind in ("categories", "services", "buses")
+            for name, entry in health[kind].items()
+        },
+    }
+
+
 def _check_agents_match(rig: Rig, base: str, fleet: dict[str, Any]) -> None:
-    assert fleet["agents"] == {"total": 3, "healthy": 3, "degraded": 0, "down": 0, "unknown": 0}, fleet
+    degraded = sum(own["summary"]["status"] != "pass" for own in rig.own.values())
+    expected = {"total": 3, "healthy": 3 - degraded, "degraded": degraded, "down": 0, "unknown": 0}
+    assert degraded == 2  # fleet-a warns, fleet-b fails (TROUBLE)
+    dropped = rig.own["fleet-a"]["health"]["services"]["memory"]
+    assert dropped["status"] == "warn"
+    assert "snapshot problem: demo.undeclared" in dropped["reason"]
+    failing = rig.own["fleet-b"]["health"]["services"]["llm"]
+    assert failing["status"] == "fail"
+    assert failing["reason"]
+    assert fleet["agents"] == expected, fleet
     for name, own in rig.own.items():
         copy = {view: _get(f"{base}/api/{name}/v1/telemetry", view=view).json() for view in own}
         assert _counts(copy) == _counts(own), name  # exactly
+        # The same status and the same reason everywhere: the texts are series too.
+        assert _reasons(copy["health"]) == _reasons(own["health"]), name
         entry = fleet["by_agent"][name]
+        assert (entry["status"], entry["reason"]) == (own["summary"]["status"], own["summary"]["reason"])
         assert entry["requests"]["total"] == own["summary"]["requests"]["total"]
         assert entry["missing"] == []
         assert entry["scrape_up"] is True
@@ -229,7 +258,13 @@ def _check_agents_match(rig: Rig, base: str, fleet: dict[str, Any]) -> None:
     # The whole fleet as one runtime of agent/service components: the same counts, per service.
     assert fleet["services"]["total"] == sum(own["summary"]["services"]["total"] for own in rig.own.values())
     services = _get(f"{base}/api/fleet/v1/telemetry", view="operational").json()["services"]
+    reasons = _get(f"{base}/api/fleet/v1/telemetry", view="health").json()["services"]
     for name, own in rig.own.items():
+        for service, state in own["health"]["services"].items():
+            assert (reasons[f"{name}/{service}"]["status"], reasons[f"{name}/{service}"]["reason"]) == (
+                state["status"],
+                state["reason"],
+            ), (name, service)
         for service, state in own["operational"]["services"].items():
             copied = services[f"{name}/{service}"]
             assert (copied["requests"], copied["errors"], copied["status"]) == (
@@ -353,7 +388,7 @@ def test_a_killed_agent_is_down_within_two_scrapes_and_keeps_its_counts(
     for tsdb, (elapsed, fleet) in seen.items():
         assert elapsed <= 2 * SCRAPE_SECONDS, (tsdb, breakdown)
         assert fleet["agents"]["down"] == 1
-        assert fleet["agents"]["healthy"] == 2
+        assert (fleet["agents"]["healthy"], fleet["agents"]["degraded"]) == (0, 2)
         assert fleet["requests"]["total"] == total  # its last counts stay in the totals
         entry = fleet["by_agent"][victim]
         assert entry["requests"]["total"] == rig.own[victim]["summary"]["requests"]["total"]
