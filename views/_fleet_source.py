@@ -3,7 +3,8 @@ number of queries.
 
 Every refresh sends the same :data:`QUERIES`, whatever the number of agents or services: each
 aggregates ``by (agent, ...)`` over every agent at once. Counts come from ``last_over_time`` over
-the lookback (an agent that stopped keeps its last counts); rates from ``increase`` over the window;
+the lookback (an agent that stopped keeps its last counts); rates from ``rate`` over the window (the
+increase over the window is that rate times the window, as PromQL defines ``increase``);
 p95 latencies from ``histogram_quantile`` over the runtime services' buckets (over the window, and
 over the buckets' cumulative counts since each agent started, which is what an agent's own summary
 shows).
@@ -61,9 +62,9 @@ DEFAULT_DOWN_AFTER_SECONDS = 300.0
 QUERIES: Mapping[str, str] = {
     "series": 'last_over_time({{agent!=""}}[{lookback}])',
     "up": "last_over_time(up[{lookback}])",
-    "service_increase": "sum by (agent, service_name) "
-    '(increase(service_requests_total{{agent!=""}}[{window}]))',
-    "bus_increase": 'sum by (agent, bus_name) (increase(bus_requests_total{{agent!=""}}[{window}]))',
+    "service_rate": "sum by (agent, service_name) "
+    '(rate(service_requests_total{{agent!=""}}[{window}]))',
+    "bus_rate": 'sum by (agent, bus_name) (rate(bus_requests_total{{agent!=""}}[{window}]))',
     "p95_window": "histogram_quantile(0.95, sum by (agent, le) "
     '(rate(service_request_duration_seconds_bucket{{agent!="",service_category!=""}}[{window}])))',
     "fleet_p95_window": "histogram_quantile(0.95, sum by (le) "
@@ -110,7 +111,7 @@ class AgentData:
 
     agent: str
     collection: Collection
-    #: The collection ``window_seconds`` earlier as the TSDB's ``increase`` implies it (request
+    #: The collection ``window_seconds`` earlier as the TSDB's ``rate`` implies it (request
     #: counters only): the views' rates are then the TSDB's. None: no sample in the window.
     previous: Collection | None
     missing: tuple[str, ...]
@@ -177,8 +178,8 @@ class FleetSource:
             by_agent.setdefault(sample.labels.get(AGENT_LABEL, ""), []).append(sample)
         by_agent.pop("", None)
         up = {(s.labels.get("job", ""), s.labels.get("instance", "")): s.value for s in results["up"]}
-        service_increase = _by(results["service_increase"], "service_name")
-        bus_increase = _by(results["bus_increase"], "bus_name")
+        service_rate = _by(results["service_rate"], "service_name")
+        bus_rate = _by(results["bus_rate"], "bus_name")
         p95_window = {s.labels.get(AGENT_LABEL, ""): s.value for s in results["p95_window"]}
         p95 = {s.labels.get(AGENT_LABEL, ""): s.value for s in results["p95_since_start"]}
         agents: dict[str, AgentData] = {}
@@ -196,8 +197,8 @@ class FleetSource:
                 down_reason = f"no collection for {age:.0f} s (more than {settings.down_after_seconds:g} s)"
             elif age is None:
                 down_reason = "no telemetry_collection_timestamp_seconds within the lookback"
-            services = service_increase.get(agent, {})
-            buses = bus_increase.get(agent, {})
+            services = service_rate.get(agent, {})
+            buses = bus_rate.get(agent, {})
             window = settings.window_seconds
             agents[agent] = AgentData(
                 agent=agent,
@@ -208,7 +209,7 @@ class FleetSource:
                 age_seconds=age,
                 scrape_up=scrape_up,
                 down_reason=down_reason,
-                request_rate_per_second=math.fsum(services.values()) / window if services else None,
+                request_rate_per_second=math.fsum(services.values()) if services else None,
                 latency_p95_window_seconds=_finite(p95_window.get(agent)),
                 latency_p95_seconds=_finite(p95.get(agent)),
             )
@@ -236,22 +237,23 @@ def _first_value(samples: Sequence[Sample]) -> float | None:
 def _previous(
     built: AgentCollection, services: Mapping[str, float], buses: Mapping[str, float], window: float
 ) -> Collection | None:
-    """The request counters ``window`` seconds before the collection: now less the TSDB's increase."""
+    """The request counters ``window`` seconds before the collection: now less the TSDB's rate
+    times the window (its ``increase``), so that the views' rates are the TSDB's."""
     if not services and not buses:
         return None
     current_services, current_buses = read_series(built.collection)
     now = built.collection.time_unix_nano
     metrics = []
-    for name, key, increases, current in (
+    for name, key, rates, current in (
         (SERVICE_REQUESTS, SERVICE_NAME, services, current_services),
         (BUS_REQUESTS, BUS_NAME, buses, current_buses),
     ):
         points = []
-        for owner, increase in sorted(increases.items()):
+        for owner, rate in sorted(rates.items()):
             series = current.get(owner)
             total = None if series is None else series.plain(name)
             if total is not None:
-                points.append(NumberDataPoint({key: owner}, now, now, max(0.0, total - increase)))
+                points.append(NumberDataPoint({key: owner}, now, now, max(0.0, total - rate * window)))
         if points:
             metrics.append(
                 Metric(name, "", "{request}", Sum(points, AggregationTemporality.CUMULATIVE, True))

@@ -44,7 +44,7 @@ def agent_meta(fleet: FleetData, agent: AgentData, source: str) -> dict[str, Any
         "missing": list(agent.missing),
         "window_seconds": settings.window_seconds,
         "lookback_seconds": settings.lookback_seconds,
-        "rates": f"TSDB increase over the last {settings.window_seconds:g} s, per second",
+        "rates": f"TSDB rate() over the last {settings.window_seconds:g} s",
         "latency_p95_window_seconds": agent.latency_p95_window_seconds,
         "queries": fleet.queries,
     }
@@ -59,7 +59,7 @@ def fleet_meta(fleet: FleetData, source: str) -> dict[str, Any]:
         "down": sorted(name for name, agent in fleet.agents.items() if agent.down),
         "window_seconds": settings.window_seconds,
         "lookback_seconds": settings.lookback_seconds,
-        "rates": f"TSDB increase over the last {settings.window_seconds:g} s, per second",
+        "rates": f"TSDB rate() over the last {settings.window_seconds:g} s",
         "queries": fleet.queries,
         "components": "named agent/name",
     }
@@ -76,8 +76,9 @@ def fleet_document(fleet: FleetData, models: Mapping[str, Model], source: str) -
         counts[state] += 1
         requests.append(model.requests)
         errors.append(model.errors)
-        if agent.request_rate_per_second is not None:
-            rates.append(agent.request_rate_per_second)
+        # The agent's own summary rate over the TSDB (its runtime services, as its requests total).
+        if model.request_rate is not None:
+            rates.append(model.request_rate)
         by_agent[name] = {
             "state": state,
             "status": model.status,
@@ -91,7 +92,7 @@ def fleet_document(fleet: FleetData, models: Mapping[str, Model], source: str) -
                 "total": model.requests,
                 "errors": model.errors,
                 "error_ratio": model.error_ratio,
-                "rate_per_second": agent.request_rate_per_second,
+                "rate_per_second": model.request_rate,
             },
             "latency_p95_seconds": agent.latency_p95_seconds,
             "latency_p95_window_seconds": agent.latency_p95_window_seconds,

@@ -18,12 +18,15 @@ queries carry ``nocache=1``, so no ``-search.latencyOffset`` is needed).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -541,3 +544,120 @@ def test_a_silent_agent_is_down_with_its_age_and_an_incomplete_one_says_what_is_
     assert document["by_agent"]["silent"]["requests"]["total"] == 1  # its last count stays
     assert document["by_agent"]["partial"]["missing"] == ["telemetry_component_info"]
     assert client.queries == len(QUERIES)
+
+
+#: The moving agent's fixed traffic and the fleet's rate window for it (five scrapes).
+MOVING_RATE = 40.0
+MOVING_WINDOW_SECONDS = 15.0
+#: Relative tolerance between the fleet's rate and the agent's own counts: see the test's docstring.
+RATE_TOLERANCE = 0.12
+
+
+def _unix(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def _at(history: Sequence[tuple[float, int]], when: float) -> float:
+    """The agent's own request total at ``when``, interpolated between its collections."""
+    for (t0, n0), (t1, n1) in itertools.pairwise(history):
+        if t0 <= when <= t1:
+            return n0 if t1 == t0 else n0 + (n1 - n0) * (when - t0) / (t1 - t0)
+    raise AssertionError(f"no collection of the agent around {when}: {history[0]} .. {history[-1]}")
+
+
+def test_rates_while_traffic_moves_match_the_agents_own_counts(
+    start_telemetry_process: Callable[..., TelemetryProcess],
+    start_prometheus: Callable[..., Prometheus],
+    start_prometheus_agent: Callable[..., PrometheusAgent],
+    start_victoria_metrics: Callable[..., VictoriaMetrics],
+    free_port: Callable[..., int],
+    live_server: Callable[..., Any],
+) -> None:
+    """An agent whose traffic moves at a fixed 40 requests/s (``--demo-request-rate``), scraped
+    every 3 s by Prometheus and by agent mode into VictoriaMetrics. The fleet's
+    ``rate_per_second`` (PromQL ``rate`` over 15 s at the read's time T; its ``increase`` is that
+    times 15 s) is compared with what the agent's own counts imply over the same window: its own
+    request totals, read from its endpoint every 0.5 s with ``--cache-ttl 0`` (each read a fresh
+    collection, stamped with its time), interpolated at T - 15 s and at T.
+
+    Tolerance 12 % (relative), from what can differ with a rate that is truly constant:
+    the demo adds requests in ticks of 0.25 s (10 requests), so a count read at any instant is up
+    to one tick off the straight line: at most two ticks over the own 15 s (3.3 %), and over the
+    span of the TSDB's samples inside the window (at least 15 s less one scrape interval and the
+    ingestion delay, about 10.5 s: 4.8 %); a sample is stamped at the scrape's start while its
+    collection is made a little later (up to about 0.1 s on a loaded machine: 2 % over 10.5 s).
+    Together under 10 %; 12 % leaves room for a loaded machine. The known rate itself is checked
+    on the agent's own counts (within 5 %), so the comparison is with real moving traffic.
+    """
+    port = free_port()
+    targets = [f"127.0.0.1:{port}"]
+    interval = f"{SCRAPE_SECONDS:g}s"
+    victoria = start_victoria_metrics(search_flags=())
+    prometheus = start_prometheus(targets, scrape_interval=interval, job="telemetry-otel")
+    agent_mode = start_prometheus_agent(
+        targets,
+        f"{victoria.http_url}/api/v1/write",
+        scrape_interval=interval,
+        job="telemetry-otel",
+        batch_send_deadline=BATCH_SEND_DEADLINE,
+    )
+    name = "fleet-moving"
+    agent = start_telemetry_process(
+        [
+            *("serve", "--demo", "--agent", name, "--seed", "7", "--cache-ttl", "0"),
+            *("--demo-request-rate", f"{MOVING_RATE:g}", "--log-level", "warning"),
+        ],
+        f"/api/{name}/v1/telemetry/health/live",
+        port=port,
+    )
+    settings = FleetSettings(window_seconds=MOVING_WINDOW_SECONDS, down_after_seconds=60)
+    bases = {
+        tsdb: str(live_server(create_fleet_app(url, settings=settings, cache_ttl_seconds=0)).url)
+        for tsdb, url in (("prometheus", prometheus.url), ("victoria-metrics", victoria.http_url))
+    }
+    history: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def watch_own_counts() -> None:
+        while not stop.is_set():
+            summary = _get(f"{agent.url}/api/{name}/v1/telemetry").json()
+            history.append((_unix(summary["timestamp"]), summary["requests"]["total"]))
+            stop.wait(0.5)
+
+    watcher = threading.Thread(target=watch_own_counts, daemon=True)
+    watcher.start()
+    try:
+        # Until each TSDB has held the agent for the window and two more scrapes.
+        deadline = time.monotonic() + 60
+        first: dict[str, float] = {}
+        while len(first) < len(bases) or time.time() < max(first.values()) + MOVING_WINDOW_SECONDS + 6:
+            assert time.monotonic() < deadline, f"the TSDBs never held the moving agent: {first}"
+            for tsdb, base in bases.items():
+                if tsdb not in first:
+                    answer = _get(f"{base}/api/fleet/v1/telemetry")
+                    if answer.status_code == 200 and name in answer.json()["by_agent"]:
+                        first[tsdb] = time.time()
+            time.sleep(0.5)
+        compared = {}
+        for tsdb, base in bases.items():
+            fleet = _get(f"{base}/api/fleet/v1/telemetry").json()
+            copy = _get(f"{base}/api/{name}/v1/telemetry").json()
+            at = _unix(fleet["timestamp"])
+            time.sleep(0.8)  # the agent's own counts past T
+            own = (_at(history, at) - _at(history, at - MOVING_WINDOW_SECONDS)) / MOVING_WINDOW_SECONDS
+            rate = fleet["by_agent"][name]["requests"]["rate_per_second"]
+            compared[tsdb] = {
+                "fleet": round(rate, 3),
+                "agent_view_over_tsdb": round(copy["requests"]["rate_per_second"], 3),
+                "own_counts": round(own, 3),
+            }
+            assert own == pytest.approx(MOVING_RATE, rel=0.05), compared
+            assert rate == pytest.approx(own, rel=RATE_TOLERANCE), (tsdb, compared)
+            assert fleet["requests"]["rate_per_second"] == pytest.approx(rate, rel=1e-9)
+            assert copy["fleet"]["window_seconds"] == MOVING_WINDOW_SECONDS
+        print(f"rates while traffic moves (requests/s): {compared}")
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+        for server in (agent, agent_mode, prometheus, victoria):
+            server.stop()

@@ -121,4 +121,19 @@ def test_the_bad_value_flag_is_checked() -> None:
         timeout=60,
     )
     assert app.returncode == 2
-    assert "--demo-bad-value applies to --demo only" in app.stderr
+    assert "--demo-bad-value and --demo-request-rate apply to --demo only" in app.stderr
+
+
+def test_a_fixed_request_rate_makes_the_requests_grow_at_that_rate(runtime: Telemetry) -> None:
+    demo = build_demo(runtime, seed=1, request_rate_per_second=10.0)
+    try:
+        start = demo.requests
+        for _ in range(40):  # 40 ticks of 0.25 s: 10 s of simulated time
+            demo.step()
+        assert demo.requests - start == 100
+        demo.step(0.1)  # one request owed; the remainder is carried
+        assert demo.requests - start == 101
+    finally:
+        demo.close()
+    with pytest.raises(ValueError, match="request_rate_per_second must be a positive number"):
+        DemoRuntime(runtime, request_rate_per_second=0)
