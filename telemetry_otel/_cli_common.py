@@ -4,8 +4,8 @@ loading an application by import string."""
 from __future__ import annotations
 
 import argparse
-import math
 import importlib
+import math
 import os
 import sys
 from collections.abc import Sequence

@@ -62,8 +62,7 @@ DEFAULT_DOWN_AFTER_SECONDS = 300.0
 QUERIES: Mapping[str, str] = {
     "series": 'last_over_time({{agent!=""}}[{lookback}])',
     "up": "last_over_time(up[{lookback}])",
-    "service_rate": "sum by (agent, service_name) "
-    '(rate(service_requests_total{{agent!=""}}[{window}]))',
+    "service_rate": 'sum by (agent, service_name) (rate(service_requests_total{{agent!=""}}[{window}]))',
     "bus_rate": 'sum by (agent, bus_name) (rate(bus_requests_total{{agent!=""}}[{window}]))',
     "p95_window": "histogram_quantile(0.95, sum by (agent, le) "
     '(rate(service_request_duration_seconds_bucket{{agent!="",service_category!=""}}[{window}])))',
