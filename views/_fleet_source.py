@@ -9,6 +9,12 @@ p95 latencies from ``histogram_quantile`` over the runtime services' buckets (ov
 over the buckets' cumulative counts since each agent started, which is what an agent's own summary
 shows).
 
+Agents are also discovered from the TSDB's label index: one ``/api/v1/series`` request
+(:data:`SERIES_MATCHES`) lists, within the lookback, every agent that has any of the series every
+agent has, and which of them it has. An agent that request finds but the value queries do not
+return (their limits, or an agent that arrived between the requests) is still listed, ``unknown``
+with what is missing: never silently dropped. A refresh costs :data:`REQUESTS_PER_READ` requests.
+
 An agent is **down** when every scrape target it was last seen on answers ``up == 0`` (the TSDB
 holds Prometheus's ``up`` series), or when its newest collection is older than
 ``down_after_seconds`` (any TSDB, however the series arrive). Its counts stay in the fleet totals.
@@ -35,7 +41,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel import Collection
-from telemetry_otel.views._fleet_collection import AgentCollection, agent_collection
+from telemetry_otel.views._fleet_collection import REQUIRED, AgentCollection, agent_collection
 from telemetry_otel.views._fleet_query import PrometheusClient, Sample
 from telemetry_otel.views._series import read_series
 from telemetry_otel.vocabulary import AGENT_LABEL, BUS_NAME, BUS_REQUESTS, SERVICE_NAME, SERVICE_REQUESTS
@@ -45,6 +51,8 @@ __all__ = [
     "DEFAULT_LOOKBACK_SECONDS",
     "DEFAULT_WINDOW_SECONDS",
     "QUERIES",
+    "REQUESTS_PER_READ",
+    "SERIES_MATCHES",
     "AgentData",
     "FleetData",
     "FleetSettings",
@@ -73,6 +81,10 @@ QUERIES: Mapping[str, str] = {
     "fleet_p95_since_start": "histogram_quantile(0.95, sum by (le) "
     '(last_over_time(service_request_duration_seconds_bucket{{agent!="",service_category!=""}}[{lookback}])))',
 }
+#: The selectors of the one ``/api/v1/series`` request of a refresh: the series every agent has.
+SERIES_MATCHES: tuple[str, ...] = tuple(f'{name}{{agent!=""}}' for name in REQUIRED)
+#: What one refresh costs the TSDB, whatever the number of agents or services.
+REQUESTS_PER_READ = len(QUERIES) + 1
 _RATE_SCOPE = InstrumentationScope("telemetry_otel.views.fleet", None, None, None)
 
 
@@ -144,7 +156,8 @@ class FleetData:
 
 
 class FleetSource:
-    """Reads the fleet from one TSDB: :meth:`read` sends :data:`QUERIES`, nothing per agent."""
+    """Reads the fleet from one TSDB: :meth:`read` sends :data:`QUERIES` and one series request,
+    nothing per agent."""
 
     def __init__(self, client: PrometheusClient, settings: FleetSettings | None = None) -> None:
         self.client = client
@@ -155,24 +168,33 @@ class FleetSource:
         now = time.time() if at_unix is None else at_unix
         started = time.perf_counter()
         keys = list(QUERIES)
-        answers = await asyncio.gather(
-            *(asyncio.to_thread(self.client.query, self.settings.promql(key), now) for key in keys)
+        start = now - self.settings.lookback_seconds
+        found, *answers = await asyncio.gather(
+            asyncio.to_thread(self.client.series, SERIES_MATCHES, start, now),
+            *(asyncio.to_thread(self.client.query, self.settings.promql(key), now) for key in keys),
         )
         results = dict(zip(keys, answers, strict=True))
-        agents = self._agents(results, now)
+        indexed: dict[str, set[str]] = {}
+        for labels in found:
+            agent = labels.get(AGENT_LABEL, "")
+            if agent:
+                indexed.setdefault(agent, set()).add(labels.get("__name__", ""))
+        agents = self._agents(results, indexed, now)
         return FleetData(
             time_unix=now,
             agents=agents,
             settings=self.settings,
-            queries=len(keys),
+            queries=REQUESTS_PER_READ,
             duration_seconds=time.perf_counter() - started,
             latency_p95_window_seconds=_first_value(results["fleet_p95_window"]),
             latency_p95_seconds=_first_value(results["fleet_p95_since_start"]),
         )
 
-    def _agents(self, results: Mapping[str, list[Sample]], now: float) -> dict[str, AgentData]:
+    def _agents(
+        self, results: Mapping[str, list[Sample]], indexed: Mapping[str, set[str]], now: float
+    ) -> dict[str, AgentData]:
         settings = self.settings
-        by_agent: dict[str, list[Sample]] = {}
+        by_agent: dict[str, list[Sample]] = {agent: [] for agent in indexed}
         for sample in results["series"]:
             by_agent.setdefault(sample.labels.get(AGENT_LABEL, ""), []).append(sample)
         by_agent.pop("", None)
@@ -185,6 +207,8 @@ class FleetSource:
         for agent in sorted(by_agent):
             samples = by_agent[agent]
             built = agent_collection(samples, ignore_labels=settings.ignore_labels)
+            unindexed = [name for name in REQUIRED if name not in indexed.get(agent, ())]
+            missing = (*built.missing, *(name for name in unindexed if name not in built.missing))
             targets = {(s.labels.get("job", ""), s.labels.get("instance", "")) for s in samples}
             known = [up[target] for target in targets if target in up]
             scrape_up = None if not known else any(value == 1 for value in known)
@@ -203,7 +227,7 @@ class FleetSource:
                 agent=agent,
                 collection=built.collection,
                 previous=_previous(built, services, buses, window),
-                missing=built.missing,
+                missing=missing,
                 collected_at=built.collected_at,
                 age_seconds=age,
                 scrape_up=scrape_up,

@@ -49,7 +49,7 @@ from telemetry_otel.views import (
 )
 from telemetry_otel.views._build import build_model
 from telemetry_otel.views._fleet_query import PrometheusClient
-from telemetry_otel.views._fleet_source import QUERIES, FleetSource
+from telemetry_otel.views._fleet_source import QUERIES, REQUESTS_PER_READ, SERIES_MATCHES, FleetSource
 from telemetry_otel.views._fleet_summary import fleet_document
 
 if TYPE_CHECKING:
@@ -257,7 +257,7 @@ def _check_agents_match(rig: Rig, base: str, fleet: dict[str, Any]) -> None:
         assert copy["summary"]["fleet"]["window_seconds"] == WINDOW_SECONDS
     total = sum(own["summary"]["requests"]["total"] for own in rig.own.values())
     assert fleet["requests"]["total"] == total
-    assert fleet["source"]["queries"] == len(QUERIES)
+    assert fleet["source"]["queries"] == REQUESTS_PER_READ
     # The whole fleet as one runtime of agent/service components: the same counts, per service.
     assert fleet["services"]["total"] == sum(own["summary"]["services"]["total"] for own in rig.own.values())
     services = _get(f"{base}/api/fleet/v1/telemetry", view="operational").json()["services"]
@@ -437,13 +437,33 @@ def test_a_read_is_cached_for_the_ttl_like_a_collection(
     second = _get(f"{base}/api/fleet/v1/telemetry").json()
     assert (first["cached"], second["cached"]) == (False, True)
     assert second["timestamp"] == first["timestamp"]  # the same read: no query was sent for it
-    assert app.state.fleet.source.client.queries == len(QUERIES)
+    assert app.state.fleet.source.client.queries == REQUESTS_PER_READ
 
 
-def test_a_refresh_costs_the_same_queries_whatever_the_agents(prometheus: Prometheus) -> None:
-    client = PrometheusClient(TsdbConfig(prometheus.url))
-    data = asyncio.run(FleetSource(client).read())
-    assert client.queries == data.queries == len(QUERIES)
+def test_a_refresh_costs_the_same_queries_whatever_the_agents(
+    start_victoria_metrics: Callable[..., VictoriaMetrics], telemetry: Telemetry
+) -> None:
+    """One agent, then five: each refresh sends the same requests, :data:`QUERIES` instant queries
+    and one ``/api/v1/series`` request (agents and their expected series, from the label index)."""
+    victoria = start_victoria_metrics()
+    service = instrument_service("llm", category="runtime", telemetry=telemetry)
+    service.record_request(0.2)
+    text = encode_prometheus_text(label_agent(asyncio.run(telemetry.collect()).metrics))
+    now = time.time()
+    costs = {}
+    for agents in (["one"], ["two", "three", "four", "five"]):
+        for agent in agents:
+            _import(victoria, agent, text, [now - 15, now], lambda name: True)
+        client = PrometheusClient(TsdbConfig(victoria.http_url))
+        data = asyncio.run(FleetSource(client).read(now + 1))
+        costs[len(data.agents)] = (client.queries, client.series_requests, data.queries)
+    assert costs == {
+        1: (REQUESTS_PER_READ, 1, REQUESTS_PER_READ),
+        5: (REQUESTS_PER_READ, 1, REQUESTS_PER_READ),
+    }
+    assert len(QUERIES) + 1 == REQUESTS_PER_READ
+    found = PrometheusClient(TsdbConfig(victoria.http_url)).series(SERIES_MATCHES, now - 60, now + 1)
+    assert {labels["agent"] for labels in found} == {"one", "two", "three", "four", "five"}
 
 
 def _documented_block(name: str, language: str) -> str:
@@ -543,7 +563,7 @@ def test_a_silent_agent_is_down_with_its_age_and_an_incomplete_one_says_what_is_
     assert document["agents"] == {"total": 2, "healthy": 0, "degraded": 0, "down": 1, "unknown": 1}
     assert document["by_agent"]["silent"]["requests"]["total"] == 1  # its last count stays
     assert document["by_agent"]["partial"]["missing"] == ["telemetry_component_info"]
-    assert client.queries == len(QUERIES)
+    assert client.queries == REQUESTS_PER_READ
 
 
 #: The moving agent's fixed traffic and the fleet's rate window for it (five scrapes).
