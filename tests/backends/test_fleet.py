@@ -285,10 +285,14 @@ def test_fleet_over_prometheus_gives_each_agents_own_counts(rig: Rig) -> None:
     assert 'id="agent-fleet-a"' in page.text
 
 
-def test_every_fleet_route_answers_in_each_format_or_refuses_naming_what_is_allowed(rig: Rig) -> None:
+def test_every_fleet_route_answers_in_each_format_or_refuses_naming_what_is_allowed(
+    rig: Rig, live_server: Callable[..., Any]
+) -> None:
     """Past the counts: an agent's and the fleet's other views and formats, their health, and the
-    refusals (4xx JSON naming what is allowed, never a 500) once the TSDB answers."""
-    base = rig.fleet_cli.url
+    refusals (4xx JSON naming what is allowed, never a 500) once the TSDB answers. The app runs in
+    this process (the ``fleet`` command's runs in its own: the counts test)."""
+    settings = FleetSettings(window_seconds=WINDOW_SECONDS, down_after_seconds=60)
+    base = str(live_server(create_fleet_app(rig.prometheus.url, settings=settings, cache_ttl_seconds=0)).url)
     name = next(iter(AGENTS))
     agent = f"{base}/api/{name}/v1/telemetry"
     fleet = f"{base}/api/fleet/v1/telemetry"
@@ -300,8 +304,12 @@ def test_every_fleet_route_answers_in_each_format_or_refuses_naming_what_is_allo
         (agent, {"view": "operational"}, 200, "application/json"),
         (fleet, {"view": "operational"}, 200, "application/json"),
         (fleet, {"view": "health", "format": "openmetrics"}, 200, "application/openmetrics-text"),
+        (fleet, {"format": "html"}, 200, "text/html"),
+        (fleet, {"format": "influxdb", "precision": "s"}, 200, "text/plain"),
         (f"{base}/api/fleet/v1/telemetry/health", {}, None, "application/health+json"),
-        (f"{agent}/health", {}, None, "application/health+json"),
+        (f"{agent}/health", {}, 200, "application/health+json"),  # fleet-a warns: 200
+        (f"{base}/api/fleet-b/v1/telemetry/health", {}, 503, "application/health+json"),  # it fails
+        (f"{base}/health", {}, 200, "application/health+json"),
     ):
         answer = _get(url, **params)
         assert answer.status_code == status if status is not None else answer.status_code in (200, 503)
@@ -315,6 +323,12 @@ def test_every_fleet_route_answers_in_each_format_or_refuses_naming_what_is_allo
         (fleet, {"precision": "s"}, 400, ["influxdb"]),
         (fleet, {"view": "operational", "category": "no-such-category"}, 400, None),
         (f"{agent}/health", {"view": "summary"}, 400, []),
+        (agent, {"live": "true"}, 400, ["false"]),
+        (agent, {"view": "speed"}, 400, None),
+        (agent, {"format": "yaml"}, 400, None),
+        (fleet, {"format": "html", "view": "health"}, 400, ["summary"]),
+        (fleet, {"category": "runtime"}, 400, []),  # the summary covers every agent
+        (fleet, {"view": "operational", "service": "no-such/service"}, 400, None),
     ):
         answer = _get(url, **params)
         assert answer.status_code == status, (url, params, answer.text[:300])
