@@ -122,15 +122,15 @@ class PrometheusClient:
     def _post(self, endpoint: str, form: list[tuple[str, str]]) -> bytes:
         with self._lock:
             self._queries += 1
-        body = urllib.parse.urlencode(form).encode("ascii")
-        request = urllib.request.Request(endpoint, data=body, headers=self._headers, method="POST")
+        encoded = urllib.parse.urlencode(form).encode("ascii")
+        request = urllib.request.Request(endpoint, data=encoded, headers=self._headers, method="POST")
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
         where = self.config.url
         try:
             with urllib.request.urlopen(
                 request, timeout=self.config.timeout_seconds, context=self._context
             ) as answer:
-                body = answer.read()
+                body: bytes = answer.read()
         except urllib.error.HTTPError as exc:
             raise TsdbError(f"the TSDB at {where} answered {exc.code}: {_error_text(exc)}") from None
         except TimeoutError:

@@ -169,9 +169,11 @@ class FleetSource:
         started = time.perf_counter()
         keys = list(QUERIES)
         start = now - self.settings.lookback_seconds
-        found, *answers = await asyncio.gather(
+        found, answers = await asyncio.gather(
             asyncio.to_thread(self.client.series, SERIES_MATCHES, start, now),
-            *(asyncio.to_thread(self.client.query, self.settings.promql(key), now) for key in keys),
+            asyncio.gather(
+                *(asyncio.to_thread(self.client.query, self.settings.promql(key), now) for key in keys)
+            ),
         )
         results = dict(zip(keys, answers, strict=True))
         indexed: dict[str, set[str]] = {}

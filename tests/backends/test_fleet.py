@@ -48,9 +48,10 @@ from telemetry_otel.views import (
     create_fleet_app,
 )
 from telemetry_otel.views._build import build_model
+from telemetry_otel.views._fleet_html import render_fleet_html
 from telemetry_otel.views._fleet_query import PrometheusClient
 from telemetry_otel.views._fleet_source import QUERIES, REQUESTS_PER_READ, SERIES_MATCHES, FleetSource
-from telemetry_otel.views._fleet_summary import fleet_document
+from telemetry_otel.views._fleet_summary import fleet_document, fleet_json, fleet_model
 
 if TYPE_CHECKING:
     from _support import Prometheus, PrometheusAgent, TelemetryProcess, VictoriaMetrics
@@ -345,17 +346,21 @@ def test_fleet_over_victoria_metrics_fed_by_agent_mode_gives_each_agents_own_cou
     _check_agents_match(rig, base, fleet)
 
 
-def _first_failed_scrape(url: str, address: str, since_unix: float) -> float | None:
-    """The time of the first ``up == 0`` sample of ``address`` at or after ``since_unix``, as the
-    TSDB at ``url`` holds it (a raw range selector: every scrape's own timestamp)."""
+def _first_failed_scrape(url: str, address: str) -> float | None:
+    """The time of the first ``up == 0`` sample of ``address`` after its last ``up == 1``, as the TSDB
+    at ``url`` holds it (a raw range selector: every scrape's own start time). It may lie just
+    before the kill: a scrape in flight when the agent died."""
     answer = _get(f"{url}/api/v1/query", query=f'up{{instance="{address}"}}[60s]', nocache="1").json()
-    times = [
-        float(at)
-        for series in answer["data"]["result"]
-        for at, value in series["values"]
-        if float(value) == 0 and float(at) >= since_unix - 0.001
-    ]
-    return min(times, default=None)
+    samples = sorted(
+        (float(at), float(value)) for series in answer["data"]["result"] for at, value in series["values"]
+    )
+    failed = None
+    for at, value in samples:
+        if value == 1:
+            failed = None
+        elif failed is None:
+            failed = at
+    return failed
 
 
 def test_a_killed_agent_is_down_within_two_scrapes_and_keeps_its_counts(
@@ -391,7 +396,7 @@ def test_a_killed_agent_is_down_within_two_scrapes_and_keeps_its_counts(
         watches = {tsdb: pool.submit(until_down, base, killed) for tsdb, base in bases.items()}
         seen = {tsdb: watch.result() for tsdb, watch in watches.items()}
     address = rig.agents[victim].address
-    scraped = {tsdb: _first_failed_scrape(url, address, killed_unix) for tsdb, url in engines.items()}
+    scraped = {tsdb: _first_failed_scrape(url, address) for tsdb, url in engines.items()}
     breakdown = {
         tsdb: {
             "shown_down_after_s": round(elapsed, 2),
@@ -575,6 +580,16 @@ def test_a_silent_agent_is_down_with_its_age_and_an_incomplete_one_says_what_is_
     }
     document = fleet_document(data, models, victoria.http_url)
     assert document["agents"] == {"total": 2, "healthy": 0, "degraded": 0, "down": 1, "unknown": 1}
+    # The page reads the same typed summary as the document.
+    summary = fleet_model(data, models, victoria.http_url)
+    assert fleet_json(summary) == document
+    page = render_fleet_html(summary, 30)
+    silent_row = page.split('<tr id="agent-silent">', 1)[1].split("</tr>", 1)[0]
+    assert '<td class="down">down</td>' in silent_row
+    assert "no collection for " in silent_row
+    partial_row = page.split('<tr id="agent-partial">', 1)[1].split("</tr>", 1)[0]
+    assert "missing: telemetry_component_info" in partial_row
+    assert '<strong>1</strong></div><div class="card unknown"' in page.replace("\n", "")
     assert document["by_agent"]["silent"]["requests"]["total"] == 1  # its last count stays
     assert document["by_agent"]["partial"]["missing"] == ["telemetry_component_info"]
     assert client.queries == REQUESTS_PER_READ
