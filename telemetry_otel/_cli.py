@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--seed applies to --demo only")
     if args.command == "serve" and args.app and args.demo_fail:
         parser.error("--demo-fail applies to --demo only")
+    if args.command == "serve" and args.app and (args.demo_bad_value or args.demo_request_rate):
+        parser.error("--demo-bad-value and --demo-request-rate apply to --demo only")
     if args.command == "serve" and args.app and args.stop_after_requests is not None:
         parser.error("--stop-after-requests applies to --demo only")
     if args.command in ("serve", "coverage") and args.app_dir is not None and not args.app:
@@ -334,10 +336,22 @@ def _start_runtime(args: argparse.Namespace, telemetry: Telemetry) -> object:
             options["failures"] = failures
         if args.stop_after_requests is not None:
             options["max_requests"] = args.stop_after_requests
+        if args.demo_bad_value:
+            options["bad_values"] = args.demo_bad_value
+        if args.demo_request_rate is not None:
+            options["request_rate_per_second"] = args.demo_request_rate
         try:
             return factory(telemetry, **options)
         except ValueError as exc:
-            raise CliError(f"--demo-fail: {exc}", EXIT_USAGE) from None
+            given = [
+                flag
+                for flag, values in (
+                    ("--demo-fail", args.demo_fail),
+                    ("--demo-bad-value", args.demo_bad_value),
+                )
+                if values
+            ]
+            raise CliError(f"{'/'.join(given) or '--demo'}: {exc}", EXIT_USAGE) from None
     factory = load_object(args.app, args.app_dir or ".")
     if not callable(factory):
         raise CliError(f"{args.app!r} is not callable", EXIT_USAGE)

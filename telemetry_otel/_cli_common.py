@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -45,6 +46,17 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be zero or more seconds")
+    return value
+
+
+def per_second(text: str) -> float:
+    """A positive, finite rate (``--demo-request-rate``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number per second") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number per second")
     return value
 
 
@@ -137,6 +149,21 @@ def demo_failure_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SECONDS",
         help="end the --demo-fail failures after this long; the services then recover (default: never)",
+    )
+    parser.add_argument(
+        "--demo-bad-value",
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="this demo service's snapshot also returns a name it never declared (repeatable): the "
+        "value is dropped and counted, and the service shows warn with the problem as its reason",
+    )
+    parser.add_argument(
+        "--demo-request-rate",
+        type=per_second,
+        default=None,
+        metavar="PER_SECOND",
+        help="a fixed demo traffic of this many requests per second instead of the random one",
     )
 
 

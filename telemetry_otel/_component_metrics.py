@@ -9,6 +9,15 @@ component with a snapshot function ``telemetry.collection.outcome`` (ok, error, 
 set) with ``telemetry.collection.snapshot.duration``; and ``telemetry.collection.timestamp``, the Unix
 time of the collection's read. Values come from the records frozen in the cycle, so they agree with
 the cycle's own metrics.
+
+The texts a view shows as reasons are ``telemetry.component.reason.timestamp``, info-style: one
+series per component and source (``reason.source``: ``health`` for the reported reason,
+``snapshot.error``, ``snapshot.problems`` and ``snapshot.unknown``, lists joined by newlines) with
+the text as ``reason.text`` (the health's is there for every report, empty without a reason; the
+others only when they have a text), at most :data:`REASON_TEXT_MAX_CHARS` characters (a longer one is cut
+and ends with an ellipsis): at most four series per component. Its value is the collection's Unix
+time, not 1: a text that changes makes a new series, and a reader of older samples (a TSDB's
+``last_over_time``) keeps only those whose value is the newest collection's time.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ from telemetry_otel.vocabulary import (
     COMPONENT_KIND,
     COMPONENT_SNAPSHOT,
     HEALTH_STATUS,
+    REASON_SOURCE,
+    REASON_TEXT,
+    REASON_TEXT_MAX_CHARS,
     SERVICE_CATEGORY,
     SERVICE_NAME,
     TELEMETRY_COLLECTION_OUTCOME,
@@ -36,13 +48,41 @@ from telemetry_otel.vocabulary import (
     TELEMETRY_COMPONENT_HEALTH,
     TELEMETRY_COMPONENT_HEALTH_TIMESTAMP,
     TELEMETRY_COMPONENT_INFO,
+    TELEMETRY_COMPONENT_REASON_TIMESTAMP,
 )
 
-__all__ = ["SNAPSHOT_OUTCOMES", "component_series"]
+__all__ = ["REASON_SOURCES", "SNAPSHOT_OUTCOMES", "component_series", "reason_text"]
+
+#: The sources of ``telemetry.component.reason.timestamp``, in the order a component's are written.
+REASON_SOURCES = ("health", "snapshot.error", "snapshot.problems", "snapshot.unknown")
 
 #: The outcomes of a snapshot call, as ``telemetry.collection.outcome`` states (``none`` is not one:
 #: a component without a snapshot function has no outcome series).
 SNAPSHOT_OUTCOMES: tuple[Outcome, ...] = tuple(o for o in get_args(Outcome) if o != "none")
+
+
+def reason_text(text: str) -> str:
+    """``text`` as a ``reason.text`` label carries it: at most :data:`REASON_TEXT_MAX_CHARS` characters."""
+    if len(text) <= REASON_TEXT_MAX_CHARS:
+        return text
+    return text[: REASON_TEXT_MAX_CHARS - 1] + "\u2026"
+
+
+def _reasons(record: ComponentRecord, done: ComponentOutcome | None) -> dict[str, str]:
+    """A component's reason texts by source: the reported health's whenever there is one (empty
+    when it gave none, as the health state set is there for every report), the others when not empty."""
+    found: dict[str, str] = {}
+    if record.health is not None:
+        found["health"] = reason_text(record.health.reason or "")
+    if done is not None:
+        for source, text in (
+            ("snapshot.error", done.error or ""),
+            ("snapshot.problems", "\n".join(done.problems)),
+            ("snapshot.unknown", "\n".join(done.unknown)),
+        ):
+            if text:
+                found[source] = reason_text(text)
+    return found
 
 
 def component_series(
@@ -53,6 +93,8 @@ def component_series(
 ) -> list[Metric]:
     """The component, health and outcome series of one collection as of ``now`` (ns)."""
     info, membership, health, health_time, outcome, duration = [], [], [], [], [], []
+    reasons: list[NumberDataPoint] = []
+    collected = now / 1e9
     for record in records:
         name = record.name
         attributes: dict[str, str] = {SERVICE_NAME: name, COMPONENT_KIND: record.kind}
@@ -67,6 +109,9 @@ def component_series(
                 health.append(NumberDataPoint({SERVICE_NAME: name, HEALTH_STATUS: status}, now, now, value))
             health_time.append(NumberDataPoint({SERVICE_NAME: name}, now, now, report.time_unix_nano / 1e9))
         done = outcomes.get(name)
+        for source, text in _reasons(record, done).items():
+            point = {SERVICE_NAME: name, REASON_SOURCE: source, REASON_TEXT: text}
+            reasons.append(NumberDataPoint(point, now, now, collected))
         if done is not None and done.outcome != "none":
             for state in SNAPSHOT_OUTCOMES:
                 value = 1 if state == done.outcome else 0
@@ -115,10 +160,17 @@ def component_series(
             Gauge(duration),
         ),
         Metric(
+            TELEMETRY_COMPONENT_REASON_TIMESTAMP,
+            "A reason text of the component in this collection (reason.source, reason.text); "
+            "the value is the collection's Unix time.",
+            "s",
+            Gauge(reasons),
+        ),
+        Metric(
             TELEMETRY_COLLECTION_TIMESTAMP,
             "When the collection read its metrics (Unix time).",
             "s",
-            Gauge([NumberDataPoint({}, now, now, now / 1e9)]),
+            Gauge([NumberDataPoint({}, now, now, collected)]),
         ),
     ]
     return [metric for metric in metrics if metric.data.data_points]

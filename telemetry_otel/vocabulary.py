@@ -57,6 +57,9 @@ __all__ = [
     "PROCESS_PID",
     "PROCESS_SCOPE_NAME",
     "PROCESS_THREAD_COUNT",
+    "REASON_SOURCE",
+    "REASON_TEXT",
+    "REASON_TEXT_MAX_CHARS",
     "REQUEST_DURATION_BUCKETS",
     "SERVICE_CATEGORY",
     "SERVICE_CIRCUIT_BREAKER_STATE",
@@ -83,6 +86,7 @@ __all__ = [
     "TELEMETRY_COMPONENT_HEALTH",
     "TELEMETRY_COMPONENT_HEALTH_TIMESTAMP",
     "TELEMETRY_COMPONENT_INFO",
+    "TELEMETRY_COMPONENT_REASON_TIMESTAMP",
     "TELEMETRY_EXPORTER",
     "TELEMETRY_EXPORT_DROPPED",
     "TELEMETRY_EXPORT_DROPPED_DELTA",
@@ -223,6 +227,14 @@ TELEMETRY_COMPONENT_HEALTH_TIMESTAMP: Final = "telemetry.component.health.timest
 TELEMETRY_COLLECTION_OUTCOME: Final = "telemetry.collection.outcome"
 TELEMETRY_COLLECTION_SNAPSHOT_DURATION: Final = "telemetry.collection.snapshot.duration"
 TELEMETRY_COLLECTION_TIMESTAMP: Final = "telemetry.collection.timestamp"
+#: A component's reason texts, one series per source (info-style, the text a label).
+TELEMETRY_COMPONENT_REASON_TIMESTAMP: Final = "telemetry.component.reason.timestamp"
+#: Where a reason text comes from: ``health``, ``snapshot.error``, ``.problems``, ``.unknown``.
+REASON_SOURCE: Final = "reason.source"
+#: The reason text itself (at most ``REASON_TEXT_MAX_CHARS`` characters; a list is joined by newlines).
+REASON_TEXT: Final = "reason.text"
+#: The longest ``reason.text`` a series carries; a longer text is cut and ends with an ellipsis.
+REASON_TEXT_MAX_CHARS: Final = 512
 
 # -- metric names: the push exporters (one series per exporter, ``telemetry.exporter``) --------------
 #: The exporter a ``telemetry.export.*`` point is about (its name: kind and destination).

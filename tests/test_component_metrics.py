@@ -109,3 +109,41 @@ def test_the_process_scrape_server_labels_every_sample_with_the_agent(telemetry:
     agent = telemetry.resource.attributes["service.name"]
     assert all(f'agent="{agent}"' in line for line in samples)
     assert any(line.startswith("telemetry_component_info{") for line in samples)
+
+
+def test_reason_texts_are_info_series_bounded_in_number_and_length(telemetry: Telemetry) -> None:
+    from telemetry_otel.vocabulary import REASON_TEXT_MAX_CHARS
+
+    def broken() -> Snapshot:
+        raise OSError("disk")
+
+    llm = instrument_service(
+        "llm",
+        category="runtime",
+        snapshot=lambda: {"work.queue.depth": 3, "not.declared": 1, "also.not": 2},
+        metrics=[DEPTH],
+        telemetry=telemetry,
+    )
+    instrument_service("store", category="graph", snapshot=broken, metrics=[DEPTH], telemetry=telemetry)
+    quiet = instrument_service("quiet", category="graph", telemetry=telemetry)
+    llm.report_health("warn", "slow " * 200)  # longer than any label should be
+    quiet.report_health("pass")
+    collection = asyncio.run(telemetry.collect())
+    points = _points(collection.metrics, "telemetry.component.reason.timestamp")
+    texts = {(str(a["service.name"]), str(a["reason.source"])): str(a["reason.text"]) for a, _ in points}
+    assert set(texts) == {
+        ("llm", "health"),
+        ("llm", "snapshot.problems"),
+        ("store", "snapshot.error"),
+        ("quiet", "health"),
+    }  # a reported health always (empty without a reason); nothing else without a text
+    assert texts["quiet", "health"] == ""
+    assert len(texts["llm", "health"]) == REASON_TEXT_MAX_CHARS
+    assert texts["llm", "health"].endswith("\u2026")
+    assert texts["llm", "health"].startswith("slow slow")
+    assert texts["llm", "snapshot.problems"] == "\n".join(collection.outcomes["llm"].problems)
+    assert len(collection.outcomes["llm"].problems) == 2
+    assert texts["store", "snapshot.error"] == collection.outcomes["store"].error
+    # The value is the collection's time, the same as telemetry.collection.timestamp's.
+    ((_, read_at),) = _points(collection.metrics, "telemetry.collection.timestamp")
+    assert {value for _, value in points} == {read_at}

@@ -41,7 +41,7 @@ from telemetry_otel.views._fleet_html import render_fleet_html
 from telemetry_otel.views._fleet_merge import fleet_collections
 from telemetry_otel.views._fleet_query import PrometheusClient, TsdbConfig, TsdbError
 from telemetry_otel.views._fleet_source import FleetData, FleetSettings, FleetSource
-from telemetry_otel.views._fleet_summary import agent_meta, fleet_document, fleet_meta
+from telemetry_otel.views._fleet_summary import agent_meta, fleet_json, fleet_meta, fleet_model
 from telemetry_otel.views._formats import FORMATS, HEALTH_JSON
 from telemetry_otel.views._health_json import health_json
 from telemetry_otel.views._html import HTML_VIEWS, page, refresh_seconds_for
@@ -246,10 +246,11 @@ class _FleetEndpoint:
             body = {**view, **meta, "fleet": fleet_meta(data, self.url)}
             return Response(_JSON.encode(body).encode("utf-8"), media_type=FORMATS["json"])
         models = {name: self._model(data, name, age, cached) for name in data.agents}
-        document = {**view, **fleet_document(data, models, self.url), **meta}
+        summary = fleet_model(data, models, self.url)
         if query.format == "html":
-            page = render_fleet_html(document, self.refresh_seconds)
+            page = render_fleet_html(summary, self.refresh_seconds)
             return Response(page.encode("utf-8"), media_type=FORMATS["html"])
+        document = {**view, **fleet_json(summary), **meta}
         return Response(_JSON.encode(document).encode("utf-8"), media_type=FORMATS["json"])
 
     def _fleet_served(self, data: FleetData, age: float, cached: bool) -> CachedCollection:

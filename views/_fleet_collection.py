@@ -13,8 +13,10 @@ Pure: samples in, plain data out. The series are what ``/metrics`` exposes (``do
 * the collection: components from ``telemetry_component_info``, buses from
   ``telemetry_component_bus``, reported health from ``telemetry_component_health`` (+ timestamp),
   outcomes from ``telemetry_collection_outcome`` with the snapshot duration and age, its time from
-  ``telemetry_collection_timestamp_seconds``. Reasons and error texts are not series: they read
-  "only on the agent". What a complete agent has but this one lacks is listed in ``missing``.
+  ``telemetry_collection_timestamp_seconds``; reason texts (a reported health's reason, a snapshot's
+  error, problems and unknown metrics) from ``telemetry_component_reason_timestamp_seconds``, keeping
+  only the series whose value is that collection's time (older texts stay in ``last_over_time``).
+  What a complete agent has but this one lacks is listed in ``missing``.
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ _KNOWN_KEYS[f"exported_{v.AGENT_LABEL}"] = v.AGENT_LABEL
 REQUIRED = ("telemetry_component_info", "telemetry_collection_timestamp_seconds")
 #: The reason shown where the agent's own text is not in the TSDB.
 ONLY_ON_AGENT = "the reason is only on the agent's own endpoint"
+_REASONS = "telemetry_component_reason_timestamp_seconds"
+#: How far a reason series' value may be from its collection's time and still be that collection's
+#: (the same float written twice; a TSDB may store it with a few digits less).
+_SAME_COLLECTION_SECONDS = 1e-3
 
 
 def prometheus_name(name: str) -> str:
@@ -304,6 +310,13 @@ def _components(
     def value_of(family: str) -> dict[str, float]:
         return {sample.labels.get("service_name", ""): sample.value for sample in families.get(family, ())}
 
+    reasons: dict[tuple[str, str], str] = {}
+    if collected_at is not None:
+        for sample in families.get(_REASONS, ()):
+            if abs(sample.value - collected_at) <= _SAME_COLLECTION_SECONDS:
+                labels = sample.labels
+                key = (labels.get("service_name", ""), labels.get("reason_source", ""))
+                reasons[key] = labels.get("reason_text", "")
     health = by_service("telemetry_component_health")
     health_time = value_of("telemetry_component_health_timestamp_seconds")
     outcome = by_service("telemetry_collection_outcome")
@@ -340,7 +353,7 @@ def _components(
             if status in ("pass", "warn", "fail"):
                 report = HealthReport(
                     status,  # type: ignore[arg-type]
-                    None if status == "pass" else ONLY_ON_AGENT,
+                    reasons.get((name, "health")) or None,
                     int((reported_at if reported_at is not None else collected_at or 0.0) * 1e9),
                 )
         records.append(
@@ -363,11 +376,18 @@ def _components(
         state = states[0].get(v.COLLECTION_OUTCOME, "error")
         age = ages.get(name)
         last_success = None if age is None or collected_at is None else int((collected_at - age) * 1e9)
+        error = reasons.get((name, "snapshot.error"))
         outcomes[name] = ComponentOutcome(
             name,
             state if state in ("ok", "error", "timeout") else "error",  # type: ignore[arg-type]
-            None if state == "ok" else f"{state} ({ONLY_ON_AGENT})",
+            None if state == "ok" else error or f"{state} ({ONLY_ON_AGENT})",
             durations.get(name, 0.0),
             last_success,
+            _lines(reasons.get((name, "snapshot.problems"))),
+            _lines(reasons.get((name, "snapshot.unknown"))),
         )
     return tuple(records), buses, outcomes, missing
+
+
+def _lines(text: str | None) -> tuple[str, ...]:
+    return tuple(text.split("\n")) if text else ()

@@ -1,15 +1,17 @@
 """The fleet status page: agent counts by state, fleet totals, and one row per agent (links to its page).
 
-A complete HTML document from the fleet summary document; every value is escaped, no script runs
-(the same content security policy as the agent's page).
+A complete HTML document from the typed fleet summary (:class:`FleetModel`, which the JSON document
+reads too: nothing re-parses a document); every value is escaped, no script runs (the same content
+security policy as the agent's page).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
-from typing import Any
+from datetime import UTC, datetime
 from urllib.parse import quote
+
+from telemetry_otel.views._fleet_summary import AGENT_STATES, FleetModel
 
 __all__ = ["render_fleet_html"]
 
@@ -33,32 +35,30 @@ def _number(value: object, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def render_fleet_html(document: Mapping[str, Any], refresh_seconds: int) -> str:
-    """The page of one fleet summary ``document``; it reloads every ``refresh_seconds``."""
-    agents = document.get("agents", {})
-    requests = document.get("requests", {})
+def render_fleet_html(model: FleetModel, refresh_seconds: int) -> str:
+    """The page of one fleet summary ``model``; it reloads every ``refresh_seconds``."""
+    counts = model.counts
+    total = len(model.agents)
     cards = "".join(
         f'<div class="card {state}" id="agents-{state}"><div>{_e(state)}</div>'
-        f"<strong>{_e(agents.get(state))}</strong></div>"
-        for state in ("healthy", "degraded", "down", "unknown")
+        f"<strong>{_e(counts.get(state))}</strong></div>"
+        for state in AGENT_STATES
     )
     rows = []
-    for name, entry in document.get("by_agent", {}).items():
-        link = f"/api/{quote(name, safe='')}/v1/telemetry?format=html"
-        agent_requests = entry.get("requests", {})
-        why = entry.get("down_reason") or entry.get("reason") or ""
-        missing = entry.get("missing") or []
-        if missing:
-            why = f"{why}; missing: {', '.join(missing)}".lstrip("; ")
+    for row in model.agents:
+        link = f"/api/{quote(row.name, safe='')}/v1/telemetry?format=html"
+        why = row.down_reason or row.reason or ""
+        if row.missing:
+            why = f"{why}; missing: {', '.join(row.missing)}".lstrip("; ")
         rows.append(
-            f'<tr id="agent-{_e(name)}"><td><a href="{_e(link)}">{_e(name)}</a></td>'
-            f'<td class="{_e(entry.get("state"))}">{_e(entry.get("state"))}</td>'
-            f"<td>{_number(agent_requests.get('total'))}</td><td>{_number(agent_requests.get('errors'))}</td>"
-            f"<td>{_number(agent_requests.get('rate_per_second'))}</td>"
-            f"<td>{_number(entry.get('latency_p95_seconds'))}</td>"
-            f"<td>{_number(entry.get('last_collection_age_seconds'))}</td><td>{_e(why)}</td></tr>"
+            f'<tr id="agent-{_e(row.name)}"><td><a href="{_e(link)}">{_e(row.name)}</a></td>'
+            f'<td class="{_e(row.state)}">{_e(row.state)}</td>'
+            f"<td>{_number(row.requests)}</td><td>{_number(row.errors)}</td>"
+            f"<td>{_number(row.rate_per_second)}</td>"
+            f"<td>{_number(row.latency_p95_seconds)}</td>"
+            f"<td>{_number(row.last_collection_age_seconds)}</td><td>{_e(why)}</td></tr>"
         )
-    source = document.get("source", {})
+    read_at = datetime.fromtimestamp(model.time_unix, UTC).isoformat().replace("+00:00", "Z")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -66,17 +66,17 @@ def render_fleet_html(document: Mapping[str, Any], refresh_seconds: int) -> str:
         '<meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         f'<meta http-equiv="refresh" content="{int(refresh_seconds)}">',
-        f"<title>Fleet · {_e(agents.get('total'))} agents · telemetry</title>",
+        f"<title>Fleet · {total} agents · telemetry</title>",
         f"<style>{_CSS}</style>",
         "</head>",
         "<body>",
-        f"<h1>Fleet of {_e(agents.get('total'))} agents</h1>",
-        f'<p class="muted">Read {_e(document.get("timestamp"))} from {_e(source.get("url"))} in '
-        f"{_e(source.get('queries'))} queries · rates over {_e(document.get('window_seconds'))} s</p>",
+        f"<h1>Fleet of {total} agents</h1>",
+        f'<p class="muted">Read {_e(read_at)} from {_e(model.source)} in '
+        f"{model.queries} requests · rates over {_number(model.settings.window_seconds)} s</p>",
         f'<div class="cards">{cards}</div>',
-        f'<p id="totals">Requests {_number(requests.get("total"))} · '
-        f"errors {_number(requests.get('errors'))} · {_number(requests.get('rate_per_second'))} /s · "
-        f"p95 {_number(document.get('latency_p95_seconds'))} s</p>",
+        f'<p id="totals">Requests {_number(model.requests)} · '
+        f"errors {_number(model.errors)} · {_number(model.rate_per_second)} /s · "
+        f"p95 {_number(model.latency_p95_seconds)} s</p>",
         "<table><thead><tr><th>agent</th><th>state</th><th>requests</th><th>errors</th><th>rate /s</th>"
         "<th>p95 s</th><th>last collection age s</th><th>why</th></tr></thead>",
         f"<tbody>{''.join(rows)}</tbody></table>",

@@ -1,8 +1,15 @@
-"""A client of the Prometheus HTTP query API (``/api/v1/query``), as Prometheus, VictoriaMetrics,
-Mimir and Thanos answer it: instant queries, their samples, and every failure as one reason.
+"""A client of the Prometheus HTTP query API (``/api/v1/query``, ``/api/v1/series``), as Prometheus,
+VictoriaMetrics, Mimir and Thanos answer it: instant queries and their samples, the series matching
+selectors within a time range, and every failure as one reason.
 
-Standard library only (``urllib``): the fleet app runs each query on a worker thread. Every query
-is counted, so that a response can say how many it took.
+Standard library only (``urllib``): the fleet app runs each request on a worker thread. Every request
+is counted (:attr:`PrometheusClient.queries`, and :attr:`PrometheusClient.series_requests` for those
+to ``/api/v1/series``), so that a response can say how many it took.
+
+Every query is sent with ``nocache=1``. VictoriaMetrics reads it as "evaluate at the time asked":
+without it, a query within ``-search.latencyOffset`` (default 30 s) of now is moved back by that
+offset and may come from its response cache, so the fleet would see agents as they were 30 s ago
+(a killed agent shown down 30 s late). Prometheus, Mimir and Thanos ignore the parameter.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,11 +76,13 @@ class Sample:
 
 
 class PrometheusClient:
-    """Instant queries against one TSDB; :attr:`queries` counts those sent."""
+    """Instant queries and series look-ups against one TSDB; :attr:`queries` counts every request."""
 
     def __init__(self, config: TsdbConfig) -> None:
         self.config = config
         self._endpoint = config.url.rstrip("/") + "/api/v1/query"
+        self._series_endpoint = config.url.rstrip("/") + "/api/v1/series"
+        self._series_requests = 0
         self._headers = {"Accept": "application/json", **config.headers}
         if config.basic_auth is not None:
             user, password = config.basic_auth
@@ -87,23 +96,41 @@ class PrometheusClient:
 
     @property
     def queries(self) -> int:
-        """Queries sent since the client was made."""
+        """Requests sent since the client was made (instant queries and series look-ups)."""
         return self._queries
+
+    @property
+    def series_requests(self) -> int:
+        """Of :attr:`queries`, the requests to ``/api/v1/series``."""
+        return self._series_requests
 
     def query(self, promql: str, at_unix_seconds: float) -> list[Sample]:
         """The instant vector ``promql`` evaluates to at ``at_unix_seconds``; a :class:`TsdbError`
         names why there is none (unreachable, timed out, refused, an error status, not a vector)."""
+        form = {"query": promql, "time": f"{at_unix_seconds:.3f}", "nocache": "1"}
+        return _vector(self._post(self._endpoint, list(form.items())), self.config.url)
+
+    def series(self, matches: Sequence[str], start_unix: float, end_unix: float) -> list[dict[str, str]]:
+        """The label sets of every series matching any selector of ``matches`` with a sample between
+        ``start_unix`` and ``end_unix`` (one request, whatever the number of selectors)."""
+        with self._lock:
+            self._series_requests += 1
+        form = [("match[]", match) for match in matches]
+        form += [("start", f"{start_unix:.3f}"), ("end", f"{end_unix:.3f}"), ("nocache", "1")]
+        return _label_sets(self._post(self._series_endpoint, form), self.config.url)
+
+    def _post(self, endpoint: str, form: list[tuple[str, str]]) -> bytes:
         with self._lock:
             self._queries += 1
-        form = urllib.parse.urlencode({"query": promql, "time": f"{at_unix_seconds:.3f}"}).encode("ascii")
-        request = urllib.request.Request(self._endpoint, data=form, headers=self._headers, method="POST")
+        encoded = urllib.parse.urlencode(form).encode("ascii")
+        request = urllib.request.Request(endpoint, data=encoded, headers=self._headers, method="POST")
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
         where = self.config.url
         try:
             with urllib.request.urlopen(
                 request, timeout=self.config.timeout_seconds, context=self._context
             ) as answer:
-                body = answer.read()
+                body: bytes = answer.read()
         except urllib.error.HTTPError as exc:
             raise TsdbError(f"the TSDB at {where} answered {exc.code}: {_error_text(exc)}") from None
         except TimeoutError:
@@ -118,7 +145,7 @@ class PrometheusClient:
             raise TsdbError(f"cannot reach the TSDB at {where}: {exc.reason}") from None
         except OSError as exc:
             raise TsdbError(f"cannot reach the TSDB at {where}: {exc}") from None
-        return _vector(body, where)
+        return body
 
 
 def _error_text(exc: urllib.error.HTTPError) -> str:
@@ -131,7 +158,8 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
     return str(exc.reason)
 
 
-def _vector(body: bytes, where: str) -> list[Sample]:
+def _success(body: bytes, where: str) -> Any:
+    """The ``data`` of a successful answer; a :class:`TsdbError` for anything else."""
     try:
         document: Any = json.loads(body)
     except ValueError:
@@ -139,7 +167,20 @@ def _vector(body: bytes, where: str) -> list[Sample]:
     if not isinstance(document, dict) or document.get("status") != "success":
         error = document.get("error") if isinstance(document, dict) else None
         raise TsdbError(f"the TSDB at {where} refused the query: {error or 'no success status'}")
-    data = document.get("data") or {}
+    return document.get("data")
+
+
+def _label_sets(body: bytes, where: str) -> list[dict[str, str]]:
+    data = _success(body, where)
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise TsdbError(f"the TSDB at {where} answered series that are not label sets")
+    return [{str(key): str(value) for key, value in item.items()} for item in data]
+
+
+def _vector(body: bytes, where: str) -> list[Sample]:
+    data = _success(body, where) or {}
+    if not isinstance(data, dict):
+        raise TsdbError(f"the TSDB at {where} answered a {type(data).__name__}, not an instant vector")
     if data.get("resultType") != "vector":
         raise TsdbError(f"the TSDB at {where} answered a {data.get('resultType')!r}, not an instant vector")
     samples = []

@@ -3,10 +3,17 @@ number of queries.
 
 Every refresh sends the same :data:`QUERIES`, whatever the number of agents or services: each
 aggregates ``by (agent, ...)`` over every agent at once. Counts come from ``last_over_time`` over
-the lookback (an agent that stopped keeps its last counts); rates from ``increase`` over the window;
+the lookback (an agent that stopped keeps its last counts); rates from ``rate`` over the window (the
+increase over the window is that rate times the window, as PromQL defines ``increase``);
 p95 latencies from ``histogram_quantile`` over the runtime services' buckets (over the window, and
 over the buckets' cumulative counts since each agent started, which is what an agent's own summary
 shows).
+
+Agents are also discovered from the TSDB's label index: one ``/api/v1/series`` request
+(:data:`SERIES_MATCHES`) lists, within the lookback, every agent that has any of the series every
+agent has, and which of them it has. An agent that request finds but the value queries do not
+return (their limits, or an agent that arrived between the requests) is still listed, ``unknown``
+with what is missing: never silently dropped. A refresh costs :data:`REQUESTS_PER_READ` requests.
 
 An agent is **down** when every scrape target it was last seen on answers ``up == 0`` (the TSDB
 holds Prometheus's ``up`` series), or when its newest collection is older than
@@ -34,7 +41,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel import Collection
-from telemetry_otel.views._fleet_collection import AgentCollection, agent_collection
+from telemetry_otel.views._fleet_collection import REQUIRED, AgentCollection, agent_collection
 from telemetry_otel.views._fleet_query import PrometheusClient, Sample
 from telemetry_otel.views._series import read_series
 from telemetry_otel.vocabulary import AGENT_LABEL, BUS_NAME, BUS_REQUESTS, SERVICE_NAME, SERVICE_REQUESTS
@@ -44,6 +51,8 @@ __all__ = [
     "DEFAULT_LOOKBACK_SECONDS",
     "DEFAULT_WINDOW_SECONDS",
     "QUERIES",
+    "REQUESTS_PER_READ",
+    "SERIES_MATCHES",
     "AgentData",
     "FleetData",
     "FleetSettings",
@@ -61,9 +70,8 @@ DEFAULT_DOWN_AFTER_SECONDS = 300.0
 QUERIES: Mapping[str, str] = {
     "series": 'last_over_time({{agent!=""}}[{lookback}])',
     "up": "last_over_time(up[{lookback}])",
-    "service_increase": "sum by (agent, service_name) "
-    '(increase(service_requests_total{{agent!=""}}[{window}]))',
-    "bus_increase": 'sum by (agent, bus_name) (increase(bus_requests_total{{agent!=""}}[{window}]))',
+    "service_rate": 'sum by (agent, service_name) (rate(service_requests_total{{agent!=""}}[{window}]))',
+    "bus_rate": 'sum by (agent, bus_name) (rate(bus_requests_total{{agent!=""}}[{window}]))',
     "p95_window": "histogram_quantile(0.95, sum by (agent, le) "
     '(rate(service_request_duration_seconds_bucket{{agent!="",service_category!=""}}[{window}])))',
     "fleet_p95_window": "histogram_quantile(0.95, sum by (le) "
@@ -73,6 +81,10 @@ QUERIES: Mapping[str, str] = {
     "fleet_p95_since_start": "histogram_quantile(0.95, sum by (le) "
     '(last_over_time(service_request_duration_seconds_bucket{{agent!="",service_category!=""}}[{lookback}])))',
 }
+#: The selectors of the one ``/api/v1/series`` request of a refresh: the series every agent has.
+SERIES_MATCHES: tuple[str, ...] = tuple(f'{name}{{agent!=""}}' for name in REQUIRED)
+#: What one refresh costs the TSDB, whatever the number of agents or services.
+REQUESTS_PER_READ = len(QUERIES) + 1
 _RATE_SCOPE = InstrumentationScope("telemetry_otel.views.fleet", None, None, None)
 
 
@@ -110,7 +122,7 @@ class AgentData:
 
     agent: str
     collection: Collection
-    #: The collection ``window_seconds`` earlier as the TSDB's ``increase`` implies it (request
+    #: The collection ``window_seconds`` earlier as the TSDB's ``rate`` implies it (request
     #: counters only): the views' rates are then the TSDB's. None: no sample in the window.
     previous: Collection | None
     missing: tuple[str, ...]
@@ -144,7 +156,8 @@ class FleetData:
 
 
 class FleetSource:
-    """Reads the fleet from one TSDB: :meth:`read` sends :data:`QUERIES`, nothing per agent."""
+    """Reads the fleet from one TSDB: :meth:`read` sends :data:`QUERIES` and one series request,
+    nothing per agent."""
 
     def __init__(self, client: PrometheusClient, settings: FleetSettings | None = None) -> None:
         self.client = client
@@ -155,36 +168,49 @@ class FleetSource:
         now = time.time() if at_unix is None else at_unix
         started = time.perf_counter()
         keys = list(QUERIES)
-        answers = await asyncio.gather(
-            *(asyncio.to_thread(self.client.query, self.settings.promql(key), now) for key in keys)
+        start = now - self.settings.lookback_seconds
+        found, answers = await asyncio.gather(
+            asyncio.to_thread(self.client.series, SERIES_MATCHES, start, now),
+            asyncio.gather(
+                *(asyncio.to_thread(self.client.query, self.settings.promql(key), now) for key in keys)
+            ),
         )
         results = dict(zip(keys, answers, strict=True))
-        agents = self._agents(results, now)
+        indexed: dict[str, set[str]] = {}
+        for labels in found:
+            agent = labels.get(AGENT_LABEL, "")
+            if agent:
+                indexed.setdefault(agent, set()).add(labels.get("__name__", ""))
+        agents = self._agents(results, indexed, now)
         return FleetData(
             time_unix=now,
             agents=agents,
             settings=self.settings,
-            queries=len(keys),
+            queries=REQUESTS_PER_READ,
             duration_seconds=time.perf_counter() - started,
             latency_p95_window_seconds=_first_value(results["fleet_p95_window"]),
             latency_p95_seconds=_first_value(results["fleet_p95_since_start"]),
         )
 
-    def _agents(self, results: Mapping[str, list[Sample]], now: float) -> dict[str, AgentData]:
+    def _agents(
+        self, results: Mapping[str, list[Sample]], indexed: Mapping[str, set[str]], now: float
+    ) -> dict[str, AgentData]:
         settings = self.settings
-        by_agent: dict[str, list[Sample]] = {}
+        by_agent: dict[str, list[Sample]] = {agent: [] for agent in indexed}
         for sample in results["series"]:
             by_agent.setdefault(sample.labels.get(AGENT_LABEL, ""), []).append(sample)
         by_agent.pop("", None)
         up = {(s.labels.get("job", ""), s.labels.get("instance", "")): s.value for s in results["up"]}
-        service_increase = _by(results["service_increase"], "service_name")
-        bus_increase = _by(results["bus_increase"], "bus_name")
+        service_rate = _by(results["service_rate"], "service_name")
+        bus_rate = _by(results["bus_rate"], "bus_name")
         p95_window = {s.labels.get(AGENT_LABEL, ""): s.value for s in results["p95_window"]}
         p95 = {s.labels.get(AGENT_LABEL, ""): s.value for s in results["p95_since_start"]}
         agents: dict[str, AgentData] = {}
         for agent in sorted(by_agent):
             samples = by_agent[agent]
             built = agent_collection(samples, ignore_labels=settings.ignore_labels)
+            unindexed = [name for name in REQUIRED if name not in indexed.get(agent, ())]
+            missing = (*built.missing, *(name for name in unindexed if name not in built.missing))
             targets = {(s.labels.get("job", ""), s.labels.get("instance", "")) for s in samples}
             known = [up[target] for target in targets if target in up]
             scrape_up = None if not known else any(value == 1 for value in known)
@@ -196,19 +222,19 @@ class FleetSource:
                 down_reason = f"no collection for {age:.0f} s (more than {settings.down_after_seconds:g} s)"
             elif age is None:
                 down_reason = "no telemetry_collection_timestamp_seconds within the lookback"
-            services = service_increase.get(agent, {})
-            buses = bus_increase.get(agent, {})
+            services = service_rate.get(agent, {})
+            buses = bus_rate.get(agent, {})
             window = settings.window_seconds
             agents[agent] = AgentData(
                 agent=agent,
                 collection=built.collection,
                 previous=_previous(built, services, buses, window),
-                missing=built.missing,
+                missing=missing,
                 collected_at=built.collected_at,
                 age_seconds=age,
                 scrape_up=scrape_up,
                 down_reason=down_reason,
-                request_rate_per_second=math.fsum(services.values()) / window if services else None,
+                request_rate_per_second=math.fsum(services.values()) if services else None,
                 latency_p95_window_seconds=_finite(p95_window.get(agent)),
                 latency_p95_seconds=_finite(p95.get(agent)),
             )
@@ -236,22 +262,23 @@ def _first_value(samples: Sequence[Sample]) -> float | None:
 def _previous(
     built: AgentCollection, services: Mapping[str, float], buses: Mapping[str, float], window: float
 ) -> Collection | None:
-    """The request counters ``window`` seconds before the collection: now less the TSDB's increase."""
+    """The request counters ``window`` seconds before the collection: now less the TSDB's rate
+    times the window (its ``increase``), so that the views' rates are the TSDB's."""
     if not services and not buses:
         return None
     current_services, current_buses = read_series(built.collection)
     now = built.collection.time_unix_nano
     metrics = []
-    for name, key, increases, current in (
+    for name, key, rates, current in (
         (SERVICE_REQUESTS, SERVICE_NAME, services, current_services),
         (BUS_REQUESTS, BUS_NAME, buses, current_buses),
     ):
         points = []
-        for owner, increase in sorted(increases.items()):
+        for owner, rate in sorted(rates.items()):
             series = current.get(owner)
             total = None if series is None else series.plain(name)
             if total is not None:
-                points.append(NumberDataPoint({key: owner}, now, now, max(0.0, total - increase)))
+                points.append(NumberDataPoint({key: owner}, now, now, max(0.0, total - rate * window)))
         if points:
             metrics.append(
                 Metric(name, "", "{request}", Sum(points, AggregationTemporality.CUMULATIVE, True))

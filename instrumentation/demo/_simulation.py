@@ -6,7 +6,7 @@ import asyncio
 import math
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from telemetry_otel import Snapshot, SnapshotFunction, Telemetry, current_telemetry
@@ -27,6 +27,8 @@ DEFAULT_SEED = 4
 _ASYNC_SNAPSHOTS = frozenset({"memory"})
 _RESOURCE_MONITOR = "resource_monitor"
 _LLM_ROUTER = "llm"
+#: The name a ``bad_values`` component's snapshot returns without having declared it.
+BAD_VALUE = "demo.undeclared"
 
 
 class DemoRuntime:
@@ -49,10 +51,25 @@ class DemoRuntime:
         seed: int | None = None,
         tick_seconds: float = 0.25,
         max_requests: int | None = None,
+        bad_values: Iterable[str] = (),
+        request_rate_per_second: float | None = None,
     ) -> None:
         _check_duration("tick_seconds", tick_seconds)
+        if request_rate_per_second is not None:
+            _check_duration("request_rate_per_second", request_rate_per_second)
+        #: A fixed traffic instead of the random one: exactly this many requests per second of
+        #: simulated time (whole requests, the remainder carried to the next tick), spread in turn
+        #: over the services that take requests by themselves and have no breaker (none is ever
+        #: rejected) among the runtime services, so the runtime's requests total grows at this rate.
+        #: None: random traffic.
+        self.request_rate_per_second = request_rate_per_second
+        self._owed = 0.0
+        self._turn = 0
         if max_requests is not None and max_requests < 1:
             raise ValueError(f"max_requests must be a positive number of requests, not {max_requests!r}")
+        #: Components whose snapshot also returns :data:`BAD_VALUE`, a name they never declared: it
+        #: is dropped and counted, and the component shows ``warn`` with the problem as its reason.
+        self.bad_values = frozenset(bad_values)
         #: :meth:`run` stops its traffic after the tick in which this many requests were handled.
         self.max_requests = max_requests
         self._requests = 0
@@ -65,6 +82,9 @@ class DemoRuntime:
         self._closed = False
         self._started = False
         names = [name for names in SERVICES.values() for name in names] + list(EXTRA_PROVIDERS)
+        unknown = sorted(self.bad_values - set(names))
+        if unknown:
+            raise ValueError(f"unknown component {unknown[0]!r}; known: {', '.join(sorted(names))}")
         self._components = {
             name: SimulatedComponent(name, PROFILES[name], domain_for(name)) for name in names
         }
@@ -148,8 +168,9 @@ class DemoRuntime:
             for component in simulated:
                 component.begin_tick(rng, now, dt)
             router = self._components[_LLM_ROUTER]
+            fixed = self._fixed_counts(simulated, router, dt)
             for component in simulated:
-                count = component.own_traffic(rng, dt)
+                count = component.own_traffic(rng, dt) if fixed is None else fixed.get(component.name, 0)
                 if not self._started and not component.profile.routed:
                     count = max(count, 1)  # every component answers its start-up call
                 for _ in range(count):
@@ -166,6 +187,28 @@ class DemoRuntime:
             self._failing = sum(component.health == "fail" for component in simulated)
             self._started = True
             return True
+
+    def _fixed_counts(
+        self, simulated: list[SimulatedComponent], router: SimulatedComponent, dt: float
+    ) -> dict[str, int] | None:
+        """Each component's requests of this tick under a fixed rate (None: the traffic is random)."""
+        rate = self.request_rate_per_second
+        if rate is None:
+            return None
+        takers = [
+            c
+            for c in simulated
+            if c is not router and not c.profile.routed and c.breaker is None and category_of(c.name)
+        ]
+        self._owed += rate * dt
+        due = int(self._owed)
+        self._owed -= due
+        counts: dict[str, int] = {}
+        for offset in range(due):
+            name = takers[(self._turn + offset) % len(takers)].name
+            counts[name] = counts.get(name, 0) + 1
+        self._turn = (self._turn + due) % len(takers)
+        return counts
 
     def fail(self, name: str, *, after_seconds: float = 0.0, for_seconds: float | None = None) -> None:
         """Make component ``name`` fail on purpose, so a real alert can be seen: from ``after_seconds``
@@ -213,6 +256,8 @@ class DemoRuntime:
             metrics = component.metrics()
             if name == _RESOURCE_MONITOR:
                 metrics += self._resources.metrics
+            if name in self.bad_values and not metrics:
+                raise ValueError(f"{name!r} has no snapshot function to return a bad value")
             service = instrument_service(
                 name,
                 category=category_of(name),
@@ -234,6 +279,8 @@ class DemoRuntime:
                 values = component.snapshot()
             if component.name == _RESOURCE_MONITOR:
                 values.update(self._resources.sample())
+            if component.name in self.bad_values:
+                values[BAD_VALUE] = 1
             return values
 
         async def read_async() -> Snapshot:
@@ -249,14 +296,24 @@ def build_demo(
     seed: int | None = None,
     failures: Mapping[str, tuple[float, float | None]] | None = None,
     max_requests: int | None = None,
+    bad_values: Iterable[str] = (),
+    request_rate_per_second: float | None = None,
 ) -> DemoRuntime:
     """A :class:`DemoRuntime` on ``telemetry`` (default: :func:`telemetry_otel.current_telemetry`).
 
     ``failures`` maps component names to ``(after_seconds, for_seconds)``: see :meth:`DemoRuntime.fail`;
-    ``max_requests`` stops the simulated traffic once that many requests were handled.
+    ``max_requests`` stops the simulated traffic once that many requests were handled;
+    ``bad_values`` names components whose snapshot also returns a value that is dropped;
+    ``request_rate_per_second`` makes the traffic a fixed rate.
     """
     runtime = telemetry if telemetry is not None else current_telemetry()
-    demo = DemoRuntime(runtime, seed=seed, max_requests=max_requests)
+    demo = DemoRuntime(
+        runtime,
+        seed=seed,
+        max_requests=max_requests,
+        bad_values=bad_values,
+        request_rate_per_second=request_rate_per_second,
+    )
     try:
         for name, (after, duration) in (failures or {}).items():
             demo.fail(name, after_seconds=after, for_seconds=duration)

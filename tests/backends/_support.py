@@ -540,9 +540,16 @@ class VictoriaMetrics(Server):
     name = "victoria-metrics"
     binary = "victoria-metrics"
 
-    def __init__(self, root: Path, *, binary: str | None = None) -> None:
+    #: The query flags of the session's instance: no latency offset, no response cache.
+    TEST_SEARCH_FLAGS = ("-search.latencyOffset=0s", "-search.disableCache")
+
+    def __init__(
+        self, root: Path, *, binary: str | None = None, search_flags: Sequence[str] = TEST_SEARCH_FLAGS
+    ) -> None:
         super().__init__(root, binary=binary)
         self.http_port = self.graphite_port = self.influx_port = 0
+        #: Query flags; ``()`` runs VictoriaMetrics' defaults, as a production instance does.
+        self.search_flags = tuple(search_flags)
 
     @property
     def http_url(self) -> str:
@@ -591,8 +598,7 @@ class VictoriaMetrics(Server):
             f"-graphiteListenAddr={LOOPBACK}:{self.graphite_port}",
             f"-influxListenAddr={LOOPBACK}:{self.influx_port}",
             "-retentionPeriod=100y",
-            "-search.latencyOffset=0s",
-            "-search.disableCache",
+            *self.search_flags,
             "-http.maxGracefulShutdownDuration=1s",
         ]
 
@@ -941,16 +947,18 @@ class PrometheusAgent(Prometheus):
         scrape_interval: str = "1s",
         job: str = "static",
         binary: str | None = None,
+        batch_send_deadline: str = "1s",
     ) -> None:
         super().__init__(root, targets, scrape_interval=scrape_interval, job=job, binary=binary)
         self.remote_write_url = remote_write_url
+        self.batch_send_deadline = batch_send_deadline
 
     def _write_config(self) -> None:
         super()._write_config()
         config = json.loads(self.config_path.read_text())
         config["global"].pop("evaluation_interval", None)
         config["remote_write"] = [
-            {"url": self.remote_write_url, "queue_config": {"batch_send_deadline": "1s"}}
+            {"url": self.remote_write_url, "queue_config": {"batch_send_deadline": self.batch_send_deadline}}
         ]
         self.config_path.write_text(json.dumps(config, indent=2) + "\n")
 

@@ -150,7 +150,7 @@ def test_catalog_check_passes_the_shipped_demo_catalog() -> None:
     result = _run("catalog", "check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith(
-        f"{demo_catalog().sources[0]}: ok ({DEMO_METRICS} metrics, 14 attributes)"
+        f"{demo_catalog().sources[0]}: ok ({DEMO_METRICS} metrics, 16 attributes)"
     )
 
 

@@ -37,7 +37,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 import telemetry_otel.views
-from telemetry_otel import HEALTH_STATUSES, Snapshot, Telemetry, TelemetryConfig
+from telemetry_otel import HEALTH_STATUSES, Collection, Snapshot, Telemetry, TelemetryConfig
 from telemetry_otel.instrumentation import counter, gauge, instrument_service
 from telemetry_otel.instrumentation.demo import DemoRuntime
 from telemetry_otel.views import FORMATS, VIEWS, create_app
@@ -126,11 +126,23 @@ def _points(data: MetricsData) -> Iterator[tuple[str, Any]]:
                     yield metric.name, point
 
 
+def _shown_reason(collection: Collection, owner: str, source: str) -> str:
+    record, outcome = collection.component(owner), collection.outcomes.get(owner)
+    texts = {
+        "health": None if record is None or record.health is None else record.health.reason,
+        "snapshot.error": None if outcome is None else outcome.error,
+        "snapshot.problems": None if outcome is None else "\n".join(outcome.problems),
+        "snapshot.unknown": None if outcome is None else "\n".join(outcome.unknown),
+    }
+    return texts[source] or ""
+
+
 def test_the_demo_secrets_services_publish_counts_under_fixed_names(
     planted: tuple[Telemetry, DemoRuntime, _Vault],
 ) -> None:
     telemetry, _, _ = planted
-    data = asyncio.run(telemetry.collect()).metrics
+    collection = asyncio.run(telemetry.collect())
+    data = collection.metrics
     seen: dict[str, set[str]] = {name: set() for name in SECRET_SERVICES}
     for name, point in _points(data):
         attributes = dict(point.attributes or {})
@@ -138,6 +150,10 @@ def test_the_demo_secrets_services_publish_counts_under_fixed_names(
         if owner not in SECRET_SERVICES:
             continue
         seen[str(owner)].add(name)
+        if name == "telemetry.component.reason.timestamp":
+            # A reason text: the very text the views show as the component's reason, nothing more.
+            text, source = attributes.pop("reason.text"), attributes.pop("reason.source")
+            assert text == _shown_reason(collection, str(owner), str(source)), (owner, source, text)
         identity = {str(owner), "runtime", "infrastructure", "tool", *HEALTH_STATUSES, *FLEET_ENUMS}
         assert set(map(str, attributes.values())) <= identity, (name, attributes)
         if isinstance(point, HistogramDataPoint):

@@ -201,3 +201,90 @@ def test_tls_verification_refuses_a_self_signed_tsdb_unless_switched_off(tmp_pat
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_token_is_needed_on_every_agent_route_and_a_wrong_one_is_refused(
+    unreachable: str, live_server: Callable[..., Any]
+) -> None:
+    base = live_server(create_fleet_app(unreachable, token="s3cret", cache_ttl_seconds=0)).url
+    for path in (
+        "/api/fleet/v1/telemetry",
+        "/api/fleet/v1/telemetry/health",
+        "/api/some-agent/v1/telemetry",
+        "/api/some-agent/v1/telemetry/health",
+    ):
+        assert httpx.get(f"{base}{path}", timeout=10).status_code == 401, path
+        wrong = httpx.get(f"{base}{path}", headers={"Authorization": "Bearer nope"}, timeout=10)
+        assert wrong.status_code == 401, path
+    with pytest.raises(ValueError, match="must not be empty"):
+        create_fleet_app(unreachable, token="")
+
+
+def test_the_app_refuses_settings_that_cannot_work_and_takes_thresholds(unreachable: str) -> None:
+    with pytest.raises(ValueError, match="cache_ttl_seconds must be zero or positive"):
+        create_fleet_app(unreachable, cache_ttl_seconds=-1)
+    app = create_fleet_app(unreachable, thresholds={"cpu_warn": 0.5})
+    assert app.state.fleet.thresholds.cpu_warn == 0.5
+
+
+class _Broken(http.server.BaseHTTPRequestHandler):
+    """A TSDB that answers, but not with an answer: ``mode`` is a 500, a non-JSON body, a refusal,
+    a matrix where a vector belongs, or label sets that are not label sets."""
+
+    mode: ClassVar[str] = "500"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        mode = type(self).mode
+        series = self.path.endswith("/series")
+        status, body = 200, b'{"status":"success","data":[]}'
+        if mode == "500":
+            status, body = 500, b'{"status":"error","error":"out of memory"}'
+        elif mode == "html":
+            body = b"<html>a proxy page</html>"
+        elif mode == "refused":
+            body = b'{"status":"error","error":"too many samples"}'
+        elif mode == "matrix" and not series:
+            body = b'{"status":"success","data":{"resultType":"matrix","result":[]}}'
+        elif mode == "labels" and series:
+            body = b'{"status":"success","data":[1,2]}'
+        elif not series:
+            body = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("500", "answered 500: out of memory"),
+        ("html", "answered something that is not JSON"),
+        ("refused", "refused the query: too many samples"),
+        ("matrix", "answered a 'matrix', not an instant vector"),
+        ("labels", "answered series that are not label sets"),
+    ],
+)
+def test_a_tsdb_answering_nonsense_is_a_503_naming_it(
+    mode: str, reason: str, live_server: Callable[..., Any]
+) -> None:
+    handler = type("Broken", (_Broken,), {"mode": mode})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        base = live_server(create_fleet_app(url, cache_ttl_seconds=0)).url
+        answer = httpx.get(f"{base}/api/fleet/v1/telemetry", timeout=10)
+        assert answer.status_code == 503
+        assert answer.headers["content-type"].startswith("application/json")
+        assert reason in answer.json()["error"]
+        assert answer.json()["source"] == url
+    finally:
+        server.shutdown()
+        server.server_close()

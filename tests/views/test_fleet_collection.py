@@ -98,3 +98,55 @@ def test_an_agent_without_its_collector_series_says_which_are_missing(demo_colle
     summary = render_view("summary", _inputs(rebuilt.collection)).document
     assert summary["status"] == "fail"
     assert summary["reason"] == "no services registered"  # never "healthy" for what is not known
+
+
+def _reasons(document: dict[str, object]) -> dict[str, object]:
+    services = document["services"]
+    assert isinstance(services, dict)
+    return {
+        "runtime": (document["status"], document["reason"]),
+        **{name: (state["status"], state["reason"]) for name, state in services.items()},
+    }
+
+
+def test_the_fleet_shows_the_agents_own_statuses_and_reasons() -> None:
+    runtime = Runtime(TelemetryConfig(service_name="fleet-a"))
+    demo = DemoRuntime(runtime, seed=11, bad_values=["memory"])
+    demo.fail("llm")
+    try:
+        for _ in range(20):
+            demo.step()
+        collection = asyncio.run(runtime.collect())
+    finally:
+        demo.close()
+        runtime.shutdown()
+    own = render_view("health", _inputs(collection)).document
+    assert own["services"]["memory"]["status"] == "warn"
+    assert own["services"]["llm"]["status"] == "fail"
+    rebuilt = agent_collection(_scraped(collection)).collection
+    assert _reasons(render_view("health", _inputs(rebuilt)).document) == _reasons(own)
+
+
+def test_reason_texts_of_an_older_collection_are_not_the_agents_reasons(
+    demo_collection: Collection,
+) -> None:
+    """``last_over_time`` keeps a text that is gone: its value (an older collection's time) says so."""
+    samples = _scraped(demo_collection)
+    collected = next(
+        s.value for s in samples if s.labels["__name__"] == "telemetry_collection_timestamp_seconds"
+    )
+    older = Sample(
+        {
+            "__name__": "telemetry_component_reason_timestamp_seconds",
+            "service_name": "memory",
+            "reason_source": "health",
+            "reason_text": "an old reason",
+        },
+        collected - 30,
+    )
+    rebuilt = agent_collection([*samples, older]).collection
+    memory = rebuilt.component("memory")
+    assert memory is not None
+    assert memory.health is not None
+    assert memory.health.reason != "an old reason"
+    assert memory.health.reason == demo_collection.component("memory").health.reason  # type: ignore[union-attr]

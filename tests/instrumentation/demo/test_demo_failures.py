@@ -82,3 +82,58 @@ def test_the_serve_flags_are_checked() -> None:
     )
     assert app.returncode == 2
     assert "--demo-fail applies to --demo only" in app.stderr
+
+
+def test_a_bad_value_is_dropped_and_the_service_warns_with_the_problem(runtime: Telemetry) -> None:
+    import asyncio
+
+    from telemetry_otel.instrumentation.demo._simulation import BAD_VALUE
+
+    demo = build_demo(runtime, seed=1, bad_values=["memory"])
+    try:
+        collection = asyncio.run(runtime.collect())
+    finally:
+        demo.close()
+    (problem,) = collection.outcomes["memory"].problems
+    assert problem.startswith(f"{BAD_VALUE}: ")
+    assert BAD_VALUE not in collection.index.metric_names  # dropped, never 0
+    assert collection.outcomes["llm"].problems == ()
+    with pytest.raises(ValueError, match="unknown component 'nope'"):
+        DemoRuntime(runtime, bad_values=["nope"])
+
+
+def test_the_bad_value_flag_is_checked() -> None:
+    command = [sys.executable, "-m", "telemetry_otel", "serve"]
+    unknown = subprocess.run(
+        [*command, "--demo", "--port", "0", "--demo-bad-value", "nope"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unknown.returncode == 2
+    assert "--demo-bad-value: unknown component 'nope'" in unknown.stderr
+    app = subprocess.run(
+        [*command, "--app", "x:y", "--demo-bad-value", "memory"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert app.returncode == 2
+    assert "--demo-bad-value and --demo-request-rate apply to --demo only" in app.stderr
+
+
+def test_a_fixed_request_rate_makes_the_requests_grow_at_that_rate(runtime: Telemetry) -> None:
+    demo = build_demo(runtime, seed=1, request_rate_per_second=10.0)
+    try:
+        start = demo.requests
+        for _ in range(40):  # 40 ticks of 0.25 s: 10 s of simulated time
+            demo.step()
+        assert demo.requests - start == 100
+        demo.step(0.1)  # one request owed; the remainder is carried
+        assert demo.requests - start == 101
+    finally:
+        demo.close()
+    with pytest.raises(ValueError, match="request_rate_per_second must be a positive number"):
+        DemoRuntime(runtime, request_rate_per_second=0)
