@@ -28,7 +28,12 @@ from telemetry_otel._components import (
     SnapshotFunction,
     SnapshotValue,
 )
-from telemetry_otel._config import DEFAULT_CACHE_TTL_SECONDS, ConfigurationError, TelemetryConfig
+from telemetry_otel._config import (
+    DEFAULT_CACHE_TTL_SECONDS,
+    DEFAULT_FLEET_CACHE_TTL_SECONDS,
+    ConfigurationError,
+    TelemetryConfig,
+)
 from telemetry_otel._cycle import CachedCollection, CollectionCycle, CycleStats
 from telemetry_otel._index import DataPoint, OwnedMetric, OwnerIndex
 from telemetry_otel._reader import MetricAggregator, MetricProducer
@@ -44,6 +49,7 @@ from telemetry_otel.vocabulary import SERVICE_INSTANCE_ID
 
 __all__ = [
     "DEFAULT_CACHE_TTL_SECONDS",
+    "DEFAULT_FLEET_CACHE_TTL_SECONDS",
     "HEALTH_STATUSES",
     "SERVICE_INSTANCE_ID",
     "CachedCollection",

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from telemetry_otel._cli_common import EXIT_USAGE, CliError, load_object, seconds
-from telemetry_otel._config import DEFAULT_CACHE_TTL_SECONDS
+from telemetry_otel._config import DEFAULT_FLEET_CACHE_TTL_SECONDS
 from telemetry_otel._version import __version__
 
 __all__ = ["FLEET_APP_FACTORY", "TSDB_PASSWORD_VARIABLE", "TSDB_TOKEN_VARIABLE", "add_fleet_command"]
@@ -94,10 +94,10 @@ def add_fleet_command(commands: Any) -> None:
     fleet.add_argument(
         "--cache-ttl",
         type=seconds,
-        default=DEFAULT_CACHE_TTL_SECONDS,
+        default=DEFAULT_FLEET_CACHE_TTL_SECONDS,
         metavar="SECONDS",
         help="how old a fleet read may be before a request starts a new one in the background; 0: "
-        f"every request waits for its own (default: {DEFAULT_CACHE_TTL_SECONDS:g})",
+        f"every request waits for its own (default: {DEFAULT_FLEET_CACHE_TTL_SECONDS:g})",
     )
     fleet.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     fleet.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_EXPORT_RETRY_MAX_MILLIS",
     "DEFAULT_EXPORT_SPOOL_BYTES",
     "DEFAULT_EXPORT_TIMEOUT_MILLIS",
+    "DEFAULT_FLEET_CACHE_TTL_SECONDS",
     "DEFAULT_LIVE_MIN_INTERVAL_MILLIS",
     "DEFAULT_PROCESS_METRICS",
     "DEFAULT_REPORT_INTERVAL_MILLIS",
@@ -60,6 +61,9 @@ DEFAULT_EXPORT_RETRY_INITIAL_MILLIS = 1_000.0
 DEFAULT_EXPORT_RETRY_MAX_MILLIS = 60_000.0
 #: How old a collection the HTTP app (and ``serve --cache-ttl``) accepts before it asks for a new one.
 DEFAULT_CACHE_TTL_SECONDS = 30.0
+#: How old a fleet read (``create_fleet_app``, ``fleet --cache-ttl``) may be before a request starts a
+#: new one: below the usual scrape intervals, so a dead agent shows as down within two of them.
+DEFAULT_FLEET_CACHE_TTL_SECONDS = 5.0
 #: Fewest milliseconds between two live collections (``TELEMETRY_OTEL_LIVE_MIN_INTERVAL_MILLIS``).
 DEFAULT_LIVE_MIN_INTERVAL_MILLIS = 1_000.0
 #: A refresh due for this many TTLs without a completed cycle makes the data stale

@@ -9,6 +9,7 @@ import pytest
 EXPECTED = {
     "telemetry_otel": {
         "DEFAULT_CACHE_TTL_SECONDS",
+        "DEFAULT_FLEET_CACHE_TTL_SECONDS",
         "HEALTH_STATUSES",
         "SERVICE_INSTANCE_ID",
         "CachedCollection",

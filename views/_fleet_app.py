@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from telemetry_otel import DEFAULT_CACHE_TTL_SECONDS, CachedCollection, Collection, __version__
+from telemetry_otel import DEFAULT_FLEET_CACHE_TTL_SECONDS, CachedCollection, Collection, __version__
 from telemetry_otel.views._auth import BearerTokenMiddleware, check_token
 from telemetry_otel.views._detailed import iso_time
 from telemetry_otel.views._errors import error_response, http_error
@@ -62,7 +62,7 @@ def create_fleet_app(
     tsdb: TsdbConfig | str,
     *,
     settings: FleetSettings | None = None,
-    cache_ttl_seconds: float = DEFAULT_CACHE_TTL_SECONDS,
+    cache_ttl_seconds: float = DEFAULT_FLEET_CACHE_TTL_SECONDS,
     thresholds: Thresholds | Mapping[str, object] | None = None,
     token: str | None = None,
 ) -> Starlette:
