@@ -8,14 +8,16 @@ a collection through this index instead of each walking ``MetricsData`` on its o
 touches only the points of its providers, however many series the read holds.
 
 Building the index still visits every point once, to find the owned ones. A runtime that reads the
-same SDK storage again and again keeps an :class:`IndexMemo`: the SDK's cumulative storage hands out
-the same attributes object for a series on every read and only appends new series, so a metric whose
-points were all unowned last time is checked again only from its first new point.
+same SDK storage again and again keeps an :class:`IndexMemo`: for a synchronous instrument, the SDK's
+cumulative storage hands out the same attributes object for a series on every read and only appends
+new series, so a metric whose points were all unowned last time is checked again only from its
+first new point. (An observable instrument's read leaves out the series its callback did not
+report this time, so its points are always looked at.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TypeAlias
@@ -32,7 +34,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel.vocabulary import BUS_NAME, BUS_PROVIDER, SERVICE_NAME
 
-__all__ = ["DataPoint", "IndexMemo", "OwnedMetric", "OwnerIndex"]
+__all__ = ["DataPoint", "IndexMemo", "MetricKey", "OwnedMetric", "OwnerIndex"]
 
 #: A data point the index keeps.
 DataPoint: TypeAlias = NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint
@@ -60,29 +62,31 @@ class OwnedMetric:
 
 _Groups: TypeAlias = dict[str, list[OwnedMetric]]
 
-#: Which metric a memo entry is about: its scope's name, version and schema, and the metric's name.
-_MetricKey: TypeAlias = tuple[str, str | None, str | None, str]
+#: Which metric of a read: its scope's name, version and schema URL, and the metric's name.
+MetricKey: TypeAlias = tuple[str, str | None, str | None, str]
 
 
 class IndexMemo:
     """What earlier indexes learned: the metrics whose points all belonged to no owner.
 
-    An entry is ``(count, first, last)``: the metric's first ``count`` points were unowned, and
-    ``first`` and ``last`` are the attributes objects of its first and ``count``-th point. It is used
-    only while the metric's points still start with those very objects at those places: the SDK's
-    cumulative storage keeps one attributes object per series for its lifetime and only appends
-    series, so the same objects at the same places mean the same leading series. Anything else (a
-    producer's fresh points, storage emptied after a fork, a delta reader) fails the check and the
-    metric is indexed in full. Entries hold references to the two objects, so they cannot be freed
-    and their identity reused. Safe to share between threads: a stale entry still checks itself.
+    Only metrics the caller names as append-only are remembered: those of synchronous SDK
+    instruments read with cumulative temporality (:func:`telemetry_otel._reader.append_only_metrics`),
+    whose storage keeps one attributes object per series for the series' lifetime, emits every
+    series on every read and only appends new ones. An entry is ``(count, first, last)``: the
+    metric's first ``count`` points were unowned, and ``first`` and ``last`` are the attributes
+    objects of its first and ``count``-th point. It is used only while the metric's points still
+    start with those very objects at those places, so the same leading series. Anything else (a
+    producer's fresh points, storage emptied after a fork) fails the check and the metric is indexed
+    in full. Entries hold references to the two objects, so they cannot be freed and their identity
+    reused. Safe to share between threads: a stale entry still checks itself.
     """
 
     __slots__ = ("_entries",)
 
     def __init__(self) -> None:
-        self._entries: dict[_MetricKey, tuple[int, object, object]] = {}
+        self._entries: dict[MetricKey, tuple[int, object, object]] = {}
 
-    def unowned_prefix(self, key: _MetricKey, points: Sequence[DataPoint]) -> int:
+    def unowned_prefix(self, key: MetricKey, points: Sequence[DataPoint]) -> int:
         """How many leading ``points`` are known to be unowned (0 when nothing is known)."""
         entry = self._entries.get(key)
         if entry is None:
@@ -94,7 +98,7 @@ class IndexMemo:
             return 0
         return count
 
-    def remember(self, entries: dict[_MetricKey, tuple[int, object, object]]) -> None:
+    def remember(self, entries: dict[MetricKey, tuple[int, object, object]]) -> None:
         """Replace what is known with ``entries`` (the metrics of the latest index only)."""
         self._entries = entries
 
@@ -127,18 +131,24 @@ class OwnerIndex:
         self._resource = resource
 
     @classmethod
-    def of(cls, data: MetricsData, memo: IndexMemo | None = None) -> OwnerIndex:
+    def of(
+        cls,
+        data: MetricsData,
+        memo: IndexMemo | None = None,
+        append_only: Container[MetricKey] = frozenset(),
+    ) -> OwnerIndex:
         """Index ``data`` in one pass over its points.
 
-        With ``memo`` (kept by the caller between reads of the same storage), points an earlier
-        index of that memo found unowned are not visited again, and the memo learns this read.
+        With ``memo`` (kept by the caller between reads of the same storage), points of the
+        ``append_only`` metrics that an earlier index of that memo found unowned are not visited
+        again, and the memo learns this read's append-only metrics.
         """
         services: _Groups = {}
         buses: _Groups = {}
         providers: dict[tuple[str, str], list[OwnedMetric]] = {}
         unowned: list[OwnedMetric] = []
         names: set[str] = set()
-        learned: dict[_MetricKey, tuple[int, object, object]] = {}
+        learned: dict[MetricKey, tuple[int, object, object]] = {}
         position = 0
         resource: Resource | None = None
         for resource_metrics in data.resource_metrics:
@@ -149,9 +159,10 @@ class OwnerIndex:
                     names.add(metric.name)
                     points: Sequence[DataPoint] = metric.data.data_points
                     key = (scope.name, scope.version, scope.schema_url, metric.name)
-                    known = 0 if memo is None else memo.unowned_prefix(key, points)
+                    trusted = memo is not None and key in append_only
+                    known = memo.unowned_prefix(key, points) if memo is not None and trusted else 0
                     groups = (services, buses, providers, unowned)
-                    if _index_metric(scope, metric, position, known, *groups) and points and memo is not None:
+                    if _index_metric(scope, metric, position, known, *groups) and points and trusted:
                         learned[key] = (len(points), points[0].attributes, points[-1].attributes)
                     position += 1
         if memo is not None:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, cast
 
+from opentelemetry.metrics import Synchronous
 from opentelemetry.sdk.metrics import (
     Counter,
     Histogram,
@@ -49,7 +50,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel._config import DEFAULT_CARDINALITY_LIMIT
-from telemetry_otel._index import OwnerIndex
+from telemetry_otel._index import MetricKey, OwnerIndex
 from telemetry_otel.vocabulary import OVERFLOW
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "MetricAggregator",
     "MetricProducer",
     "PullReader",
+    "append_only_metrics",
     "cap_series",
     "merge_produced",
 ]
@@ -294,3 +296,28 @@ def _capped(metrics: list[Metric], limit: int | None) -> list[Metric]:
     if limit is None:
         return metrics
     return [cap_series(metric, limit) for metric in metrics]
+
+
+def append_only_metrics(provider: object, reader: MetricReader) -> frozenset[MetricKey]:
+    """The metrics of ``reader``'s storage in ``provider`` whose points only grow at the end.
+
+    Those of synchronous instruments: with cumulative temporality the SDK emits every series they
+    ever had on every read, in the order the series appeared, each with the attributes object it
+    was created with. An observable instrument's read leaves out the series its callback did not
+    report, so its metrics (and any metric an observable instrument shares a name with) are not
+    listed. The SDK's storage is read through its internals; when they are not as expected, nothing
+    is listed and every point is indexed (:class:`~telemetry_otel._index.IndexMemo`).
+    """
+    try:
+        storage = cast(Any, provider)._measurement_consumer._reader_storages[reader]
+        matches = list(storage._instrument_view_instrument_matches.items())
+        synchronous: set[MetricKey] = set()
+        other: set[MetricKey] = set()
+        for instrument, views in matches:
+            scope = instrument.instrumentation_scope
+            into = synchronous if isinstance(instrument, Synchronous) else other
+            into.update((scope.name, scope.version, scope.schema_url, view._name) for view in views)
+    except (AttributeError, KeyError, TypeError):
+        return frozenset()
+    return frozenset(synchronous - other)
+

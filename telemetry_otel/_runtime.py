@@ -40,7 +40,13 @@ from telemetry_otel._fork import (
 from telemetry_otel._index import IndexMemo, OwnerIndex
 from telemetry_otel._pool import DaemonThreadPool
 from telemetry_otel._process import ProcessMetrics
-from telemetry_otel._reader import MetricAggregator, MetricProducer, PullReader, merge_produced
+from telemetry_otel._reader import (
+    MetricAggregator,
+    MetricProducer,
+    PullReader,
+    append_only_metrics,
+    merge_produced,
+)
 from telemetry_otel._scrape_server import ScrapeServer
 from telemetry_otel._snapshot_log import SnapshotLog
 from telemetry_otel.exporters import ExportDemand, PushExporter
@@ -246,7 +252,8 @@ class Telemetry:
             return merged
         derived: dict[InstrumentationScope, list[Metric]] = {}
         # Once for every aggregator (each reads only its owners), skipping what earlier reads found unowned.
-        index = OwnerIndex.of(merged, self._index_memo)
+        append_only = append_only_metrics(self.meter_provider, self._reader)
+        index = OwnerIndex.of(merged, self._index_memo, append_only)
         for aggregator in aggregators:
             derived.setdefault(aggregator.scope, []).extend(aggregator.aggregate(merged, index))
         return merge_produced(merged, self.resource, list(derived.items()), limit)

@@ -180,36 +180,38 @@ def test_a_memo_skips_only_the_unowned_points_it_has_seen_at_their_places() -> N
     # The SDK's cumulative storage hands out one attributes object per series, read after read.
     unowned = [{"item.id": index} for index in range(1000)]
     memo = IndexMemo()
-    first = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo)
+    # The memo is used for the metrics its caller names append-only (a synchronous instrument's).
+    trusted = {(SCOPE.name, SCOPE.version, SCOPE.schema_url, "app.items")}
+    first = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo, trusted)
     assert first.services == {}
     assert len(memo) == 1
 
     # A new owned series appended after the known ones is found.
     grown = [*(_number(a, 2) for a in unowned), _number({"service.name": "a"}, 5)]
-    second = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *grown)])), memo)
+    second = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *grown)])), memo, trusted)
     [owned] = second.service("a")
     assert [point.value for point in owned.points] == [5]
     assert len(memo) == 0  # a metric with an owned point is not remembered
 
     # Relearn the unowned read, then hand over fresh objects (a producer's points, storage emptied
     # after a fork): the memo does not apply, and an owned point in their middle is found.
-    OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo)
+    OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo, trusted)
     fresh = [dict(a) for a in unowned]
     fresh[500] = {"service.name": "b"}
-    third = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in fresh))])), memo)
+    third = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in fresh))])), memo, trusted)
     assert [point.value for owned in third.service("b") for point in owned.points] == [1]
 
     # The same first object, then others (storage refilled in another order): indexed in full.
-    OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo)
+    OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo, trusted)
     refilled = [unowned[0], *(dict(a) for a in unowned[1:])]
     refilled[500] = {"service.name": "d"}
-    again = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in refilled))])), memo)
+    again = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in refilled))])), memo, trusted)
     assert len(again.service("d")) == 1
 
     # The same leading objects but fewer points than remembered: indexed in full.
-    OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo)
+    OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo, trusted)
     fewer = [*unowned[:10], {"service.name": "c"}]
-    fourth = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in fewer))])), memo)
+    fourth = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in fewer))])), memo, trusted)
     assert len(fourth.service("c")) == 1
 
 
@@ -217,7 +219,11 @@ def test_a_memo_forgets_metrics_the_latest_read_did_not_hold() -> None:
     from telemetry_otel._index import IndexMemo
 
     memo = IndexMemo()
-    OwnerIndex.of(_data((SCOPE, [_counter("a.items", _number({"k": 1}, 1)), _counter("b.items")])), memo)
+    trusted = {(scope.name, scope.version, scope.schema_url, name) for scope in (SCOPE, OTHER) for name in ("a.items", "b.items")}
+    data = _data((SCOPE, [_counter("a.items", _number({"k": 1}, 1)), _counter("b.items")]))
+    OwnerIndex.of(data, memo, trusted)
     assert len(memo) == 1  # a metric without points has nothing to remember
-    OwnerIndex.of(_data((OTHER, [_counter("a.items", _number({"k": 1}, 1))])), memo)
+    OwnerIndex.of(_data((OTHER, [_counter("a.items", _number({"k": 1}, 1))])), memo, trusted)
     assert len(memo) == 1  # another scope's metric of the same name is another entry; the old one went
+    OwnerIndex.of(_data((SCOPE, [_counter("c.items", _number({"k": 1}, 1))])), memo, trusted)
+    assert len(memo) == 0  # a metric not named append-only is never remembered

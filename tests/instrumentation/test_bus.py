@@ -319,3 +319,33 @@ def test_a_provider_series_appearing_among_many_unowned_ones_is_aggregated(telem
     assert _get(series, "bus.app.items", bus__name="llm", kind="batch") == 7
     items.add(3, {"service.name": "openai_primary", "kind": "batch"})
     assert _get(_series(telemetry.read_metrics()), "bus.app.items", bus__name="llm", kind="batch") == 10
+
+
+def test_a_provider_series_an_observable_instrument_reports_again_is_aggregated(telemetry: Telemetry) -> None:
+    # An observable instrument's read leaves out the series its callback did not report, so the
+    # series between its first and last can change while those two stay: its points are never
+    # skipped as already seen.
+    from opentelemetry.metrics import CallbackOptions, Observation
+
+    provider = instrument_service("openai_primary", telemetry=telemetry)
+    bus = Bus("llm", telemetry=telemetry)
+    bus.attach(provider)
+    owned = {"service.name": "openai_primary", "queue": "main"}
+    rounds = [
+        [({"queue.id": "a"}, 1), (owned, 5), ({"queue.id": "b"}, 1), ({"queue.id": "c"}, 1)],
+        [({"queue.id": "a"}, 1), ({"queue.id": "b"}, 1), ({"queue.id": "c"}, 1)],
+        [({"queue.id": "a"}, 1), (owned, 9), ({"queue.id": "c"}, 1)],
+    ]
+    current: list[tuple[dict[str, str], int]] = []
+
+    def observe(options: CallbackOptions) -> list[Observation]:
+        return [Observation(value, attributes) for attributes, value in current]
+
+    telemetry.get_meter("app").create_observable_gauge("app.queue.depth", [observe], unit="{item}")
+    seen = []
+    for reported in rounds:
+        current[:] = reported
+        series = _series(telemetry.read_metrics())
+        seen.append(series.get(("bus.app.queue.depth", frozenset({"bus.name": "llm", "queue": "main"}.items()))))
+    assert seen[0] == 5
+    assert seen[2] == 9  # read again once reported again, between two series seen before
