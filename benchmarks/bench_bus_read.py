@@ -69,7 +69,7 @@ def main() -> int:
                 {name: _reads(telemetry) for name, (telemetry, _) in runtimes.items()},
                 baseline="no_buses",
                 rounds=args.rounds,
-                ops=3 if size <= 10_000 else 1,
+                ops=10 if size <= 10_000 else 2,  # ~0.2-0.4 s a round: short rounds are noisy
                 warmup_ops=1,
             )
         finally:

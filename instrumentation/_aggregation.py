@@ -128,7 +128,12 @@ def per_provider_name(name: str) -> str:
 
 def stream_attributes(attributes: Mapping[str, object] | None) -> frozenset[tuple[str, object]]:
     """The attributes that distinguish streams of one metric once the component identity is dropped."""
-    return frozenset((key, value) for key, value in (attributes or {}).items() if key not in IDENTITY_KEYS)
+    if not attributes:
+        return _NO_ATTRIBUTES
+    return frozenset([item for item in attributes.items() if item[0] not in IDENTITY_KEYS])
+
+
+_NO_ATTRIBUTES: frozenset[tuple[str, object]] = frozenset()
 
 
 def apply_gauge_rule(rule: GaugeRule, values: Sequence[tuple[int, float | int]]) -> float | int:

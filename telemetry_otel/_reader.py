@@ -156,27 +156,27 @@ class PullReader(MetricReader):
 
 def _merge_by_name(metrics: Sequence[Metric]) -> list[Metric]:
     """One ``Metric`` per name in a scope: points of same-named metrics of the same type join."""
-    merged: dict[str, Metric] = {}
     kept: list[Metric] = []
+    places: dict[str, int] = {}  # name -> its first metric's place in ``kept``
+    joined: dict[str, list[Any]] = {}  # name -> the points of every metric joining the first
     for metric in metrics:
-        first = merged.get(metric.name)
-        if first is None:
-            merged[metric.name] = metric
+        place = places.get(metric.name)
+        if place is None:
+            places[metric.name] = len(kept)
             kept.append(metric)
             continue
+        first = kept[place]
         if type(first.data) is not type(metric.data) or first.unit != metric.unit:
             kept.append(metric)  # a conflicting definition is left for the encoders to report
             continue
-        combined = Metric(
-            name=first.name,
-            description=first.description,
-            unit=first.unit,
-            data=replace(
-                cast(Any, first.data), data_points=[*first.data.data_points, *metric.data.data_points]
-            ),
-        )
-        merged[metric.name] = combined
-        kept[kept.index(first)] = combined
+        points = joined.get(metric.name)
+        if points is None:
+            points = joined[metric.name] = list(first.data.data_points)
+        points.extend(metric.data.data_points)
+    for name, points in joined.items():  # one new metric per joined name, however many joined it
+        first = kept[places[name]]
+        data = replace(cast(Any, first.data), data_points=points)
+        kept[places[name]] = Metric(first.name, first.description, first.unit, data)
     return kept
 
 
@@ -320,4 +320,3 @@ def append_only_metrics(provider: object, reader: MetricReader) -> frozenset[Met
     except (AttributeError, KeyError, TypeError):
         return frozenset()
     return frozenset(synchronous - other)
-

@@ -174,6 +174,11 @@ def test_exponential_histograms_and_metrics_without_points_are_indexed() -> None
     assert index.metric_names == {"lat", "nothing.yet"}
 
 
+def _items(attributes: list[dict[str, object]]) -> MetricsData:
+    """A read of one counter ``app.items`` with a point per attributes object, in order."""
+    return _data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in attributes))]))
+
+
 def test_a_memo_skips_only_the_unowned_points_it_has_seen_at_their_places() -> None:
     from telemetry_otel._index import IndexMemo
 
@@ -182,7 +187,7 @@ def test_a_memo_skips_only_the_unowned_points_it_has_seen_at_their_places() -> N
     memo = IndexMemo()
     # The memo is used for the metrics its caller names append-only (a synchronous instrument's).
     trusted = {(SCOPE.name, SCOPE.version, SCOPE.schema_url, "app.items")}
-    first = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo, trusted)
+    first = OwnerIndex.of(_items(unowned), memo, trusted)
     assert first.services == {}
     assert len(memo) == 1
 
@@ -195,23 +200,23 @@ def test_a_memo_skips_only_the_unowned_points_it_has_seen_at_their_places() -> N
 
     # Relearn the unowned read, then hand over fresh objects (a producer's points, storage emptied
     # after a fork): the memo does not apply, and an owned point in their middle is found.
-    OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo, trusted)
+    OwnerIndex.of(_items(unowned), memo, trusted)
     fresh = [dict(a) for a in unowned]
     fresh[500] = {"service.name": "b"}
-    third = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in fresh))])), memo, trusted)
+    third = OwnerIndex.of(_items(fresh), memo, trusted)
     assert [point.value for owned in third.service("b") for point in owned.points] == [1]
 
     # The same first object, then others (storage refilled in another order): indexed in full.
-    OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo, trusted)
+    OwnerIndex.of(_items(unowned), memo, trusted)
     refilled = [unowned[0], *(dict(a) for a in unowned[1:])]
     refilled[500] = {"service.name": "d"}
-    again = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in refilled))])), memo, trusted)
+    again = OwnerIndex.of(_items(refilled), memo, trusted)
     assert len(again.service("d")) == 1
 
     # The same leading objects but fewer points than remembered: indexed in full.
-    OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in unowned))])), memo, trusted)
+    OwnerIndex.of(_items(unowned), memo, trusted)
     fewer = [*unowned[:10], {"service.name": "c"}]
-    fourth = OwnerIndex.of(_data((SCOPE, [_counter("app.items", *(_number(a, 1) for a in fewer))])), memo, trusted)
+    fourth = OwnerIndex.of(_items(fewer), memo, trusted)
     assert len(fourth.service("c")) == 1
 
 
@@ -219,7 +224,11 @@ def test_a_memo_forgets_metrics_the_latest_read_did_not_hold() -> None:
     from telemetry_otel._index import IndexMemo
 
     memo = IndexMemo()
-    trusted = {(scope.name, scope.version, scope.schema_url, name) for scope in (SCOPE, OTHER) for name in ("a.items", "b.items")}
+    trusted = {
+        (scope.name, scope.version, scope.schema_url, name)
+        for scope in (SCOPE, OTHER)
+        for name in ("a.items", "b.items")
+    }
     data = _data((SCOPE, [_counter("a.items", _number({"k": 1}, 1)), _counter("b.items")]))
     OwnerIndex.of(data, memo, trusted)
     assert len(memo) == 1  # a metric without points has nothing to remember

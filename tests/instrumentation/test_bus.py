@@ -346,6 +346,7 @@ def test_a_provider_series_an_observable_instrument_reports_again_is_aggregated(
     for reported in rounds:
         current[:] = reported
         series = _series(telemetry.read_metrics())
-        seen.append(series.get(("bus.app.queue.depth", frozenset({"bus.name": "llm", "queue": "main"}.items()))))
+        key = ("bus.app.queue.depth", frozenset({"bus.name": "llm", "queue": "main"}.items()))
+        seen.append(series.get(key))
     assert seen[0] == 5
     assert seen[2] == 9  # read again once reported again, between two series seen before
