@@ -7,14 +7,16 @@ real demo runtime, parsed by ``prometheus_client``'s parser, labelled by the scr
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from telemetry_otel import Collection, TelemetryConfig
+from telemetry_otel import Collection, Snapshot, TelemetryConfig
 from telemetry_otel import Telemetry as Runtime
 from telemetry_otel.formats import encode_openmetrics, encode_prometheus_text, label_agent
+from telemetry_otel.instrumentation import gauge, instrument_service
 from telemetry_otel.instrumentation.demo import DemoRuntime
 from telemetry_otel.views import Thresholds, ViewInputs, render_view
 from telemetry_otel.views._fleet_collection import ONLY_ON_AGENT, agent_collection
@@ -216,3 +218,34 @@ def test_an_agent_without_reason_series_keeps_a_reason_for_warn_and_fail() -> No
             assert ONLY_ON_AGENT in str(reason), name
         elif name != "runtime":
             assert reason is None, name
+
+
+def test_the_fleet_shows_an_errors_reason_with_its_addresses_and_ids_masked() -> None:
+    """A text that names a memory address or an id is masked in ``/metrics`` (one series, not one per
+    collection); the fleet shows the agent's status and that masked text."""
+
+    class Handle:
+        pass
+
+    def broken() -> Snapshot:
+        raise RuntimeError(f"request 4711042 failed on {Handle()!r}")
+
+    runtime = Runtime(TelemetryConfig(service_name="fleet-a"))
+    try:
+        depth = gauge("work.queue.depth", "{item}", "Items waiting.")
+        instrument_service("store", category="graph", snapshot=broken, metrics=[depth], telemetry=runtime)
+        instrument_service("llm", category="runtime", telemetry=runtime).report_health("pass")
+        collection = asyncio.run(runtime.collect())
+    finally:
+        runtime.shutdown()
+    own = _reasons(render_view("health", _inputs(collection)).document)
+    rebuilt = agent_collection(_scraped(collection)).collection
+    fleet = _reasons(render_view("health", _inputs(rebuilt)).document)
+    entry = own["store"]
+    assert isinstance(entry, tuple)
+    status, reason = entry
+    assert " object at 0x" in reason
+    masked = re.sub(r"[0-9]{5,}", "\u2026", re.sub(r"0x[0-9a-fA-F]+", "0x\u2026", reason))
+    assert masked != reason
+    assert fleet["store"] == (status, masked)
+    assert fleet["runtime"] == (own["runtime"][0], fleet["runtime"][1])  # type: ignore[index]
