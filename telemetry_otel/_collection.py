@@ -26,6 +26,7 @@ from telemetry_otel._components import (
 from telemetry_otel._index import OwnerIndex
 
 __all__ = [
+    "STILL_RUNNING",
     "Collection",
     "ComponentKind",
     "ComponentOutcome",
@@ -44,6 +45,9 @@ ComponentKind: TypeAlias = Literal["service", "provider"]
 CoroutineRunner: TypeAlias = Callable[[Coroutine[Any, Any, Any]], "asyncio.Future[Any]"]
 
 Outcome: TypeAlias = Literal["ok", "error", "timeout", "none"]
+#: The error of a snapshot whose previous call has not returned: the same text every cycle (how long
+#: it has been running is not in it; ``telemetry.collection.snapshot.age`` keeps growing meanwhile).
+STILL_RUNNING = "previous snapshot still running (not called again until it returns)"
 
 
 @dataclass(frozen=True)
@@ -232,9 +236,9 @@ async def _collect_one(
     running_since = component.snapshot_running_since
     if running_since is not None:
         # A call from an earlier cycle has not returned (a thread cannot be stopped, and a coroutine
-        # may ignore its cancellation): do not stack another on it.
-        stuck = time.monotonic() - running_since
-        return _failed(component, "timeout", f"previous snapshot still running after {stuck:.1f} s", started)
+        # may ignore its cancellation): do not stack another on it. The text is the same every cycle
+        # (a reason is a label of /metrics: a text that changes is a new series each collection).
+        return _failed(component, "timeout", STILL_RUNNING, started)
     try:
         call = _start(component, function, executor, run_coroutine)
     except Exception as exc:  # no thread or loop could take the call (at exit, a closed host loop)

@@ -10,7 +10,7 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, Gauge, Metr
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry_otel._collection import ComponentOutcome, ComponentRecord
-from telemetry_otel._component_metrics import component_series
+from telemetry_otel._component_metrics import ReasonTextsSeen, component_series
 from telemetry_otel._version import __version__
 from telemetry_otel.vocabulary import (
     COLLECTOR_SCOPE_NAME,
@@ -59,6 +59,7 @@ class CollectorMetrics:
         self._problems: dict[str, int] = {}
         self._last_outcomes: dict[str, ComponentOutcome] = {}
         self._records: tuple[ComponentRecord, ...] = ()
+        self._reason_texts: ReasonTextsSeen = {}
         self._buses: Mapping[str, Mapping[str, str]] = {}
 
     def reset_after_fork(self) -> None:
@@ -154,5 +155,7 @@ class CollectorMetrics:
                     Gauge(age),
                 ),
             ]
-            metrics += component_series(self._records, self._buses, self._last_outcomes, now)
+            metrics += component_series(
+                self._records, self._buses, self._last_outcomes, now, self._reason_texts
+            )
             return [metric for metric in metrics if metric.data.data_points]

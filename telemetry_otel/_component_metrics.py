@@ -14,14 +14,18 @@ The texts a view shows as reasons are ``telemetry.component.reason.timestamp``, 
 series per component and source (``reason.source``: ``health`` for the reported reason,
 ``snapshot.error``, ``snapshot.problems`` and ``snapshot.unknown``, lists joined by newlines) with
 the text as ``reason.text`` (the health's is there for every report, empty without a reason; the
-others only when they have a text), at most :data:`REASON_TEXT_MAX_CHARS` characters (a longer one is cut
-and ends with an ellipsis): at most four series per component. Its value is the collection's Unix
+others only when they have a text), normalised by :func:`reason_text` (hex addresses and runs of
+five or more digits masked, at most :data:`REASON_TEXT_MAX_CHARS` characters, a longer one cut and
+ending with an ellipsis), and at most :data:`REASON_TEXTS_PER_SOURCE` distinct texts per component
+and source in a process's life (a further new text is :data:`REASON_TEXTS_EXCEEDED`): a TSDB holds
+a bounded number of reason series per component, whatever its errors say. Its value is the collection's Unix
 time, not 1: a text that changes makes a new series, and a reader of older samples (a TSDB's
 ``last_over_time``) keeps only those whose value is the newest collection's time.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import get_args
 
@@ -51,7 +55,15 @@ from telemetry_otel.vocabulary import (
     TELEMETRY_COMPONENT_REASON_TIMESTAMP,
 )
 
-__all__ = ["REASON_SOURCES", "SNAPSHOT_OUTCOMES", "component_series", "reason_text"]
+__all__ = [
+    "REASON_SOURCES",
+    "REASON_TEXTS_EXCEEDED",
+    "REASON_TEXTS_PER_SOURCE",
+    "SNAPSHOT_OUTCOMES",
+    "ReasonTextsSeen",
+    "component_series",
+    "reason_text",
+]
 
 #: The sources of ``telemetry.component.reason.timestamp``, in the order a component's are written.
 REASON_SOURCES = ("health", "snapshot.error", "snapshot.problems", "snapshot.unknown")
@@ -61,16 +73,55 @@ REASON_SOURCES = ("health", "snapshot.error", "snapshot.problems", "snapshot.unk
 SNAPSHOT_OUTCOMES: tuple[Outcome, ...] = tuple(o for o in get_args(Outcome) if o != "none")
 
 
+#: What changes between two raises of the same error: memory addresses (``<X object at 0x7f3a...>``)
+#: and runs of five or more digits (ids, large counts, timestamps); shorter numbers (a timeout's
+#: ``2000 ms``, an HTTP status) stay readable, and :data:`REASON_TEXTS_PER_SOURCE` bounds the rest.
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+_LONG_DIGITS = re.compile(r"[0-9]{5,}")
+
+
+#: Distinct ``reason.text`` values one component and source may write in a process's life.
+REASON_TEXTS_PER_SOURCE = 16
+#: The ``reason.text`` of a new text past :data:`REASON_TEXTS_PER_SOURCE` (the views keep the full one).
+REASON_TEXTS_EXCEEDED = (
+    f"more than {REASON_TEXTS_PER_SOURCE} distinct reasons: this one is only on the agent's own endpoint"
+)
+#: The texts written so far, by (component, source): what :data:`REASON_TEXTS_PER_SOURCE` counts.
+ReasonTextsSeen = dict[tuple[str, str], set[str]]
+
+
 def reason_text(text: str) -> str:
-    """``text`` as a ``reason.text`` label carries it: at most :data:`REASON_TEXT_MAX_CHARS` characters."""
+    """``text`` as a ``reason.text`` label carries it: hex addresses masked (``0x…``), runs of five
+    or more digits masked (``…``), at most :data:`REASON_TEXT_MAX_CHARS` characters.
+
+    A label that changes is a new series in a TSDB: the masking keeps the same error the same text
+    from one collection to the next. The agent's own views keep the full text.
+    """
+    text = _LONG_DIGITS.sub("\u2026", _HEX_ADDRESS.sub("0x\u2026", text))
     if len(text) <= REASON_TEXT_MAX_CHARS:
         return text
     return text[: REASON_TEXT_MAX_CHARS - 1] + "\u2026"
 
 
-def _reasons(record: ComponentRecord, done: ComponentOutcome | None) -> dict[str, str]:
+def _reasons(
+    record: ComponentRecord, done: ComponentOutcome | None, seen: ReasonTextsSeen | None
+) -> dict[str, str]:
     """A component's reason texts by source: the reported health's whenever there is one (empty
-    when it gave none, as the health state set is there for every report), the others when not empty."""
+    when it gave none, as the health state set is there for every report), the others when not empty;
+    a new text past the bound of its component and source in ``seen`` is :data:`REASON_TEXTS_EXCEEDED`."""
+    found = _texts(record, done)
+    if seen is not None:
+        for source, text in found.items():
+            known = seen.setdefault((record.name, source), set())
+            if text not in known:
+                if len(known) < REASON_TEXTS_PER_SOURCE:
+                    known.add(text)
+                else:
+                    found[source] = REASON_TEXTS_EXCEEDED
+    return found
+
+
+def _texts(record: ComponentRecord, done: ComponentOutcome | None) -> dict[str, str]:
     found: dict[str, str] = {}
     if record.health is not None:
         found["health"] = reason_text(record.health.reason or "")
@@ -90,8 +141,10 @@ def component_series(
     buses: Mapping[str, Mapping[str, str]],
     outcomes: Mapping[str, ComponentOutcome],
     now: int,
+    seen: ReasonTextsSeen | None = None,
 ) -> list[Metric]:
-    """The component, health and outcome series of one collection as of ``now`` (ns)."""
+    """The component, health and outcome series of one collection as of ``now`` (ns); ``seen``
+    (updated) bounds the reason texts per component and source, none when not given."""
     info, membership, health, health_time, outcome, duration = [], [], [], [], [], []
     reasons: list[NumberDataPoint] = []
     collected = now / 1e9
@@ -109,7 +162,7 @@ def component_series(
                 health.append(NumberDataPoint({SERVICE_NAME: name, HEALTH_STATUS: status}, now, now, value))
             health_time.append(NumberDataPoint({SERVICE_NAME: name}, now, now, report.time_unix_nano / 1e9))
         done = outcomes.get(name)
-        for source, text in _reasons(record, done).items():
+        for source, text in _reasons(record, done, seen).items():
             point = {SERVICE_NAME: name, REASON_SOURCE: source, REASON_TEXT: text}
             reasons.append(NumberDataPoint(point, now, now, collected))
         if done is not None and done.outcome != "none":

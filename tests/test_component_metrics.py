@@ -147,3 +147,57 @@ def test_reason_texts_are_info_series_bounded_in_number_and_length(telemetry: Te
     # The value is the collection's time, the same as telemetry.collection.timestamp's.
     ((_, read_at),) = _points(collection.metrics, "telemetry.collection.timestamp")
     assert {value for _, value in points} == {read_at}
+
+
+def _reason_series(data: MetricsData) -> set[tuple[str, str, str]]:
+    return {
+        (str(a["service.name"]), str(a["reason.source"]), str(a["reason.text"]))
+        for a, _ in _points(data, "telemetry.component.reason.timestamp")
+    }
+
+
+class _Handle:
+    """An object whose text names its memory address, as many exceptions' texts do."""
+
+
+def test_an_error_that_names_addresses_and_ids_is_one_reason_series(telemetry: Telemetry) -> None:
+    """The same error raised each collection with another address, id and count is one series; the
+    agent's own outcome keeps the full text."""
+    calls = 0
+
+    def broken() -> Snapshot:
+        nonlocal calls
+        calls += 1
+        handle = _Handle()
+        raise RuntimeError(f"request {1_000_000 + calls} failed on {handle!r} after {calls} tries")
+
+    instrument_service("store", category="graph", snapshot=broken, metrics=[DEPTH], telemetry=telemetry)
+    collections = [asyncio.run(telemetry.collect()) for _ in range(5)]
+    errors = [collection.outcomes["store"].error for collection in collections]
+    assert len(set(errors)) == 5  # the agent's own text: the full one, different each time
+    assert all(error is not None and " object at 0x" in error for error in errors)
+    seen = set().union(*(_reason_series(collection.metrics) for collection in collections))
+    store = {text for name, source, text in seen if (name, source) == ("store", "snapshot.error")}
+    # The address and the id masked; a short count stays (the bound below catches what is left).
+    assert store == {
+        f"RuntimeError: request \u2026 failed on <{__name__}._Handle object at 0x\u2026> after {n} tries"
+        for n in range(1, 6)
+    }
+
+
+def test_distinct_reason_texts_per_component_are_bounded(telemetry: Telemetry) -> None:
+    """Past the bound, a new text is one fixed text: a TSDB holds a bounded number of reason series."""
+    from telemetry_otel._component_metrics import REASON_TEXTS_EXCEEDED, REASON_TEXTS_PER_SOURCE
+
+    service = instrument_service("llm", category="runtime", telemetry=telemetry)
+    texts: set[str] = set()
+    for attempt in range(REASON_TEXTS_PER_SOURCE + 5):
+        service.report_health("warn", f"slow on shard {attempt}")
+        collection = asyncio.run(telemetry.collect())
+        assert collection.component("llm").health.reason == f"slow on shard {attempt}"  # type: ignore[union-attr]
+        texts |= {text for name, source, text in _reason_series(collection.metrics) if name == "llm"}
+    assert len(texts) == REASON_TEXTS_PER_SOURCE + 1
+    assert REASON_TEXTS_EXCEEDED in texts
+    service.report_health("warn", "slow on shard 0")  # a text already written is written again
+    collection = asyncio.run(telemetry.collect())
+    assert ("llm", "health", "slow on shard 0") in _reason_series(collection.metrics)

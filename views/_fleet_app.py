@@ -286,6 +286,8 @@ class _FleetEndpoint:
         if agent.down:
             document["status"] = "fail"
             notes.append(f"the agent is down: {agent.down_reason}")
+        elif agent.unknown_reason is not None:
+            notes.append(f"the agent's state is unknown: {agent.unknown_reason}")
         status = 503 if document["status"] == "fail" else 200
         return JSONResponse(document, status_code=status, media_type=HEALTH_JSON)
 

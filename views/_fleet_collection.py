@@ -15,7 +15,10 @@ Pure: samples in, plain data out. The series are what ``/metrics`` exposes (``do
   outcomes from ``telemetry_collection_outcome`` with the snapshot duration and age, its time from
   ``telemetry_collection_timestamp_seconds``; reason texts (a reported health's reason, a snapshot's
   error, problems and unknown metrics) from ``telemetry_component_reason_timestamp_seconds``, keeping
-  only the series whose value is that collection's time (older texts stay in ``last_over_time``).
+  only the series whose value is that collection's time (older texts stay in ``last_over_time``);
+  the same filter applies to the metric the services get, as the agent's own ``/metrics`` has only
+  the newest texts. An agent without any reason series (from before them) gets
+  :data:`ONLY_ON_AGENT` as the reason of a ``warn`` or ``fail``.
   What a complete agent has but this one lacks is listed in ``missing``.
 """
 
@@ -94,6 +97,8 @@ _KNOWN_KEYS = {
         v.COMPONENT_KIND,
         v.COMPONENT_SNAPSHOT,
         v.COLLECTION_OUTCOME,
+        v.REASON_SOURCE,
+        v.REASON_TEXT,
         "circuit_breaker.state",
         "telemetry.sdk.language",
         "telemetry.sdk.name",
@@ -217,7 +222,10 @@ def agent_collection(
             continue  # OpenMetrics creation times of a counter or histogram: not a metric of their own
         name, unit = _otel_name(base[: -len("_total")] if counter else base)
         by_scope: dict[_ScopeKey, list[NumberDataPoint]] = {}
-        for sample in families[family]:
+        current = families[family]
+        if family == _REASONS:  # only the newest collection's texts, as the agent's own /metrics has
+            current = _current_reasons(current, collected_at)
+        for sample in current:
             scope, attributes = builder.split(sample.labels)
             by_scope.setdefault(scope, []).append(
                 NumberDataPoint(attributes, now, now, _number(sample.value))
@@ -311,12 +319,12 @@ def _components(
         return {sample.labels.get("service_name", ""): sample.value for sample in families.get(family, ())}
 
     reasons: dict[tuple[str, str], str] = {}
-    if collected_at is not None:
-        for sample in families.get(_REASONS, ()):
-            if abs(sample.value - collected_at) <= _SAME_COLLECTION_SECONDS:
-                labels = sample.labels
-                key = (labels.get("service_name", ""), labels.get("reason_source", ""))
-                reasons[key] = labels.get("reason_text", "")
+    for sample in _current_reasons(families.get(_REASONS, ()), collected_at):
+        labels = sample.labels
+        key = (labels.get("service_name", ""), labels.get("reason_source", ""))
+        reasons[key] = labels.get("reason_text", "")
+    # An agent from before the reason series: its warn and fail reasons are on its own endpoint only.
+    no_reasons = ONLY_ON_AGENT if _REASONS not in families else None
     health = by_service("telemetry_component_health")
     health_time = value_of("telemetry_component_health_timestamp_seconds")
     outcome = by_service("telemetry_collection_outcome")
@@ -353,7 +361,7 @@ def _components(
             if status in ("pass", "warn", "fail"):
                 report = HealthReport(
                     status,  # type: ignore[arg-type]
-                    reasons.get((name, "health")) or None,
+                    reasons.get((name, "health")) or (None if status == "pass" else no_reasons),
                     int((reported_at if reported_at is not None else collected_at or 0.0) * 1e9),
                 )
         records.append(
@@ -387,6 +395,14 @@ def _components(
             _lines(reasons.get((name, "snapshot.unknown"))),
         )
     return tuple(records), buses, outcomes, missing
+
+
+def _current_reasons(samples: Sequence[Sample], collected_at: float | None) -> list[Sample]:
+    """The reason samples of the collection at ``collected_at`` (none without one): a TSDB's
+    ``last_over_time`` also returns texts of older collections, valued with their own time."""
+    if collected_at is None:
+        return []
+    return [sample for sample in samples if abs(sample.value - collected_at) <= _SAME_COLLECTION_SECONDS]
 
 
 def _lines(text: str | None) -> tuple[str, ...]:

@@ -47,7 +47,7 @@ def render_fleet_html(model: FleetModel, refresh_seconds: int) -> str:
     rows = []
     for row in model.agents:
         link = f"/api/{quote(row.name, safe='')}/v1/telemetry?format=html"
-        why = row.down_reason or row.reason or ""
+        why = row.down_reason or row.unknown_reason or row.reason or ""
         if row.missing:
             why = f"{why}; missing: {', '.join(row.missing)}".lstrip("; ")
         rows.append(

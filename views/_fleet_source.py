@@ -13,7 +13,10 @@ Agents are also discovered from the TSDB's label index: one ``/api/v1/series`` r
 (:data:`SERIES_MATCHES`) lists, within the lookback, every agent that has any of the series every
 agent has, and which of them it has. An agent that request finds but the value queries do not
 return (their limits, or an agent that arrived between the requests) is still listed, ``unknown``
-with what is missing: never silently dropped. A refresh costs :data:`REQUESTS_PER_READ` requests.
+with what is missing: never silently dropped; one the index lists but with no sample at all (a
+newly started agent, before its first scrape is queryable) is ``unknown`` with
+:data:`INDEXED_ONLY` as its ``unknown_reason``, not down. A refresh costs
+:data:`REQUESTS_PER_READ` requests.
 
 An agent is **down** when every scrape target it was last seen on answers ``up == 0`` (the TSDB
 holds Prometheus's ``up`` series), or when its newest collection is older than
@@ -50,6 +53,7 @@ __all__ = [
     "DEFAULT_DOWN_AFTER_SECONDS",
     "DEFAULT_LOOKBACK_SECONDS",
     "DEFAULT_WINDOW_SECONDS",
+    "INDEXED_ONLY",
     "QUERIES",
     "REQUESTS_PER_READ",
     "SERIES_MATCHES",
@@ -65,6 +69,12 @@ DEFAULT_LOOKBACK_SECONDS = 86_400.0
 DEFAULT_WINDOW_SECONDS = 300.0
 #: An agent whose newest collection is older than this is down (Prometheus's own lookback delta).
 DEFAULT_DOWN_AFTER_SECONDS = 300.0
+
+#: Why an agent the series index lists but whose samples no query returns is ``unknown``.
+INDEXED_ONLY = (
+    "the TSDB's series index lists this agent but holds no sample of it yet "
+    "(a newly started agent; or its samples are older than the lookback)"
+)
 
 #: Every query of a refresh, by what it answers; ``{lookback}`` and ``{window}`` are durations.
 QUERIES: Mapping[str, str] = {
@@ -134,6 +144,8 @@ class AgentData:
     request_rate_per_second: float | None
     latency_p95_window_seconds: float | None
     latency_p95_seconds: float | None
+    #: Why the agent's state is unknown though it is not down (:data:`INDEXED_ONLY`), or None.
+    unknown_reason: str | None = None
 
     @property
     def down(self) -> bool:
@@ -215,8 +227,10 @@ class FleetSource:
             known = [up[target] for target in targets if target in up]
             scrape_up = None if not known else any(value == 1 for value in known)
             age = None if built.collected_at is None else max(0.0, now - built.collected_at)
-            down_reason = None
-            if scrape_up is False:
+            down_reason = unknown_reason = None
+            if not samples:  # found by the series index only: no sample says it is down
+                unknown_reason = INDEXED_ONLY
+            elif scrape_up is False:
                 down_reason = "its scrape target is down (up == 0)"
             elif age is not None and age > settings.down_after_seconds:
                 down_reason = f"no collection for {age:.0f} s (more than {settings.down_after_seconds:g} s)"
@@ -237,6 +251,7 @@ class FleetSource:
                 request_rate_per_second=math.fsum(services.values()) if services else None,
                 latency_p95_window_seconds=_finite(p95_window.get(agent)),
                 latency_p95_seconds=_finite(p95.get(agent)),
+                unknown_reason=unknown_reason,
             )
         return agents
 

@@ -3,7 +3,8 @@ all of them, and one entry per agent. Pure: a typed :class:`FleetModel` built fr
 :class:`FleetData` and each agent's model, read by the JSON document and by the fleet page.
 
 An agent's ``state``: ``down`` when :class:`AgentData` says so (its last counts stay in the totals),
-else ``unknown`` when the series every agent has are missing (its services are not known), else
+else ``unknown`` when the series every agent has are missing (its services are not known) or when
+the TSDB's index lists it without any sample (``unknown_reason`` says so), else
 ``healthy`` for an overall ``pass`` and ``degraded`` for ``warn`` or ``fail``.
 """
 
@@ -40,7 +41,7 @@ def agent_state(agent: AgentData, model: Model) -> AgentState:
     """The agent's state in the fleet (see the module docstring)."""
     if agent.down:
         return "down"
-    if any(name in agent.missing for name in REQUIRED):
+    if agent.unknown_reason is not None or any(name in agent.missing for name in REQUIRED):
         return "unknown"
     return "healthy" if model.status == "pass" else "degraded"
 
@@ -52,6 +53,7 @@ def agent_meta(fleet: FleetData, agent: AgentData, source: str) -> dict[str, Any
         "source": source,
         "down": agent.down,
         "down_reason": agent.down_reason,
+        "unknown_reason": agent.unknown_reason,
         "last_collection_age_seconds": _rounded(agent.age_seconds),
         "scrape_up": agent.scrape_up,
         "missing": list(agent.missing),
@@ -87,6 +89,7 @@ class AgentRow:
     status: OverallStatus
     reason: str | None
     down_reason: str | None
+    unknown_reason: str | None
     last_collection_age_seconds: float | None
     scrape_up: bool | None
     missing: tuple[str, ...]
@@ -134,6 +137,7 @@ def fleet_model(fleet: FleetData, models: Mapping[str, Model], source: str) -> F
                 status=model.status,
                 reason=model.reason,
                 down_reason=agent.down_reason,
+                unknown_reason=agent.unknown_reason,
                 last_collection_age_seconds=_rounded(agent.age_seconds),
                 scrape_up=agent.scrape_up,
                 missing=agent.missing,
@@ -189,6 +193,7 @@ def fleet_json(model: FleetModel) -> dict[str, Any]:
                 "status": row.status,
                 "reason": row.reason,
                 "down_reason": row.down_reason,
+                "unknown_reason": row.unknown_reason,
                 "last_collection_age_seconds": row.last_collection_age_seconds,
                 "scrape_up": row.scrape_up,
                 "missing": list(row.missing),

@@ -74,7 +74,10 @@ def encode_exposition(
 
     The text is never held whole, twice: each chunk is encoded while the lines it came from are
     released, so a scrape's body costs about its size once (a server sends the chunks in turn).
+    ``chunk_chars`` must be a whole number of at least 1 (a ``ValueError`` otherwise).
     """
+    if isinstance(chunk_chars, bool) or not isinstance(chunk_chars, int) or chunk_chars < 1:
+        raise ValueError(f"chunk_chars must be an integer >= 1 (1 to any size), got {chunk_chars!r}")
     lines = _LINES[content_type](data, agent_label=agent_label)
     # Where each chunk ends: the first line end at or past each multiple of chunk_chars.
     ends = list(accumulate(map(len, lines)))

@@ -202,6 +202,22 @@ def test_encode_exposition_is_the_encoders_text_in_chunks(encode: object) -> Non
     assert b"".join(chunks).decode("utf-8") == encode(data)  # type: ignore[operator]
 
 
+@pytest.mark.parametrize("chunk_chars", [0, -1, 1.5, True])
+def test_encode_exposition_refuses_a_chunk_size_below_one_character(chunk_chars: object) -> None:
+    telemetry = Telemetry(TelemetryConfig(service_name="t"))
+    try:
+        telemetry.get_meter("chunks").create_counter("items").add(1)
+        data = telemetry.read_metrics()
+    finally:
+        telemetry.shutdown()
+    with pytest.raises(ValueError, match=r"chunk_chars must be an integer >= 1"):
+        encode_exposition(data, PROMETHEUS_TEXT_CONTENT_TYPE, chunk_chars=chunk_chars)  # type: ignore[arg-type]
+    # One character is the smallest size: every line is a chunk of its own.
+    chunks = encode_exposition(data, PROMETHEUS_TEXT_CONTENT_TYPE, chunk_chars=1)
+    assert b"".join(chunks).decode("utf-8") == encode_prometheus_text(data)
+    assert len(chunks) == encode_prometheus_text(data).count("\n")
+
+
 def test_metrics_body_in_many_chunks_has_its_length_and_gzips_whole() -> None:
     telemetry = Telemetry(TelemetryConfig(service_name="t", cardinality_limit=5_000))
     try:

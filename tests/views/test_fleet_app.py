@@ -288,3 +288,60 @@ def test_a_tsdb_answering_nonsense_is_a_503_naming_it(
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _IndexedOnly(http.server.BaseHTTPRequestHandler):
+    """A TSDB whose series index lists an agent that has no sample yet (a newly started one): the
+    series request finds it, every value query answers an empty vector."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path.endswith("/series"):
+            body = (
+                b'{"status":"success","data":[{"__name__":"telemetry_component_info","agent":"fresh",'
+                b'"job":"telemetry-otel","instance":"127.0.0.1:9","service_name":"llm"}]}'
+            )
+        else:
+            body = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_an_agent_indexed_without_samples_is_unknown_saying_why_not_down(
+    live_server: Callable[..., Any],
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _IndexedOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = live_server(
+            create_fleet_app(f"http://127.0.0.1:{server.server_address[1]}", cache_ttl_seconds=0)
+        ).url
+        summary = httpx.get(f"{base}/api/fleet/v1/telemetry", params={"view": "summary"}, timeout=10)
+        agent = httpx.get(f"{base}/api/fresh/v1/telemetry", params={"view": "health"}, timeout=10)
+        health = httpx.get(f"{base}/api/fresh/v1/telemetry/health", timeout=10)
+        page = httpx.get(f"{base}/api/fleet/v1/telemetry", params={"format": "html"}, timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary.status_code == 200
+    document = summary.json()
+    assert document["agents"] == {"total": 1, "healthy": 0, "degraded": 0, "down": 0, "unknown": 1}
+    entry = document["by_agent"]["fresh"]
+    assert entry["state"] == "unknown"
+    assert entry["down_reason"] is None
+    from telemetry_otel.views._fleet_source import INDEXED_ONLY
+
+    assert entry["unknown_reason"] == INDEXED_ONLY
+    assert "no sample" in entry["unknown_reason"]
+    assert agent.status_code == 200
+    assert agent.json()["fleet"]["down"] is False
+    assert agent.json()["fleet"]["unknown_reason"] == INDEXED_ONLY
+    assert f"the agent's state is unknown: {INDEXED_ONLY}" in health.json()["notes"]
+    assert "the agent is down" not in " ".join(health.json()["notes"])
+    assert INDEXED_ONLY.replace("'", "&#x27;") in page.text
