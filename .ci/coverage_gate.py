@@ -17,9 +17,9 @@ from pathlib import Path
 import coverage
 
 #: Lowest share of the installed package's lines the suite may execute, in percent.
-LINE_FLOOR = 96.0
+LINE_FLOOR = 96.4
 #: Lowest share of the installed package's branches the suite may take, in percent.
-BRANCH_FLOOR = 90.0
+BRANCH_FLOOR = 91.0
 
 
 def main(data_dir: str, *, gate: bool = True) -> int:
