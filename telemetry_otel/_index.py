@@ -149,6 +149,7 @@ class OwnerIndex:
         unowned: list[OwnedMetric] = []
         names: set[str] = set()
         learned: dict[MetricKey, tuple[int, object, object]] = {}
+        groups = (services, buses, providers, unowned)
         position = 0
         resource: Resource | None = None
         for resource_metrics in data.resource_metrics:
@@ -161,7 +162,6 @@ class OwnerIndex:
                     key = (scope.name, scope.version, scope.schema_url, metric.name)
                     trusted = memo is not None and key in append_only
                     known = memo.unowned_prefix(key, points) if memo is not None and trusted else 0
-                    groups = (services, buses, providers, unowned)
                     if _index_metric(scope, metric, position, known, *groups) and points and trusted:
                         learned[key] = (len(points), points[0].attributes, points[-1].attributes)
                     position += 1
